@@ -1,0 +1,157 @@
+/* model.h: one decoder-only transformer for the GPT-2 and Llama families.
+ * The family is a set of switches in AdModelConfig (norm, MLP, positions, biases,
+ * tied classifier, grouped-query attention), not a separate code path.
+ * The model owns parameters and gradients; activations live in AdActs, sized once
+ * for a (B, T) at init, so forward/backward never allocate. File I/O and optimizers
+ * live elsewhere (checkpoint.h, optim.h). */
+#ifndef AUTODIDACT_MODEL_H
+#define AUTODIDACT_MODEL_H
+
+#include "autodidact/common.h"
+#include "autodidact/rng.h"
+
+typedef enum { AD_NORM_LAYERNORM = 0, AD_NORM_RMSNORM = 1 } AdNormKind;
+typedef enum { AD_MLP_GELU = 0, AD_MLP_SWIGLU = 1 } AdMlpKind;
+typedef enum { AD_POS_LEARNED = 0, AD_POS_ROPE = 1, AD_POS_NONE = 2 } AdPosKind;
+
+typedef struct {
+    int vocab_size;   /* V */
+    int max_seq_len;  /* maximum T (size of the learned position table, RoPE limit) */
+    int n_layer;      /* L */
+    int n_head;       /* H query heads */
+    int n_kv_head;    /* key/value heads; divides n_head (== n_head: plain multi-head) */
+    int d_model;      /* C; divisible by n_head */
+    int d_ff;         /* F: MLP hidden width */
+    AdNormKind norm;
+    AdMlpKind mlp;
+    AdPosKind pos;
+    int bias;         /* 1: linear layers and norms carry biases */
+    int tied;         /* 1: the classifier is the token embedding (wte) */
+    float norm_eps;
+    float rope_theta;
+} AdModelConfig;
+
+/* Fills `c` with a family's switches ("gpt2": LayerNorm, GELU, learned positions,
+ * biases, tied; "llama": RMSNorm, SwiGLU, RoPE theta 10000, no biases, untied) and
+ * leaves sizes at small defaults. Returns AD_ERR_ARG for an unknown family. */
+AdStatus ad_model_config_preset(AdModelConfig *c, const char *family);
+/* Checks sizes and divisibility; the message names the offending field. */
+AdStatus ad_model_config_validate(const AdModelConfig *c);
+const char *ad_norm_name(AdNormKind k);
+const char *ad_mlp_name(AdMlpKind k);
+const char *ad_pos_name(AdPosKind k);
+/* Parses the names above; returns -1 when unknown. */
+int ad_norm_parse(const char *s);
+int ad_mlp_parse(const char *s);
+int ad_pos_parse(const char *s);
+
+/* Parameter tensors, in storage order. Absent tensors (wpe without learned positions,
+ * biases when bias == 0, lnXb with RMSNorm, lm_head when tied) have size 0 and NULL
+ * pointers. Per-layer tensors are stacked along a leading L dimension. */
+enum {
+    AD_P_WTE = 0,    /* (V, C) token embedding */
+    AD_P_WPE,        /* (maxT, C) learned positions */
+    AD_P_LN1W,       /* (L, C) */
+    AD_P_LN1B,       /* (L, C) */
+    AD_P_QKVW,       /* (L, (H + 2*Hkv)*hs, C): rows are [q heads | k heads | v heads] */
+    AD_P_QKVB,       /* (L, (H + 2*Hkv)*hs) */
+    AD_P_ATTPROJW,   /* (L, C, C) */
+    AD_P_ATTPROJB,   /* (L, C) */
+    AD_P_LN2W,       /* (L, C) */
+    AD_P_LN2B,       /* (L, C) */
+    AD_P_FCW,        /* (L, F, C) for GELU; (L, 2F, C) for SwiGLU: rows [w1 (gate) | w3 (up)] */
+    AD_P_FCB,        /* (L, F) or (L, 2F) */
+    AD_P_FCPROJW,    /* (L, C, F) */
+    AD_P_FCPROJB,    /* (L, C) */
+    AD_P_LNFW,       /* (C) */
+    AD_P_LNFB,       /* (C) */
+    AD_P_LM_HEAD,    /* (V, C) classifier when untied */
+    AD_P_COUNT
+};
+
+typedef struct {
+    const char *name; /* stable name used in checkpoints, e.g. "qkv_w" */
+    size_t size;      /* number of floats (0: absent) */
+    int ndim;
+    int shape[3];
+    int decay;        /* 1: AdamW applies weight decay (matrices); 0: norms, biases */
+} AdTensorInfo;
+
+/* Fills info[AD_P_COUNT] for a config; returns the total number of floats. */
+size_t ad_model_param_info(const AdModelConfig *c, AdTensorInfo info[AD_P_COUNT]);
+
+typedef struct {
+    float *t[AD_P_COUNT]; /* pointers into one block, in storage order */
+} AdParams;
+
+typedef struct {
+    AdModelConfig cfg;
+    AdTensorInfo info[AD_P_COUNT];
+    size_t n_params;
+    float *params_mem;  /* owned; n_params floats */
+    float *grads_mem;   /* owned; NULL unless init with grads */
+    AdParams params;
+    AdParams grads;
+} AdModel;
+
+/* Allocates parameters (zeroed) and, if with_grads, gradients. Validates the config. */
+AdStatus ad_model_init(AdModel *m, const AdModelConfig *c, int with_grads);
+/* Safe on a zeroed or half-initialised struct. */
+void ad_model_free(AdModel *m);
+/* GPT-2 style init: N(0, 0.02) for matrices and embeddings, residual projections
+ * scaled by 1/sqrt(2L), norm weights 1, biases 0. */
+void ad_model_init_weights(AdModel *m, AdRng *rng);
+void ad_model_zero_grad(AdModel *m);
+/* Copies parameters between two models of the same config. */
+AdStatus ad_model_copy_params(AdModel *dst, const AdModel *src);
+
+/* Activations for a batch of B sequences of length T (B*T = N tokens), sized once.
+ * Forward stores what backward needs; backward uses the d* scratch. */
+typedef struct {
+    int B, T;           /* allocated capacity */
+    int nthreads;       /* attention scratch slices */
+    float *mem;
+    size_t n_floats;
+    /* forward (per layer l, arrays are indexed [l]) */
+    float *encoded;     /* (N, C) embeddings entering layer 0 */
+    float *resid;       /* (L, N, C) residual stream after the attention block of layer l */
+    float *resid_out;   /* (L, N, C) residual stream leaving layer l */
+    float *ln1;         /* (L, N, C) normed input of attention */
+    float *ln1_mean;    /* (L, N) LayerNorm mean (unused for RMSNorm) */
+    float *ln1_rstd;    /* (L, N) */
+    float *qkv;         /* (L, N, QKV) after bias and RoPE */
+    float *att;         /* (L, B, H, T, T) softmax probabilities (lower triangle used) */
+    float *atty;        /* (L, N, C) attention output before projection */
+    float *ln2;         /* (L, N, C) */
+    float *ln2_mean;    /* (L, N) */
+    float *ln2_rstd;    /* (L, N) */
+    float *fch;         /* (L, N, F or 2F) MLP pre-activation */
+    float *fch_act;     /* (L, N, F) MLP activation output */
+    float *lnf;         /* (N, C) final norm output */
+    float *lnf_mean;    /* (N) */
+    float *lnf_rstd;    /* (N) */
+    float *logits;      /* (N, V) */
+    /* backward scratch */
+    float *dlogits;     /* (N, V) filled by a loss before ad_model_backward */
+    float *dresid;      /* (N, C) gradient of the residual stream */
+    float *dbuf_c;      /* (N, C) */
+    float *dbuf_c2;     /* (N, C) */
+    float *dqkv;        /* (N, QKV) */
+    float *dfch;        /* (N, F or 2F) */
+    float *dfch_act;    /* (N, F) */
+    float *datt_scratch;/* (nthreads, T, T) per-thread attention gradient block */
+    /* RoPE tables */
+    float *rope_cos;    /* (T, hs/2) */
+    float *rope_sin;    /* (T, hs/2) */
+} AdActs;
+
+AdStatus ad_acts_init(AdActs *a, const AdModelConfig *c, int B, int T);
+void ad_acts_free(AdActs *a);
+
+/* Forward over tokens (B, T) with B, T within the capacity of `a`; leaves logits
+ * (B, T, V) in a->logits. Positions are 0..T-1. */
+void ad_model_forward(AdModel *m, AdActs *a, const int *tokens, int B, int T);
+/* Backward from a->dlogits (set by a loss); accumulates (+=) into m->grads. */
+void ad_model_backward(AdModel *m, AdActs *a, const int *tokens, int B, int T);
+
+#endif

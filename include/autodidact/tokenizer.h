@@ -1,0 +1,50 @@
+/* tokenizer.h: text <-> token ids. Byte-level (256 bytes + specials) and
+ * character-level (Unicode code points seen in the data + specials) vocabularies;
+ * the vocabulary is plain data (pieces + scores) so checkpoints can store it.
+ * No model math here. */
+#ifndef AUTODIDACT_TOKENIZER_H
+#define AUTODIDACT_TOKENIZER_H
+
+#include "autodidact/common.h"
+
+typedef enum {
+    AD_TOK_BYTE = 0,  /* ids 0..3 specials, then one id per byte value */
+    AD_TOK_CHAR = 1,  /* ids 0..3 specials, then one id per code point, sorted */
+    AD_TOK_SPM = 2,   /* sentencepiece-style BPE as in llama2.c (scores, byte fallback) */
+    AD_TOK_GPT2 = 3   /* GPT-2 byte-level BPE */
+} AdTokKind;
+
+typedef struct {
+    AdTokKind kind;
+    int vocab_size;
+    char **pieces;     /* (vocab_size) owned; piece i's bytes, NUL-terminated */
+    int *piece_len;    /* (vocab_size) byte length of each piece (pieces may hold NUL) */
+    float *scores;     /* (vocab_size) merge scores (SPM); 0 otherwise */
+    int bos_id, eos_id, pad_id, sep_id; /* -1 when the vocabulary has none */
+    void *impl;        /* private lookup tables, owned */
+} AdTokenizer;
+
+/* Byte-level: specials <pad>=0 <bos>=1 <eos>=2 <sep>=3, then byte b is id 4+b. */
+AdStatus ad_tokenizer_init_byte(AdTokenizer *t);
+/* Character-level over the UTF-8 code points that occur in text (plus specials,
+ * same ids as above); invalid UTF-8 is an AD_ERR_FORMAT naming the byte offset. */
+AdStatus ad_tokenizer_init_char(AdTokenizer *t, const char *text, size_t len);
+/* Rebuilds a tokenizer from stored pieces (as written to a checkpoint). Copies inputs. */
+AdStatus ad_tokenizer_init_from_pieces(AdTokenizer *t, AdTokKind kind, int vocab_size,
+                                       const char *const *pieces, const int *piece_len,
+                                       const float *scores, int bos_id, int eos_id,
+                                       int pad_id, int sep_id);
+void ad_tokenizer_free(AdTokenizer *t);
+const char *ad_tok_kind_name(AdTokKind k);
+int ad_tok_kind_parse(const char *s); /* -1 if unknown */
+
+/* Encodes text (no BOS/EOS added) into out[0..cap); *n_out receives the count.
+ * A character missing from a char vocabulary is AD_ERR_ARG naming it; running out
+ * of room is AD_ERR_ARG. */
+AdStatus ad_tokenizer_encode(const AdTokenizer *t, const char *text, size_t len, int *out,
+                             int cap, int *n_out);
+/* Appends the decoded bytes of ids into buf (NUL-terminated, truncated to cap);
+ * special tokens decode to nothing. Returns the number of bytes that were needed. */
+size_t ad_tokenizer_decode(const AdTokenizer *t, const int *ids, int n, char *buf, size_t cap);
+
+#endif
