@@ -27,7 +27,7 @@ AdStatus ad_fail_context(AdStatus code, const char *fmt, ...) {
     va_end(ap);
     memcpy(old, err_buf, sizeof old);
     if (old[0])
-        snprintf(err_buf, sizeof err_buf, "%s: %s", prefix, old);
+        snprintf(err_buf, sizeof err_buf, "%.1000s: %.1000s", prefix, old);
     else
         snprintf(err_buf, sizeof err_buf, "%s", prefix);
     return code;

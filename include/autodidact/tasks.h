@@ -13,7 +13,7 @@ typedef enum {
     AD_TASK_ADD,       /* "123+45=" -> "168" (most significant digit first) */
     AD_TASK_RADD,      /* reverse addition: operands and sum least significant digit first,
                           "321+54=" -> "861" (123 + 45 = 168) */
-    AD_TASK_MUL,       /* reverse multiplication, "21*3=" -> "36" (12 * 3 = 36) */
+    AD_TASK_MUL,       /* reverse multiplication, "21*3=" -> "63" (12 * 3 = 36) */
     AD_TASK_SORT,      /* "3141=" -> "1134" */
     AD_TASK_COUNT
 } AdTaskKind;
@@ -33,7 +33,8 @@ AdStatus ad_task_example(AdTaskKind k, int length, AdRng *rng, char *prompt, cha
 int ad_task_check(AdTaskKind k, const char *prompt, const char *answer);
 /* Writes the correct answer for a prompt (ground truth); AD_ERR_ARG if unparseable. */
 AdStatus ad_task_solve(AdTaskKind k, const char *prompt, char *answer);
-/* The difficulty (length) of a prompt, or -1 if it is not a prompt of this task. */
+/* The difficulty (length) of a prompt, or -1 if it is not a prompt of this task.
+ * For two operands it is the digit count of the longer one. */
 int ad_task_length(AdTaskKind k, const char *prompt);
 
 #endif

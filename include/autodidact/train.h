@@ -1,12 +1,16 @@
 /* train.h: the training loop shared by `autodidact train` and the round engine:
- * batches from a data source, forward, loss, backward, accumulation, clipping,
- * AdamW under a schedule, progress lines, periodic eval and checkpoints. */
+ * batches from a data source, forward, loss, backward, accumulation over micro-batches
+ * (the loss is averaged over all unmasked tokens of the accumulated batch), clipping,
+ * AdamW under a schedule, NaN guard, progress lines, periodic evaluation and
+ * checkpoints. Resuming from a checkpoint's AdTrainState continues bit-identically. */
 #ifndef AUTODIDACT_TRAIN_H
 #define AUTODIDACT_TRAIN_H
 
+#include "autodidact/data.h"
 #include "autodidact/model.h"
 #include "autodidact/optim.h"
 #include "autodidact/rng.h"
+#include "autodidact/tokenizer.h"
 
 /* Everything beyond the weights needed to resume training exactly. */
 typedef struct {
@@ -18,5 +22,46 @@ typedef struct {
 } AdTrainState;
 
 void ad_train_state_free(AdTrainState *s);
+
+/* One logged training step, handed to an optional observer (the run log). */
+typedef struct {
+    long step;          /* 1-based number of the update just applied */
+    float loss, lr, grad_norm;
+    double tokens_per_s;
+    double elapsed_s;
+} AdTrainRecord;
+
+typedef void (*AdTrainObserver)(const AdTrainRecord *r, void *user);
+
+typedef struct {
+    long steps;             /* total updates (the loop stops when st->step reaches it) */
+    int batch_size, seq_len, grad_accum;
+    AdSchedule sched;
+    float grad_clip;
+    int log_every;          /* progress line every N steps (0: never) */
+    int eval_every;         /* validation loss every N steps (0: never) */
+    int eval_batches;
+    int ckpt_every;         /* checkpoint every N steps (0: only at the end) */
+    const char *ckpt_path;  /* NULL: no checkpoints */
+    const AdTokenizer *tok; /* saved with checkpoints (may be NULL) */
+    uint64_t seed;          /* for the evaluation stream */
+    int quiet;              /* 1: no progress lines */
+    AdTrainObserver observer;
+    void *observer_user;
+} AdTrainOptions;
+
+/* Trains m (which must have gradients) from st->step to o->steps. st->opt must be
+ * initialised. A non-finite loss or gradient norm stops with AD_ERR_NAN naming the step;
+ * the last checkpoint written (if any) is left intact. */
+AdStatus ad_train(AdModel *m, AdTrainState *st, const AdData *data, const AdTrainOptions *o);
+
+/* Mean loss over n_batches validation batches drawn from a fixed stream (seed,
+ * AD_STREAM_EVAL, 0), so successive evaluations see the same data. *tokens receives the
+ * number of unmasked targets. acts must hold (B, T). */
+AdStatus ad_eval_loss(AdModel *m, AdActs *acts, const AdData *data, uint64_t seed, int B,
+                      int n_batches, int split, double *mean_loss, long *tokens);
+
+/* Formats seconds as "1h02m", "3m05s" or "12s". */
+void ad_format_duration(double s, char *buf, size_t cap);
 
 #endif

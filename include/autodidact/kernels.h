@@ -1,0 +1,77 @@
+/* kernels.h: stateless forward/backward ops of the transformer. Outputs first, then
+ * inputs, then weights, then sizes; shapes in the comments (N = B*T rows).
+ * Matrix products go through cblas_sgemm; row loops are OpenMP-parallel and write
+ * disjoint outputs, so results are identical for a fixed thread count. Weight
+ * gradients always accumulate (+=); what activation gradients do is stated per op.
+ * Naive twins (*_naive) are the references the tests compare against. No allocation. */
+#ifndef AUTODIDACT_KERNELS_H
+#define AUTODIDACT_KERNELS_H
+
+/* out (B,T,C) = wte[tok] + wpe[t] (wpe may be NULL). */
+void ad_encoder_forward(float *out, const int *tok, const float *wte, const float *wpe, int B,
+                        int T, int C);
+/* dwte[tok] += dout, dwpe[t] += dout (dwpe may be NULL). */
+void ad_encoder_backward(float *dwte, float *dwpe, const float *dout, const int *tok, int B, int T,
+                         int C);
+
+/* LayerNorm over C: out = (x - mean) * rstd * w + b (b may be NULL); mean, rstd (N) saved. */
+void ad_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
+                          const float *b, int N, int C, float eps);
+/* dinp += ..., dw += ..., db += ... (db may be NULL). */
+void ad_layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                           const float *w, const float *mean, const float *rstd, int N, int C);
+/* RMSNorm over C: out = x * rstd * w, rstd = 1/sqrt(mean(x^2) + eps) saved (N). */
+void ad_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, int N, int C,
+                        float eps);
+/* dinp += ..., dw += ... */
+void ad_rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp,
+                         const float *w, const float *rstd, int N, int C);
+
+/* out (N,OC) = inp (N,C) w^T (w is (OC,C)) + b (b may be NULL). If accumulate, out += instead
+ * (used to add a block's output into the residual stream in place). */
+void ad_matmul_forward(float *out, const float *inp, const float *w, const float *b, int N, int C,
+                       int OC, int accumulate);
+void ad_matmul_forward_naive(float *out, const float *inp, const float *w, const float *b, int N,
+                             int C, int OC, int accumulate);
+/* dinp (N,C) = dout w (overwritten; may be NULL), dw (OC,C) += dout^T inp, db (OC) += column
+ * sums of dout (may be NULL). */
+void ad_matmul_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                        const float *w, int N, int C, int OC);
+void ad_matmul_backward_naive(float *dinp, float *dw, float *db, const float *dout,
+                              const float *inp, const float *w, int N, int C, int OC);
+
+/* Rotary embedding applied in place to the q and k parts of qkv (B,T,(H+2Hkv)*hs) at
+ * positions pos0 .. pos0+T-1; cos/sin tables are (maxT, hs/2). */
+void ad_rope_forward(float *qkv, const float *cos_t, const float *sin_t, int B, int T, int H,
+                     int Hkv, int hs, int pos0);
+/* The inverse rotation, in place on the q and k parts of dqkv. */
+void ad_rope_backward(float *dqkv, const float *cos_t, const float *sin_t, int B, int T, int H,
+                      int Hkv, int hs, int pos0);
+/* Fills cos/sin tables (maxT, hs/2) for angle t * theta^(-2j/hs). */
+void ad_rope_tables(float *cos_t, float *sin_t, int maxT, int hs, float theta);
+
+/* Causal self-attention. qkv (B,T,(H+2Hkv)*hs) rows [q heads | k heads | v heads]; query head h
+ * uses key/value head h / (H/Hkv). out (B,T,H*hs); att (B,H,T,T) softmax probabilities (only
+ * j <= i is written and read). Work on the masked upper triangle is skipped block-wise. */
+void ad_attention_forward(float *out, float *att, const float *qkv, int B, int T, int H, int Hkv,
+                          int hs);
+void ad_attention_forward_naive(float *out, float *att, const float *qkv, int B, int T, int H,
+                                int Hkv, int hs);
+/* dqkv (B,T,QKV) is overwritten. scratch: per-thread (nthreads, T, T) floats. */
+void ad_attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
+                           const float *att, int B, int T, int H, int Hkv, int hs);
+void ad_attention_backward_naive(float *dqkv, const float *dout, const float *qkv,
+                                 const float *att, int B, int T, int H, int Hkv, int hs);
+
+/* GELU (tanh approximation), elementwise over n. Backward overwrites dinp. */
+void ad_gelu_forward(float *out, const float *inp, long n);
+void ad_gelu_backward(float *dinp, const float *dout, const float *inp, long n);
+/* SwiGLU: inp (N, 2F) rows [gate | up]; out (N, F) = silu(gate) * up. Backward overwrites
+ * dinp (N, 2F). */
+void ad_swiglu_forward(float *out, const float *inp, int N, int F);
+void ad_swiglu_backward(float *dinp, const float *dout, const float *inp, int N, int F);
+
+/* Softmax of each row of x (N, V) into out, with temperature 1. */
+void ad_softmax_rows(float *out, const float *x, int N, int V);
+
+#endif

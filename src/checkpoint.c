@@ -1,0 +1,687 @@
+/* checkpoint.c: model checkpoints in HDF5 (layout in docs/CHECKPOINT.md): weights, model
+ * config, tokenizer and the training state needed for exact resume. Training and the
+ * CLI save and load through it; saving is write-temp + fsync + rename, loading checks
+ * every name, type and shape against the stored config before trusting a byte. It does
+ * not decide when to save or what to resume; the run log is a separate file. */
+#include "autodidact/checkpoint.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <float.h>
+#include <limits.h>
+#include <math.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "h5util.h"
+
+#ifndef AD_GIT_COMMIT
+#define AD_GIT_COMMIT "unknown"
+#endif
+
+/* Bounds on sizes read from a file, checked before anything is allocated. */
+#define CKPT_MAX_PARAMS ((int64_t)1 << 32)          /* floats in the model (16 GiB) */
+#define CKPT_MAX_TOK_VOCAB ((int64_t)1 << 22)       /* tokenizer pieces */
+#define CKPT_MAX_PIECE_LEN ((int64_t)1 << 16)       /* bytes in one piece */
+#define CKPT_MAX_PIECE_BYTES ((int64_t)1 << 30)     /* bytes in all pieces */
+#define CKPT_MAX_NAME 256                           /* short string attributes */
+#define CKPT_MAX_CONFIG_JSON ((size_t)64 << 20)     /* the resolved config text */
+
+/* ================================================================ saving */
+
+static AdStatus check_save_args(const char *path, const AdModel *m, const AdTokenizer *tok,
+                                const AdTrainState *st) {
+    if (!path || !path[0]) return ad_fail(AD_ERR_ARG, "checkpoint save: empty path");
+    if (!m || !m->params_mem)
+        return ad_fail(AD_ERR_ARG, "checkpoint save %s: the model has no parameters", path);
+    AdStatus s = ad_model_config_validate(&m->cfg);
+    if (s != AD_OK) return ad_fail_context(s, "checkpoint save %s", path);
+    AdTensorInfo info[AD_P_COUNT];
+    if (ad_model_param_info(&m->cfg, info) != m->n_params)
+        return ad_fail(AD_ERR_ARG, "checkpoint save %s: the model holds %zu parameters, its "
+                       "config implies another count", path, m->n_params);
+    if (tok) {
+        if (tok->vocab_size < 1 || !tok->pieces || !tok->piece_len ||
+            strcmp(ad_tok_kind_name(tok->kind), "unknown") == 0)
+            return ad_fail(AD_ERR_ARG, "checkpoint save %s: the tokenizer is not initialised",
+                           path);
+        if (tok->vocab_size > m->cfg.vocab_size)
+            return ad_fail(AD_ERR_ARG, "checkpoint save %s: tokenizer vocab_size %d exceeds the "
+                           "model's vocab_size %d", path, tok->vocab_size, m->cfg.vocab_size);
+        for (int i = 0; i < tok->vocab_size; i++)
+            if (tok->piece_len[i] < 0 || (tok->piece_len[i] > 0 && !tok->pieces[i]))
+                return ad_fail(AD_ERR_ARG, "checkpoint save %s: tokenizer piece %d has length "
+                               "%d and %s bytes", path, i, tok->piece_len[i],
+                               tok->pieces[i] ? "some" : "no");
+    }
+    if (st && st->opt.m && (!st->opt.v || st->opt.n != m->n_params))
+        return ad_fail(AD_ERR_ARG, "checkpoint save %s: AdamW moments hold %zu values (second "
+                       "moment %s), the model %zu", path, st->opt.n,
+                       st->opt.v ? "present" : "missing", m->n_params);
+    return AD_OK;
+}
+
+static AdStatus write_root(hid_t f) {
+    AdStatus s = ad_h5_attr_write_str(f, "format", AD_CHECKPOINT_FORMAT);
+    if (s == AD_OK) s = ad_h5_attr_write_i64(f, "format_version", AD_CHECKPOINT_VERSION);
+    if (s == AD_OK) s = ad_h5_attr_write_str(f, "program_version", AD_VERSION_STRING);
+    if (s == AD_OK) s = ad_h5_attr_write_str(f, "git_commit", AD_GIT_COMMIT);
+    return s;
+}
+
+static AdStatus write_model(hid_t f, const AdModel *m) {
+    const AdModelConfig *c = &m->cfg;
+    hid_t g = -1;
+    AdStatus s = ad_h5_group_create(f, "model", &g);
+    const struct { const char *name; int64_t v; } ints[] = {
+        {"vocab_size", c->vocab_size}, {"max_seq_len", c->max_seq_len}, {"n_layer", c->n_layer},
+        {"n_head", c->n_head},         {"n_kv_head", c->n_kv_head},     {"d_model", c->d_model},
+        {"d_ff", c->d_ff},             {"bias", c->bias},               {"tied", c->tied},
+        {"n_params", (int64_t)m->n_params},
+    };
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0] && s == AD_OK; i++)
+        s = ad_h5_attr_write_i64(g, ints[i].name, ints[i].v);
+    if (s == AD_OK) s = ad_h5_attr_write_str(g, "norm", ad_norm_name(c->norm));
+    if (s == AD_OK) s = ad_h5_attr_write_str(g, "mlp", ad_mlp_name(c->mlp));
+    if (s == AD_OK) s = ad_h5_attr_write_str(g, "pos", ad_pos_name(c->pos));
+    if (s == AD_OK) s = ad_h5_attr_write_f64(g, "norm_eps", c->norm_eps);
+    if (s == AD_OK) s = ad_h5_attr_write_f64(g, "rope_theta", c->rope_theta);
+    if (s == AD_OK) {
+        hid_t closing = g;
+        g = -1;
+        s = ad_h5_close(closing);
+    }
+    if (s == AD_OK) s = ad_h5_group_create(f, "weights", &g);
+    for (int i = 0; i < AD_P_COUNT && s == AD_OK; i++) {
+        const AdTensorInfo *t = &m->info[i];
+        if (!t->size) continue;
+        hsize_t shape[3] = {(hsize_t)t->shape[0], (hsize_t)t->shape[1], (hsize_t)t->shape[2]};
+        s = ad_h5_write_floats(g, t->name, t->ndim, shape, m->params.t[i]);
+    }
+    if (s == AD_OK) {
+        hid_t closing = g;
+        g = -1;
+        s = ad_h5_close(closing);
+    }
+    ad_h5_close_quietly(g);
+    return s;
+}
+
+static AdStatus write_tokenizer(hid_t f, const AdTokenizer *t) {
+    hid_t g = -1;
+    int V = t->vocab_size;
+    size_t total = 0;
+    for (int i = 0; i < V; i++) total += (size_t)t->piece_len[i];
+    unsigned char *bytes = ad_malloc(total, "checkpoint tokenizer pieces");
+    int64_t *offsets = ad_calloc((size_t)V + 1, sizeof *offsets, "checkpoint piece offsets");
+    float *zeros = t->scores ? NULL : ad_alloc_floats((size_t)V, "checkpoint tokenizer scores");
+    AdStatus s = bytes && offsets && (t->scores || zeros) ? AD_OK : AD_ERR_NOMEM;
+    if (s == AD_OK) {
+        for (int i = 0; i < V; i++) {
+            if (t->piece_len[i]) memcpy(bytes + offsets[i], t->pieces[i], (size_t)t->piece_len[i]);
+            offsets[i + 1] = offsets[i] + t->piece_len[i];
+        }
+        s = ad_h5_group_create(f, "tokenizer", &g);
+    }
+    if (s == AD_OK) s = ad_h5_attr_write_str(g, "kind", ad_tok_kind_name(t->kind));
+    const struct { const char *name; int64_t v; } ints[] = {
+        {"vocab_size", V},  {"bos_id", t->bos_id}, {"eos_id", t->eos_id},
+        {"pad_id", t->pad_id}, {"sep_id", t->sep_id},
+    };
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0] && s == AD_OK; i++)
+        s = ad_h5_attr_write_i64(g, ints[i].name, ints[i].v);
+    hsize_t n_bytes = total, n_offsets = (hsize_t)V + 1, n_scores = (hsize_t)V;
+    if (s == AD_OK) s = ad_h5_write_array(g, "piece_bytes", AD_H5_U8, 1, &n_bytes, bytes);
+    if (s == AD_OK) s = ad_h5_write_array(g, "piece_offsets", AD_H5_I64, 1, &n_offsets, offsets);
+    if (s == AD_OK) s = ad_h5_write_floats(g, "scores", 1, &n_scores, t->scores ? t->scores : zeros);
+    if (s == AD_OK) {
+        hid_t closing = g;
+        g = -1;
+        s = ad_h5_close(closing);
+    }
+    ad_h5_close_quietly(g);
+    free(bytes);
+    free(offsets);
+    free(zeros);
+    return s;
+}
+
+static AdStatus write_train(hid_t f, const AdTrainState *st, size_t n_params) {
+    hid_t g = -1;
+    const AdAdamW *o = &st->opt;
+    AdStatus s = ad_h5_group_create(f, "train", &g);
+    if (s == AD_OK) s = ad_h5_attr_write_i64(g, "step", st->step);
+    if (s == AD_OK) s = ad_h5_attr_write_f64(g, "tokens_seen", st->tokens_seen);
+    if (s == AD_OK) s = ad_h5_attr_write_i64(g, "adam_step", o->step);
+    if (s == AD_OK) s = ad_h5_attr_write_f64(g, "beta1", o->cfg.beta1);
+    if (s == AD_OK) s = ad_h5_attr_write_f64(g, "beta2", o->cfg.beta2);
+    if (s == AD_OK) s = ad_h5_attr_write_f64(g, "eps", o->cfg.eps);
+    if (s == AD_OK) s = ad_h5_attr_write_f64(g, "weight_decay", o->cfg.weight_decay);
+    hsize_t n = n_params, four = 4;
+    if (s == AD_OK && o->m) s = ad_h5_write_floats(g, "adam_m", 1, &n, o->m);
+    if (s == AD_OK && o->m) s = ad_h5_write_floats(g, "adam_v", 1, &n, o->v);
+    if (s == AD_OK) s = ad_h5_write_array(g, "rng_state", AD_H5_U64, 1, &four, st->data_rng.s);
+    if (s == AD_OK && st->config_json) s = ad_h5_write_string(g, "config_json", st->config_json);
+    if (s == AD_OK) {
+        hid_t closing = g;
+        g = -1;
+        s = ad_h5_close(closing);
+    }
+    ad_h5_close_quietly(g);
+    return s;
+}
+
+/* Bytes the file will take, about: the floats (compression only shrinks them), the
+ * tokenizer and some metadata. The in-memory file grows in steps of this size. */
+static size_t estimate_size(const AdModel *m, const AdTokenizer *tok, const AdTrainState *st) {
+    size_t floats = m->n_params * ((st && st->opt.m) ? 3 : 1);
+    size_t bytes = floats * sizeof(float) + (1u << 20);
+    if (tok) bytes += (size_t)tok->vocab_size * 32;
+    if (st && st->config_json) bytes += strlen(st->config_json);
+    return bytes;
+}
+
+/* Builds the whole checkpoint as an in-memory HDF5 file named `name` and returns its
+ * bytes in *image (malloc'd). HDF5 itself never writes to disk here: see
+ * ad_h5_create_mem for why. */
+static AdStatus build_image(const char *name, const AdModel *m, const AdTokenizer *tok,
+                            const AdTrainState *st, void **image, size_t *size) {
+    *image = NULL;
+    *size = 0;
+    hid_t f;
+    AdStatus s = ad_h5_create_mem(name, estimate_size(m, tok, st), &f);
+    if (s != AD_OK) return s;
+    s = write_root(f);
+    if (s == AD_OK) s = write_model(f, m);
+    if (s == AD_OK && tok) s = write_tokenizer(f, tok);
+    if (s == AD_OK && st) s = write_train(f, st, m->n_params);
+    if (s == AD_OK) s = ad_h5_mem_image(f, image, size);
+    if (s != AD_OK) {
+        ad_h5_close_quietly(f);
+        return s;
+    }
+    s = ad_h5_close_file(f);
+    if (s != AD_OK) {
+        free(*image);
+        *image = NULL;
+    }
+    return s;
+}
+
+/* Writes buf to path (created or truncated), then fsyncs and closes it, all checked. */
+static AdStatus write_synced(const char *path, const void *buf, size_t size) {
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) return ad_fail(AD_ERR_IO, "cannot create %s: %s", path, strerror(errno));
+    const char *p = buf;
+    while (size > 0) {
+        ssize_t n = write(fd, p, size);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            int e = n < 0 ? errno : EIO;
+            close(fd);
+            return ad_fail(AD_ERR_IO, "cannot write %s: %s", path, strerror(e));
+        }
+        p += n;
+        size -= (size_t)n;
+    }
+    if (fsync(fd) != 0) {
+        int e = errno;
+        close(fd);
+        return ad_fail(AD_ERR_IO, "cannot sync %s: %s", path, strerror(e));
+    }
+    if (close(fd) != 0) return ad_fail(AD_ERR_IO, "cannot close %s: %s", path, strerror(errno));
+    return AD_OK;
+}
+
+/* fsync(2) of a directory. */
+static AdStatus fsync_dir(const char *path) {
+    int fd = open(path, O_RDONLY | O_DIRECTORY);
+    if (fd < 0) return ad_fail(AD_ERR_IO, "cannot open directory %s to sync it: %s", path,
+                               strerror(errno));
+    if (fsync(fd) != 0) {
+        int e = errno;
+        close(fd);
+        return ad_fail(AD_ERR_IO, "cannot sync directory %s: %s", path, strerror(e));
+    }
+    if (close(fd) != 0) return ad_fail(AD_ERR_IO, "cannot close directory %s: %s", path,
+                                       strerror(errno));
+    return AD_OK;
+}
+
+/* The directory holding `path` ("." for a bare name), in a malloc'd string. */
+static char *parent_dir(const char *path) {
+    const char *slash = strrchr(path, '/');
+    size_t n = slash ? (size_t)(slash - path) : 1;
+    if (slash && n == 0) n = 1; /* "/name" */
+    char *d = ad_malloc(n + 1, "checkpoint directory name");
+    if (!d) return NULL;
+    if (slash) memcpy(d, path, n);
+    else d[0] = '.';
+    d[n] = '\0';
+    return d;
+}
+
+/* Save protocol: the file is built in memory, written to "<path>.tmp", synced and closed
+ * (each step checked), renamed over `path`, and the directory is synced so the rename is
+ * durable. On any failure before the rename the temporary file is removed and an older
+ * checkpoint under `path` is untouched. A failure to sync the directory after the rename
+ * is reported although `path` then already holds the new checkpoint. Memory: the file
+ * image is held twice for a moment (HDF5's buffer and the copy being written). */
+AdStatus ad_checkpoint_save(const char *path, const AdModel *m, const AdTokenizer *tok,
+                            const AdTrainState *st) {
+    AdStatus s = check_save_args(path, m, tok, st);
+    if (s != AD_OK) return s;
+    size_t n = strlen(path), size = 0;
+    char *tmp = ad_malloc(n + 5, "checkpoint temporary name");
+    char *dir = parent_dir(path);
+    void *image = NULL;
+    if (!tmp || !dir) {
+        free(tmp);
+        free(dir);
+        return AD_ERR_NOMEM;
+    }
+    memcpy(tmp, path, n);
+    memcpy(tmp + n, ".tmp", 5);
+    s = build_image(tmp, m, tok, st, &image, &size);
+    int attempted = 0;
+    if (s == AD_OK) {
+        attempted = 1;
+        s = write_synced(tmp, image, size);
+    }
+    free(image);
+    if (s == AD_OK && rename(tmp, path) != 0)
+        s = ad_fail(AD_ERR_IO, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+    if (s != AD_OK) {
+        struct stat sb;
+        if (attempted && lstat(tmp, &sb) == 0 && S_ISREG(sb.st_mode)) unlink(tmp);
+        ad_fail_context(s, "saving checkpoint %s", path);
+    } else {
+        s = fsync_dir(dir);
+        if (s != AD_OK) ad_fail_context(s, "checkpoint %s was written, but", path);
+    }
+    free(tmp);
+    free(dir);
+    return s;
+}
+
+/* ================================================================ loading */
+
+static AdStatus check_format(hid_t f, const char *path) {
+    int has;
+    AdStatus s = ad_h5_attr_exists(f, "format", &has);
+    if (s != AD_OK) return s;
+    if (!has)
+        return ad_fail(AD_ERR_FORMAT, "%s is not an autodidact checkpoint (it has no root "
+                       "attribute \"format\")", path);
+    char *fmt = NULL;
+    s = ad_h5_attr_read_str(f, "format", CKPT_MAX_NAME, &fmt);
+    if (s != AD_OK)
+        return ad_fail_context(AD_ERR_FORMAT, "%s is not an autodidact checkpoint", path);
+    int ok = strcmp(fmt, AD_CHECKPOINT_FORMAT) == 0;
+    if (!ok)
+        s = ad_fail(AD_ERR_FORMAT, "%s is not an autodidact checkpoint (its format is \"%.64s\", "
+                    "expected \"%s\")", path, fmt, AD_CHECKPOINT_FORMAT);
+    free(fmt);
+    if (!ok) return s;
+    int64_t version;
+    s = ad_h5_attr_read_i64(f, "format_version", &version);
+    if (s != AD_OK) return s;
+    if (version > AD_CHECKPOINT_VERSION)
+        return ad_fail(AD_ERR_FORMAT, "%s is an autodidact checkpoint of format version %lld; "
+                       "this program (autodidact %s) reads version %d: use a newer autodidact",
+                       path, (long long)version, AD_VERSION_STRING, AD_CHECKPOINT_VERSION);
+    if (version < 1)
+        return ad_fail(AD_ERR_FORMAT, "%s has an invalid format_version %lld (this program "
+                       "reads version %d)", path, (long long)version, AD_CHECKPOINT_VERSION);
+    return AD_OK;
+}
+
+/* Reads an integer attribute of g into *out, requiring lo <= value <= hi. */
+static AdStatus read_int_attr(hid_t g, const char *path, const char *group, const char *name,
+                              int64_t lo, int64_t hi, int64_t *out) {
+    AdStatus s = ad_h5_attr_read_i64(g, name, out);
+    if (s != AD_OK) return s;
+    if (*out < lo || *out > hi)
+        return ad_fail(AD_ERR_FORMAT, "%s:%s: attribute %s = %lld is outside [%lld, %lld]", path,
+                       group, name, (long long)*out, (long long)lo, (long long)hi);
+    return AD_OK;
+}
+
+/* Reads a float-valued attribute, requiring a finite value that fits a float. */
+static AdStatus read_float_attr(hid_t g, const char *path, const char *group, const char *name,
+                                float *out) {
+    double v;
+    AdStatus s = ad_h5_attr_read_f64(g, name, &v);
+    if (s != AD_OK) return s;
+    if (!isfinite(v) || fabs(v) > FLT_MAX)
+        return ad_fail(AD_ERR_FORMAT, "%s:%s: attribute %s = %g is not a finite float", path,
+                       group, name, v);
+    *out = (float)v;
+    return AD_OK;
+}
+
+/* Reads a name attribute and parses it with parse(); -1 is an error listing `expected`. */
+static AdStatus read_enum_attr(hid_t g, const char *path, const char *name, int (*parse)(const char *),
+                               const char *expected, int *out) {
+    char *v = NULL;
+    AdStatus s = ad_h5_attr_read_str(g, name, CKPT_MAX_NAME, &v);
+    if (s != AD_OK) return s;
+    *out = parse(v);
+    if (*out < 0)
+        s = ad_fail(AD_ERR_FORMAT, "%s:/model: attribute %s = \"%.64s\" is unknown (expected %s)",
+                    path, name, v, expected);
+    free(v);
+    return s;
+}
+
+/* Reads /model into *c and checks it: validated, parameter count as stored and bounded. */
+static AdStatus read_config(hid_t f, const char *path, AdModelConfig *c) {
+    memset(c, 0, sizeof *c);
+    hid_t g;
+    AdStatus s = ad_h5_group_open(f, "model", &g);
+    if (s != AD_OK) return s;
+    struct { const char *name; int *dst; int64_t lo, hi; } ints[] = {
+        {"vocab_size", &c->vocab_size, 1, INT_MAX}, {"max_seq_len", &c->max_seq_len, 1, INT_MAX},
+        {"n_layer", &c->n_layer, 1, INT_MAX},       {"n_head", &c->n_head, 1, INT_MAX},
+        {"n_kv_head", &c->n_kv_head, 1, INT_MAX},   {"d_model", &c->d_model, 1, INT_MAX},
+        {"d_ff", &c->d_ff, 1, INT_MAX},             {"bias", &c->bias, 0, 1},
+        {"tied", &c->tied, 0, 1},
+    };
+    int64_t v;
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0] && s == AD_OK; i++) {
+        s = read_int_attr(g, path, "/model", ints[i].name, ints[i].lo, ints[i].hi, &v);
+        if (s == AD_OK) *ints[i].dst = (int)v;
+    }
+    int e;
+    if (s == AD_OK) s = read_enum_attr(g, path, "norm", ad_norm_parse, "layernorm, rmsnorm", &e);
+    if (s == AD_OK) c->norm = (AdNormKind)e;
+    if (s == AD_OK) s = read_enum_attr(g, path, "mlp", ad_mlp_parse, "gelu, swiglu", &e);
+    if (s == AD_OK) c->mlp = (AdMlpKind)e;
+    if (s == AD_OK) s = read_enum_attr(g, path, "pos", ad_pos_parse, "learned, rope, none", &e);
+    if (s == AD_OK) c->pos = (AdPosKind)e;
+    if (s == AD_OK) s = read_float_attr(g, path, "/model", "norm_eps", &c->norm_eps);
+    if (s == AD_OK) s = read_float_attr(g, path, "/model", "rope_theta", &c->rope_theta);
+    int64_t stored_n = 0;
+    if (s == AD_OK) s = read_int_attr(g, path, "/model", "n_params", 1, INT64_MAX, &stored_n);
+    ad_h5_close_quietly(g);
+    if (s != AD_OK) return s;
+    s = ad_model_config_validate(c);
+    if (s != AD_OK) return ad_fail_context(AD_ERR_FORMAT, "%s:/model", path);
+    /* Validated sizes are at most 2^22 x 2^18 x 2^10 per tensor: no overflow in size_t. */
+    AdTensorInfo info[AD_P_COUNT];
+    size_t n = ad_model_param_info(c, info);
+    if ((int64_t)n != stored_n)
+        return ad_fail(AD_ERR_FORMAT, "%s:/model: attribute n_params = %lld, but the config "
+                       "implies %zu", path, (long long)stored_n, n);
+    if ((int64_t)n > CKPT_MAX_PARAMS)
+        return ad_fail(AD_ERR_FORMAT, "%s:/model: %zu parameters exceed the limit of %lld", path,
+                       n, (long long)CKPT_MAX_PARAMS);
+    return AD_OK;
+}
+
+static void shape_text(char *out, size_t cap, int rank, const hsize_t *shape) {
+    size_t k = (size_t)snprintf(out, cap, "(");
+    for (int i = 0; i < rank && k < cap; i++)
+        k += (size_t)snprintf(out + k, cap - k, "%s%llu", i ? ", " : "",
+                              (unsigned long long)shape[i]);
+    if (k < cap) snprintf(out + k, cap - k, ")");
+}
+
+/* Checks /weights against the config before anything is allocated: every present tensor
+ * is a dataset of exactly its shape; nothing else is there. */
+static AdStatus check_weights(hid_t w, const char *path, const AdTensorInfo *info) {
+    int n_present = 0;
+    for (int i = 0; i < AD_P_COUNT; i++) {
+        const AdTensorInfo *t = &info[i];
+        int exists;
+        AdStatus s = ad_h5_exists(w, t->name, &exists);
+        if (s != AD_OK) return s;
+        if (!t->size) {
+            if (exists)
+                return ad_fail(AD_ERR_FORMAT, "%s:/weights/%s: the model config has no such "
+                               "tensor, but the file holds it", path, t->name);
+            continue;
+        }
+        n_present++;
+        hsize_t want[3] = {(hsize_t)t->shape[0], (hsize_t)t->shape[1], (hsize_t)t->shape[2]};
+        hsize_t got[AD_H5_MAX_RANK];
+        int rank;
+        if (!exists)
+            return ad_fail(AD_ERR_FORMAT, "%s:/weights/%s: missing dataset", path, t->name);
+        s = ad_h5_array_shape(w, t->name, AD_H5_MAX_RANK, &rank, got);
+        if (s != AD_OK) return s;
+        int same = rank == t->ndim;
+        for (int d = 0; d < t->ndim && same; d++) same = got[d] == want[d];
+        if (!same) {
+            char ws[128], gs[128];
+            shape_text(ws, sizeof ws, t->ndim, want);
+            shape_text(gs, sizeof gs, rank, got);
+            return ad_fail(AD_ERR_FORMAT, "%s:/weights/%s: dataset has shape %s, expected %s",
+                           path, t->name, gs, ws);
+        }
+    }
+    H5G_info_t gi;
+    if (H5Gget_info(w, &gi) < 0) return ad_h5_fail(AD_ERR_FORMAT, w, NULL, "cannot list group");
+    if (gi.nlinks != (hsize_t)n_present) {
+        /* Name one stray link. */
+        for (hsize_t k = 0; k < gi.nlinks; k++) {
+            char name[CKPT_MAX_NAME];
+            if (H5Lget_name_by_idx(w, ".", H5_INDEX_NAME, H5_ITER_INC, k, name, sizeof name,
+                                   H5P_DEFAULT) < 0)
+                return ad_h5_fail(AD_ERR_FORMAT, w, NULL, "cannot list group");
+            int known = 0;
+            for (int i = 0; i < AD_P_COUNT && !known; i++)
+                known = info[i].size && strcmp(info[i].name, name) == 0;
+            if (!known)
+                return ad_fail(AD_ERR_FORMAT, "%s:/weights/%.64s: not a tensor of this model",
+                               path, name);
+        }
+        return ad_fail(AD_ERR_FORMAT, "%s:/weights holds %llu objects, expected %d", path,
+                       (unsigned long long)gi.nlinks, n_present);
+    }
+    return AD_OK;
+}
+
+static AdStatus read_weights(hid_t w, AdModel *m) {
+    for (int i = 0; i < AD_P_COUNT; i++) {
+        const AdTensorInfo *t = &m->info[i];
+        if (!t->size) continue;
+        hsize_t shape[3] = {(hsize_t)t->shape[0], (hsize_t)t->shape[1], (hsize_t)t->shape[2]};
+        AdStatus s = ad_h5_read_floats(w, t->name, t->ndim, shape, m->params.t[i]);
+        if (s != AD_OK) return s;
+    }
+    return AD_OK;
+}
+
+static AdStatus read_tokenizer(hid_t f, const char *path, int model_vocab, AdTokenizer *tok) {
+    int has;
+    AdStatus s = ad_h5_exists(f, "tokenizer", &has);
+    if (s != AD_OK) return s;
+    if (!has) return ad_fail(AD_ERR_FORMAT, "%s holds no tokenizer (no group /tokenizer)", path);
+    hid_t g;
+    s = ad_h5_group_open(f, "tokenizer", &g);
+    if (s != AD_OK) return s;
+    int64_t *offsets = NULL;
+    unsigned char *bytes = NULL;
+    float *scores = NULL;
+    const char **pieces = NULL;
+    int *lens = NULL;
+    int kind = -1;
+    int64_t V = 0, ids[4] = {-1, -1, -1, -1};
+    const char *id_names[4] = {"bos_id", "eos_id", "pad_id", "sep_id"};
+    char *kind_name = NULL;
+    s = ad_h5_attr_read_str(g, "kind", CKPT_MAX_NAME, &kind_name);
+    if (s == AD_OK) {
+        kind = ad_tok_kind_parse(kind_name);
+        if (kind < 0)
+            s = ad_fail(AD_ERR_FORMAT, "%s:/tokenizer: attribute kind = \"%.64s\" is unknown "
+                        "(expected byte, char, spm or gpt2)", path, kind_name);
+    }
+    int64_t max_v = model_vocab < CKPT_MAX_TOK_VOCAB ? model_vocab : CKPT_MAX_TOK_VOCAB;
+    if (s == AD_OK) s = read_int_attr(g, path, "/tokenizer", "vocab_size", 1, max_v, &V);
+    for (int k = 0; k < 4 && s == AD_OK; k++)
+        s = read_int_attr(g, path, "/tokenizer", id_names[k], -1, V - 1, &ids[k]);
+    if (s == AD_OK) {
+        offsets = ad_calloc((size_t)V + 1, sizeof *offsets, "tokenizer piece offsets");
+        scores = ad_alloc_floats((size_t)V, "tokenizer scores");
+        pieces = ad_calloc((size_t)V, sizeof *pieces, "tokenizer pieces");
+        lens = ad_calloc((size_t)V, sizeof *lens, "tokenizer piece lengths");
+        if (!offsets || !scores || !pieces || !lens) s = AD_ERR_NOMEM;
+    }
+    hsize_t n_offsets = (hsize_t)V + 1, n_scores = (hsize_t)V;
+    if (s == AD_OK) s = ad_h5_read_array(g, "piece_offsets", AD_H5_I64, 1, &n_offsets, offsets);
+    if (s == AD_OK && offsets[0] != 0)
+        s = ad_fail(AD_ERR_FORMAT, "%s:/tokenizer/piece_offsets: starts at %lld, not 0", path,
+                    (long long)offsets[0]);
+    for (int64_t i = 0; i < V && s == AD_OK; i++) {
+        int64_t len = offsets[i + 1] - offsets[i];
+        if (len < 0 || len > CKPT_MAX_PIECE_LEN || offsets[i + 1] > CKPT_MAX_PIECE_BYTES)
+            s = ad_fail(AD_ERR_FORMAT, "%s:/tokenizer/piece_offsets: piece %lld spans [%lld, %lld), "
+                        "a negative length, longer than %lld bytes or past %lld bytes in all",
+                        path, (long long)i, (long long)offsets[i], (long long)offsets[i + 1],
+                        (long long)CKPT_MAX_PIECE_LEN, (long long)CKPT_MAX_PIECE_BYTES);
+        else
+            lens[i] = (int)len;
+    }
+    hsize_t n_bytes = s == AD_OK ? (hsize_t)offsets[V] : 0;
+    if (s == AD_OK) {
+        bytes = ad_malloc((size_t)n_bytes, "tokenizer piece bytes");
+        if (!bytes) s = AD_ERR_NOMEM;
+    }
+    if (s == AD_OK) s = ad_h5_read_array(g, "piece_bytes", AD_H5_U8, 1, &n_bytes, bytes);
+    if (s == AD_OK) s = ad_h5_read_floats(g, "scores", 1, &n_scores, scores);
+    if (s == AD_OK) {
+        for (int64_t i = 0; i < V; i++) pieces[i] = (const char *)bytes + offsets[i];
+        s = ad_tokenizer_init_from_pieces(tok, (AdTokKind)kind, (int)V, pieces, lens, scores,
+                                          (int)ids[0], (int)ids[1], (int)ids[2], (int)ids[3]);
+        if (s != AD_OK) ad_fail_context(AD_ERR_FORMAT, "%s:/tokenizer", path);
+        if (s != AD_OK && s != AD_ERR_NOMEM) s = AD_ERR_FORMAT;
+    }
+    ad_h5_close_quietly(g);
+    free(kind_name);
+    free(offsets);
+    free(bytes);
+    free(scores);
+    free(pieces);
+    free(lens);
+    return s;
+}
+
+static void train_state_clear(AdTrainState *st) {
+    ad_adamw_free(&st->opt);
+    free(st->config_json);
+    memset(st, 0, sizeof *st);
+}
+
+static AdStatus read_train(hid_t f, const char *path, size_t n_params, AdTrainState *st) {
+    int has;
+    AdStatus s = ad_h5_exists(f, "train", &has);
+    if (s != AD_OK) return s;
+    if (!has)
+        return ad_fail(AD_ERR_FORMAT, "%s holds no training state (no group /train): it is a "
+                       "weights-only checkpoint", path);
+    hid_t g;
+    s = ad_h5_group_open(f, "train", &g);
+    if (s != AD_OK) return s;
+    int64_t step = 0, adam_step = 0;
+    double tokens = 0;
+    AdAdamWConfig cfg;
+    s = read_int_attr(g, path, "/train", "step", 0, LONG_MAX, &step);
+    if (s == AD_OK) s = read_int_attr(g, path, "/train", "adam_step", 0, LONG_MAX, &adam_step);
+    if (s == AD_OK) s = ad_h5_attr_read_f64(g, "tokens_seen", &tokens);
+    if (s == AD_OK && !(isfinite(tokens) && tokens >= 0))
+        s = ad_fail(AD_ERR_FORMAT, "%s:/train: attribute tokens_seen = %g is not a finite count",
+                    path, tokens);
+    if (s == AD_OK) s = read_float_attr(g, path, "/train", "beta1", &cfg.beta1);
+    if (s == AD_OK) s = read_float_attr(g, path, "/train", "beta2", &cfg.beta2);
+    if (s == AD_OK) s = read_float_attr(g, path, "/train", "eps", &cfg.eps);
+    if (s == AD_OK) s = read_float_attr(g, path, "/train", "weight_decay", &cfg.weight_decay);
+    if (s == AD_OK) {
+        st->step = (long)step;
+        st->tokens_seen = tokens;
+        st->opt.cfg = cfg;
+        st->opt.step = (long)adam_step;
+    }
+    hsize_t four = 4, n = n_params;
+    if (s == AD_OK) s = ad_h5_read_array(g, "rng_state", AD_H5_U64, 1, &four, st->data_rng.s);
+    int has_m = 0, has_v = 0;
+    if (s == AD_OK) s = ad_h5_exists(g, "adam_m", &has_m);
+    if (s == AD_OK) s = ad_h5_exists(g, "adam_v", &has_v);
+    if (s == AD_OK && has_m != has_v)
+        s = ad_fail(AD_ERR_FORMAT, "%s:/train: holds %s but not %s", path,
+                    has_m ? "adam_m" : "adam_v", has_m ? "adam_v" : "adam_m");
+    if (s == AD_OK && has_m) {
+        long opt_step = st->opt.step;
+        s = ad_adamw_init(&st->opt, &cfg, n_params);
+        st->opt.step = opt_step;
+        if (s == AD_OK) s = ad_h5_read_floats(g, "adam_m", 1, &n, st->opt.m);
+        if (s == AD_OK) s = ad_h5_read_floats(g, "adam_v", 1, &n, st->opt.v);
+    }
+    int has_json = 0;
+    if (s == AD_OK) s = ad_h5_exists(g, "config_json", &has_json);
+    if (s == AD_OK && has_json)
+        s = ad_h5_read_string(g, "config_json", CKPT_MAX_CONFIG_JSON, &st->config_json);
+    ad_h5_close_quietly(g);
+    return s;
+}
+
+/* Opens path read-only and checks its format and version. */
+static AdStatus open_checkpoint(const char *path, hid_t *f) {
+    AdStatus s = ad_h5_open(path, 0, f);
+    if (s != AD_OK) return s;
+    s = check_format(*f, path);
+    if (s != AD_OK) {
+        ad_h5_close_quietly(*f);
+        *f = -1;
+    }
+    return s;
+}
+
+AdStatus ad_checkpoint_read_config(const char *path, AdModelConfig *c) {
+    memset(c, 0, sizeof *c);
+    hid_t f;
+    AdStatus s = open_checkpoint(path, &f);
+    if (s != AD_OK) return s;
+    s = read_config(f, path, c);
+    if (s == AD_OK) s = ad_h5_close_file(f);
+    else ad_h5_close_quietly(f);
+    if (s != AD_OK) memset(c, 0, sizeof *c);
+    return s;
+}
+
+/* Load order: format and version, config, the shape of every weight, and only then any
+ * allocation; the tokenizer and the training state follow. Output structs are treated
+ * as uninitialised on entry (anything they held is not freed). */
+AdStatus ad_checkpoint_load(const char *path, AdModel *m, int with_grads, AdTokenizer *tok,
+                            AdTrainState *st) {
+    memset(m, 0, sizeof *m);
+    if (tok) memset(tok, 0, sizeof *tok);
+    if (st) memset(st, 0, sizeof *st);
+    hid_t f = -1, w = -1;
+    AdModelConfig cfg;
+    AdTensorInfo info[AD_P_COUNT];
+    AdStatus s = open_checkpoint(path, &f);
+    if (s == AD_OK) s = read_config(f, path, &cfg);
+    if (s == AD_OK) {
+        ad_model_param_info(&cfg, info);
+        s = ad_h5_group_open(f, "weights", &w);
+    }
+    if (s == AD_OK) s = check_weights(w, path, info);
+    if (s == AD_OK) s = ad_model_init(m, &cfg, with_grads);
+    if (s == AD_OK) s = read_weights(w, m);
+    ad_h5_close_quietly(w);
+    if (s == AD_OK && tok) s = read_tokenizer(f, path, cfg.vocab_size, tok);
+    if (s == AD_OK && st) s = read_train(f, path, m->n_params, st);
+    if (s == AD_OK) {
+        s = ad_h5_close_file(f);
+        f = -1;
+    }
+    if (s != AD_OK) {
+        ad_h5_close_quietly(f);
+        ad_model_free(m);
+        if (tok) ad_tokenizer_free(tok);
+        if (st) train_state_clear(st);
+    }
+    return s;
+}

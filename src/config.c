@@ -1,0 +1,261 @@
+/* config.c: the training config (AdTrainConfig) as one schema table, plus the rules a
+ * table cannot express: the model family preset, "0 = automatic" sizes and cross-field
+ * checks. First step of every command; it reads JSON text only and validates values,
+ * leaving what they mean (schedules, tasks, tokenizers) to the modules that use them. */
+#include "autodidact/config.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <string.h>
+
+#include "config_schema.h"
+
+_Static_assert(sizeof(AdNormKind) == sizeof(int) && sizeof(AdMlpKind) == sizeof(int) &&
+                   sizeof(AdPosKind) == sizeof(int),
+               "the schema stores C enums as int");
+
+#define CONFIG_FILE_MAX (16u << 20) /* bytes; a config is a few KiB */
+
+/* Task names as in tasks.h (kept here so that parsing a config needs no task code). */
+static const char *const task_names[] = {"copy", "reverse", "add", "radd", "mul", "sort", NULL};
+static const char *const family_names[] = {"gpt2", "llama", NULL};
+static const char *const source_names[] = {"task", "text", NULL};
+static const char *const tokenizer_names[] = {"char", "byte", NULL};
+static const char *const schedule_names[] = {"constant", "cosine", "linear", "wsd", NULL};
+
+static const char *norm_name(int k) { return ad_norm_name((AdNormKind)k); }
+static const char *mlp_name(int k) { return ad_mlp_name((AdMlpKind)k); }
+static const char *pos_name(int k) { return ad_pos_name((AdPosKind)k); }
+
+/* model.family: reset the architecture switches to the family's preset, keeping the
+ * sizes, before any other model key applies (the row is AD_SCHEMA_EARLY). */
+static AdStatus apply_family(void *target, const char *source) {
+    AdTrainConfig *c = target;
+    AdModelConfig keep = c->model;
+    if (ad_model_config_preset(&c->model, c->family) != AD_OK)
+        return ad_fail_context(AD_ERR_CONFIG, "%s: model.family", source);
+    c->model.vocab_size = keep.vocab_size;
+    c->model.max_seq_len = keep.max_seq_len;
+    c->model.n_layer = keep.n_layer;
+    c->model.n_head = keep.n_head;
+    c->model.n_kv_head = keep.n_kv_head;
+    c->model.d_model = keep.d_model;
+    c->model.d_ff = keep.d_ff;
+    return AD_OK;
+}
+
+#define OFF(f) offsetof(AdTrainConfig, f)
+#define CAP(f) sizeof(((AdTrainConfig *)0)->f)
+#define INT(k, f, lo, hi, d, h) \
+    {.key = k, .type = AD_SCHEMA_INT, .offset = OFF(f), .min = lo, .max = hi, .def = d, .help = h}
+#define NUM(k, f, lo, hi, fl, d, h)                                                          \
+    {.key = k, .type = AD_SCHEMA_DOUBLE, .offset = OFF(f), .min = lo, .max = hi, .flags = fl, \
+     .def = d, .help = h}
+#define STR(k, f, d, h) \
+    {.key = k, .type = AD_SCHEMA_STRING, .offset = OFF(f), .cap = CAP(f), .def = d, .help = h}
+#define CHOICE(k, f, names, d, h)                                                        \
+    {.key = k, .type = AD_SCHEMA_CHOICE, .offset = OFF(f), .cap = CAP(f), .choices = names, \
+     .def = d, .help = h}
+#define ENUM(k, f, parse, name, n, h)                                                     \
+    {.key = k, .type = AD_SCHEMA_ENUM, .offset = OFF(f), .enum_parse = parse, .enum_name = name, \
+     .n_enum = n, .help = h}
+
+static const AdSchemaRow train_rows[] = {
+    {.key = "model.family", .type = AD_SCHEMA_CHOICE, .offset = OFF(family), .cap = CAP(family),
+     .choices = family_names, .flags = AD_SCHEMA_EARLY, .def = "gpt2", .on_set = apply_family,
+     .help = "architecture preset; sets norm, mlp, pos, bias, tied, norm_eps and rope_theta "
+             "before the other model keys apply"},
+    INT("model.vocab_size", model.vocab_size, 0, 1 << 21, "0",
+        "vocabulary size V; 0 = the tokenizer's"),
+    INT("model.max_seq_len", model.max_seq_len, 1, 1 << 16, "128",
+        "longest sequence the model handles (learned position table, RoPE limit)"),
+    INT("model.n_layer", model.n_layer, 1, 1024, "4", "transformer blocks"),
+    INT("model.n_head", model.n_head, 1, 4096, "4", "query heads; must divide d_model"),
+    INT("model.n_kv_head", model.n_kv_head, 0, 4096, "0",
+        "key/value heads (grouped-query attention); must divide n_head; 0 = n_head"),
+    INT("model.d_model", model.d_model, 1, 1 << 16, "128", "embedding width C"),
+    INT("model.d_ff", model.d_ff, 0, 1 << 20, "0",
+        "MLP hidden width; 0 = 4*d_model for gelu, 2/3 of 4*d_model rounded up to a multiple "
+        "of 32 for swiglu"),
+    ENUM("model.norm", model.norm, ad_norm_parse, norm_name, 2, "normalisation (family preset)"),
+    ENUM("model.mlp", model.mlp, ad_mlp_parse, mlp_name, 2, "MLP kind (family preset)"),
+    ENUM("model.pos", model.pos, ad_pos_parse, pos_name, 3,
+         "position encoding (family preset); none = no positional encoding"),
+    {.key = "model.bias", .type = AD_SCHEMA_BOOL, .offset = OFF(model.bias),
+     .help = "biases in linear layers and norms (family preset)"},
+    {.key = "model.tied", .type = AD_SCHEMA_BOOL, .offset = OFF(model.tied),
+     .help = "classifier shares the token embedding (family preset)"},
+    {.key = "model.norm_eps", .type = AD_SCHEMA_FLOAT, .offset = OFF(model.norm_eps), .min = 0,
+     .max = 1, .flags = AD_SCHEMA_MIN_OPEN, .help = "epsilon of the norms (family preset)"},
+    {.key = "model.rope_theta", .type = AD_SCHEMA_FLOAT, .offset = OFF(model.rope_theta),
+     .min = 0, .max = 1e12, .flags = AD_SCHEMA_MIN_OPEN,
+     .help = "RoPE base frequency (family preset)"},
+    STR("model.init_from", init_from, "", "checkpoint to start from; \"\" = random init"),
+
+    CHOICE("data.source", data.source, source_names, "task",
+           "training data: a built-in task or a text file"),
+    CHOICE("data.task", data.task, task_names, "radd", "task when data.source is \"task\""),
+    INT("data.min_len", data.min_len, 1, 512, "1", "shortest task length (digits or symbols)"),
+    INT("data.max_len", data.max_len, 1, 512, "5", "longest task length; >= data.min_len"),
+    STR("data.path", data.path, "", "text file; required when data.source is \"text\""),
+    CHOICE("data.tokenizer", data.tokenizer, tokenizer_names, "char", "tokenizer"),
+    NUM("data.val_frac", data.val_frac, 0, 1, AD_SCHEMA_MAX_OPEN, "0.05",
+        "fraction of a text file held out for evaluation"),
+
+    INT("train.steps", train.steps, 1, 100000000, "1000", "optimizer updates"),
+    INT("train.batch_size", train.batch_size, 1, 1 << 20, "16", "sequences per micro-batch"),
+    INT("train.seq_len", train.seq_len, 0, 1 << 16, "0",
+        "tokens per training sequence; <= model.max_seq_len; 0 = model.max_seq_len"),
+    INT("train.grad_accum", train.grad_accum, 1, 1 << 16, "1", "micro-batches per update"),
+    NUM("train.lr", train.lr, 0, 10, AD_SCHEMA_MIN_OPEN, "1e-3", "peak learning rate"),
+    NUM("train.min_lr", train.min_lr, 0, 10, 0, "1e-4",
+        "learning rate at the end of the decay; <= train.lr"),
+    CHOICE("train.schedule", train.schedule, schedule_names, "cosine",
+           "learning-rate schedule after warmup"),
+    INT("train.warmup_steps", train.warmup_steps, 0, 100000000, "100",
+        "linear warmup steps"),
+    INT("train.decay_steps", train.decay_steps, 0, 100000000, "0",
+        "wsd: steps of the final linear decay to min_lr"),
+    NUM("train.weight_decay", train.weight_decay, 0, 10, 0, "0.1",
+        "AdamW decoupled weight decay (matrices only)"),
+    NUM("train.beta1", train.beta1, 0, 1, AD_SCHEMA_MAX_OPEN, "0.9", "AdamW beta1"),
+    NUM("train.beta2", train.beta2, 0, 1, AD_SCHEMA_MAX_OPEN, "0.95", "AdamW beta2"),
+    NUM("train.eps", train.eps, 0, 1, AD_SCHEMA_MIN_OPEN, "1e-8", "AdamW epsilon"),
+    NUM("train.grad_clip", train.grad_clip, 0, 1e6, 0, "1.0",
+        "maximum global gradient norm; 0 = no clipping"),
+    INT("train.log_every", train.log_every, 0, 100000000, "10",
+        "steps between progress lines; 0 = never"),
+    INT("train.eval_every", train.eval_every, 0, 100000000, "200",
+        "steps between evaluations; 0 = never"),
+    INT("train.ckpt_every", train.ckpt_every, 0, 100000000, "500",
+        "steps between checkpoints; 0 = only at the end"),
+    INT("train.eval_batches", train.eval_batches, 1, 1000000, "8",
+        "batches (or task examples / batch_size) per evaluation"),
+
+    {.key = "seed", .type = AD_SCHEMA_U64, .offset = OFF(seed), .def = "1337",
+     .help = "seed of every random stream; above 2^53 give it as a decimal string"},
+    INT("threads", threads, 0, 1024, "0", "OpenMP/BLAS threads; 0 = the OpenMP default"),
+    STR("out_dir", out_dir, "runs/train", "directory for checkpoints and logs"),
+};
+
+static const AdSchema train_schema = {train_rows, (int)(sizeof train_rows / sizeof train_rows[0])};
+
+const AdSchema *ad_train_config_schema(void) { return &train_schema; }
+
+/* Replaces the "0 = automatic" sizes by their values. */
+static void resolve(AdTrainConfig *c) {
+    AdModelConfig *m = &c->model;
+    if (m->n_kv_head == 0) m->n_kv_head = m->n_head;
+    if (m->d_ff == 0) {
+        if (m->mlp == AD_MLP_SWIGLU) {
+            int hidden = 2 * (4 * m->d_model) / 3; /* Llama: multiple_of 32 */
+            m->d_ff = 32 * ((hidden + 31) / 32);
+        } else {
+            m->d_ff = 4 * m->d_model;
+        }
+    }
+    if (c->train.seq_len == 0) c->train.seq_len = m->max_seq_len;
+}
+
+/* Rules that tie several keys together, on a resolved config. */
+static AdStatus check(const AdTrainConfig *c, const char *src) {
+    const AdModelConfig *m = &c->model;
+    if (m->d_model % m->n_head != 0)
+        return ad_fail(AD_ERR_CONFIG, "%s: model.d_model: %d is not divisible by model.n_head (%d)",
+                       src, m->d_model, m->n_head);
+    if (m->n_head % m->n_kv_head != 0)
+        return ad_fail(AD_ERR_CONFIG, "%s: model.n_kv_head: %d does not divide model.n_head (%d)",
+                       src, m->n_kv_head, m->n_head);
+    if (m->pos == AD_POS_ROPE && (m->d_model / m->n_head) % 2 != 0)
+        return ad_fail(AD_ERR_CONFIG, "%s: model.pos: rope needs an even head size, but "
+                       "model.d_model / model.n_head = %d", src, m->d_model / m->n_head);
+    if (c->train.seq_len > m->max_seq_len)
+        return ad_fail(AD_ERR_CONFIG, "%s: train.seq_len: %d exceeds model.max_seq_len (%d)", src,
+                       c->train.seq_len, m->max_seq_len);
+    if (c->data.min_len > c->data.max_len)
+        return ad_fail(AD_ERR_CONFIG, "%s: data.min_len: %d is greater than data.max_len (%d)",
+                       src, c->data.min_len, c->data.max_len);
+    if (strcmp(c->data.source, "text") == 0 && c->data.path[0] == '\0')
+        return ad_fail(AD_ERR_CONFIG, "%s: data.path: required when data.source is \"text\"", src);
+    if (c->train.min_lr > c->train.lr)
+        return ad_fail(AD_ERR_CONFIG, "%s: train.min_lr: %g is greater than train.lr (%g)", src,
+                       c->train.min_lr, c->train.lr);
+    return AD_OK;
+}
+
+void ad_train_config_defaults(AdTrainConfig *c) {
+    memset(c, 0, sizeof *c);
+    ad_schema_defaults(&train_schema, c);
+    resolve(c);
+}
+
+/* Parses into a scratch copy so that *c changes only on success. */
+AdStatus ad_train_config_parse(AdTrainConfig *c, const char *json_text, const char *source_name,
+                               const char *const *overrides, int n_overrides) {
+    const char *src = source_name ? source_name : "config";
+    if (!c || !json_text || n_overrides < 0 || (n_overrides > 0 && !overrides))
+        return ad_fail(AD_ERR_ARG, "%s: bad arguments to ad_train_config_parse", src);
+    AdTrainConfig tmp;
+    memset(&tmp, 0, sizeof tmp);
+    ad_schema_defaults(&train_schema, &tmp);
+
+    cJSON *root = NULL;
+    AdStatus st = ad_schema_parse_text(json_text, src, &root);
+    if (st == AD_OK) st = ad_schema_apply_overrides(&train_schema, root, overrides, n_overrides);
+    if (st == AD_OK) st = ad_schema_parse(&train_schema, &tmp, root, src);
+    cJSON_Delete(root);
+    if (st != AD_OK) return st;
+
+    resolve(&tmp);
+    st = check(&tmp, src);
+    if (st != AD_OK) return st;
+    memcpy(c, &tmp, sizeof tmp);
+    return AD_OK;
+}
+
+AdStatus ad_train_config_load(AdTrainConfig *c, const char *path, const char *const *overrides,
+                              int n_overrides) {
+    if (!path) return ad_fail(AD_ERR_ARG, "no config path");
+    FILE *f = fopen(path, "rb");
+    if (!f) return ad_fail(AD_ERR_IO, "cannot open config %s: %s", path, strerror(errno));
+    AdStatus st = AD_OK;
+    char *text = NULL;
+    long size = -1;
+    if (fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
+        st = ad_fail(AD_ERR_IO, "cannot read config %s: %s", path, strerror(errno));
+        goto cleanup;
+    }
+    if ((unsigned long)size > CONFIG_FILE_MAX) {
+        st = ad_fail(AD_ERR_CONFIG, "%s: %ld bytes is too large for a config (limit %u)", path,
+                     size, CONFIG_FILE_MAX);
+        goto cleanup;
+    }
+    text = ad_malloc((size_t)size + 1, "config text");
+    if (!text) {
+        st = AD_ERR_NOMEM;
+        goto cleanup;
+    }
+    if (fread(text, 1, (size_t)size, f) != (size_t)size) {
+        st = ad_fail(AD_ERR_IO, "cannot read config %s: short read", path);
+        goto cleanup;
+    }
+    text[size] = '\0';
+    if (strlen(text) != (size_t)size) {
+        st = ad_fail(AD_ERR_CONFIG, "%s: contains a NUL byte at offset %zu", path, strlen(text));
+        goto cleanup;
+    }
+    st = ad_train_config_parse(c, text, path, overrides, n_overrides);
+cleanup:
+    free(text);
+    fclose(f);
+    return st;
+}
+
+char *ad_train_config_to_json(const AdTrainConfig *c) { return ad_schema_to_json(&train_schema, c); }
+
+void ad_train_config_print_keys(FILE *f) {
+    AdTrainConfig d;
+    memset(&d, 0, sizeof d);
+    ad_schema_defaults(&train_schema, &d); /* unresolved: shows 0 for the automatic sizes */
+    ad_schema_print_keys(&train_schema, &d, f);
+}

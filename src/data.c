@@ -1,0 +1,146 @@
+/* data.c: turns task examples and text files into (tokens, targets) batches for the
+ * training loop; targets of -1 mask prompt and padding positions. Knows nothing of
+ * models or optimizers. */
+#include "autodidact/data.h"
+
+#include <errno.h>
+#include <string.h>
+
+AdStatus ad_read_file(const char *path, size_t max_bytes, char **out, size_t *len) {
+    *out = NULL;
+    *len = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return ad_fail(AD_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    if (fseek(f, 0, SEEK_END) != 0) {
+        fclose(f);
+        return ad_fail(AD_ERR_IO, "cannot seek in %s: %s", path, strerror(errno));
+    }
+    long n = ftell(f);
+    if (n < 0 || (size_t)n > max_bytes) {
+        fclose(f);
+        return ad_fail(AD_ERR_IO, "%s: size %ld is beyond the limit of %zu bytes", path, n, max_bytes);
+    }
+    rewind(f);
+    char *buf = ad_malloc((size_t)n + 1, path);
+    if (!buf) {
+        fclose(f);
+        return AD_ERR_NOMEM;
+    }
+    if (fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        fclose(f);
+        return ad_fail(AD_ERR_IO, "cannot read %s", path);
+    }
+    fclose(f);
+    buf[n] = '\0';
+    *out = buf;
+    *len = (size_t)n;
+    return AD_OK;
+}
+
+AdStatus ad_data_encode_example(const AdTokenizer *tok, const char *prompt, const char *answer,
+                                int T, int *tokens, int *targets, int *n_prompt) {
+    /* seq = <bos> prompt answer <eos>; inputs seq[0..T), targets seq[1..T] */
+    int seq[2 * AD_TASK_MAX_TEXT + 4];
+    int cap = (int)(sizeof seq / sizeof seq[0]) - 2, np = 0, na = 0;
+    seq[0] = tok->bos_id;
+    AdStatus st = ad_tokenizer_encode(tok, prompt, strlen(prompt), seq + 1, cap, &np);
+    if (st) return ad_fail_context(st, "encoding prompt \"%s\"", prompt);
+    if (answer) {
+        st = ad_tokenizer_encode(tok, answer, strlen(answer), seq + 1 + np, cap - np, &na);
+        if (st) return ad_fail_context(st, "encoding answer \"%s\"", answer);
+        seq[1 + np + na] = tok->eos_id;
+    }
+    int n = 1 + np + (answer ? na + 1 : 0); /* sequence length */
+    if (n - 1 > T || (!answer && n > T))
+        return ad_fail(AD_ERR_ARG, "example \"%s%s\" needs %d tokens, more than seq_len %d", prompt,
+                       answer ? answer : "", answer ? n - 1 : n, T);
+    for (int t = 0; t < T; t++) {
+        tokens[t] = t < n ? seq[t] : tok->pad_id;
+        int is_target = answer && t + 1 < n && t + 1 >= 1 + np;
+        targets[t] = is_target ? seq[t + 1] : -1;
+    }
+    if (n_prompt) *n_prompt = 1 + np;
+    return AD_OK;
+}
+
+AdStatus ad_data_init_task(AdData *d, const AdTokenizer *tok, AdTaskKind task, int min_len,
+                           int max_len, int T) {
+    memset(d, 0, sizeof *d);
+    if (tok->bos_id < 0 || tok->eos_id < 0 || tok->pad_id < 0)
+        return ad_fail(AD_ERR_ARG, "task data needs a tokenizer with <bos>, <eos> and <pad>");
+    if (min_len < 1 || max_len < min_len)
+        return ad_fail(AD_ERR_ARG, "task length range [%d, %d] is empty", min_len, max_len);
+    d->kind = AD_DATA_TASK, d->tok = tok, d->T = T;
+    d->task = task, d->min_len = min_len, d->max_len = max_len;
+    /* The longest example must fit: try one at max_len. */
+    char prompt[AD_TASK_MAX_TEXT], answer[AD_TASK_MAX_TEXT];
+    AdRng probe;
+    ad_rng_init(&probe, 0, 0, 0);
+    AdStatus st = ad_task_example(task, max_len, &probe, prompt, answer);
+    if (st) return st;
+    int *tk = ad_calloc((size_t)T * 2, sizeof(int), "example probe");
+    if (!tk) return AD_ERR_NOMEM;
+    st = ad_data_encode_example(tok, prompt, answer, T, tk, tk + T, NULL);
+    free(tk);
+    if (st)
+        return ad_fail_context(st, "task %s at length %d does not fit (raise train.seq_len)",
+                               ad_task_name(task), max_len);
+    return AD_OK;
+}
+
+AdStatus ad_data_init_text(AdData *d, const AdTokenizer *tok, const char *text, size_t len, int T,
+                           double val_frac) {
+    memset(d, 0, sizeof *d);
+    d->kind = AD_DATA_TEXT, d->tok = tok, d->T = T;
+    if (len > (size_t)1 << 31) return ad_fail(AD_ERR_ARG, "text of %zu bytes is too large", len);
+    d->ids = ad_calloc(len + 1, sizeof(int), "encoded text");
+    if (!d->ids) return AD_ERR_NOMEM;
+    int n = 0;
+    AdStatus st = ad_tokenizer_encode(tok, text, len, d->ids, (int)len + 1, &n);
+    if (st) {
+        ad_data_free(d);
+        return st;
+    }
+    d->n_ids = n;
+    d->n_train = (long)((1.0 - val_frac) * n);
+    if (d->n_train < T + 1 || (val_frac > 0 && d->n_ids - d->n_train < T + 1)) {
+        ad_data_free(d);
+        return ad_fail(AD_ERR_ARG,
+                       "text of %d tokens is too short for seq_len %d with val_frac %g "
+                       "(each split needs at least seq_len + 1 tokens)", n, T, val_frac);
+    }
+    return AD_OK;
+}
+
+void ad_data_free(AdData *d) {
+    free(d->ids);
+    memset(d, 0, sizeof *d);
+}
+
+AdStatus ad_data_batch(const AdData *d, AdRng *rng, int split, int *tokens, int *targets, int B) {
+    int T = d->T;
+    if (d->kind == AD_DATA_TEXT) {
+        long lo = split ? d->n_train : 0, hi = split ? d->n_ids : d->n_train;
+        long span = hi - lo - T; /* window start in [lo, lo + span) */
+        if (span < 1) return ad_fail(AD_ERR_ARG, "no %s text to draw from", split ? "validation" : "training");
+        for (int b = 0; b < B; b++) {
+            long s = lo + (long)(ad_rng_uniform_double(rng) * (double)span);
+            for (int t = 0; t < T; t++) {
+                tokens[(size_t)b * T + t] = d->ids[s + t];
+                targets[(size_t)b * T + t] = d->ids[s + t + 1];
+            }
+        }
+        return AD_OK;
+    }
+    char prompt[AD_TASK_MAX_TEXT], answer[AD_TASK_MAX_TEXT];
+    for (int b = 0; b < B; b++) {
+        int len = d->min_len + (int)ad_rng_below(rng, (uint32_t)(d->max_len - d->min_len + 1));
+        AdStatus st = ad_task_example(d->task, len, rng, prompt, answer);
+        if (!st)
+            st = ad_data_encode_example(d->tok, prompt, answer, T, tokens + (size_t)b * T,
+                                        targets + (size_t)b * T, NULL);
+        if (st) return st;
+    }
+    return AD_OK;
+}

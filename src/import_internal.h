@@ -1,0 +1,87 @@
+/* import_internal.h: what the importer files (importers.c, import_*.c) share: a
+ * read-only mapped file, bounded header-field checks, element conversion (F32, F16,
+ * BF16, little-endian) and each format's entry point. Not a public header. */
+#ifndef AUTODIDACT_IMPORT_INTERNAL_H
+#define AUTODIDACT_IMPORT_INTERNAL_H
+
+#include <stdint.h>
+#include <string.h>
+
+#include "autodidact/importers.h"
+
+typedef struct {
+    const char *path;
+    const unsigned char *data; /* (size) read-only mapping of the whole file */
+    size_t size;
+} ImpFile;
+
+/* Maps a whole file read-only. An empty file maps to data == NULL, size 0. */
+AdStatus imp_file_open(ImpFile *f, const char *path);
+/* Safe on a zeroed struct. */
+void imp_file_close(ImpFile *f);
+
+typedef enum { IMP_F32 = 0, IMP_F16 = 1, IMP_BF16 = 2 } ImpDtype;
+
+size_t imp_dtype_size(ImpDtype t);
+const char *imp_dtype_name(ImpDtype t);
+float imp_f16_to_f32(uint16_t h);  /* exact for every half value, incl. subnormals */
+float imp_bf16_to_f32(uint16_t h); /* exact: bf16 is the top half of a float32 */
+
+/* Converts n little-endian elements of type t at src (any alignment) into dst.
+ * A non-finite value is AD_ERR_FORMAT naming the file, the tensor and the index. */
+AdStatus imp_convert(float *dst, const unsigned char *src, ImpDtype t, size_t n,
+                     const ImpFile *f, const char *tensor);
+
+/* Converts an (n_heads * hs, cols) projection stored in the rotate-half row order of
+ * Hugging Face Llama checkpoints into interleaved-pair order (llama2.c, Meta, GGUF).
+ * Within a head, HF row i * hs/2 + j (half i in {0, 1}, pair j < hs/2) holds what
+ * interleaved row 2j + i holds: HF's converter applied
+ *   w.view(n_heads, hs/2, 2, cols).transpose(1, 2).reshape(n_heads * hs, cols)
+ * so that its rotate_half RoPE (pairs (j, j + hs/2)) equals RoPE on pairs (2j, 2j+1). */
+AdStatus imp_convert_rows_unpermute(float *dst, const unsigned char *src, ImpDtype t,
+                                    int n_heads, int hs, int cols, const ImpFile *f,
+                                    const char *tensor);
+
+/* AD_ERR_FORMAT "<file>: <field> = v is outside [lo, hi]" unless lo <= v <= hi. */
+AdStatus imp_check_field(const ImpFile *f, const char *field, int64_t v, int64_t lo,
+                         int64_t hi);
+
+/* Bounds applied to header fields before any size is computed (the model's own
+ * validation then applies its exact limits). They keep every product of three
+ * fields below 2^63. */
+enum {
+    IMP_MAX_DIM = 1 << 20,     /* d_model, d_ff, head counts, context lengths */
+    IMP_MAX_LAYERS = 1 << 12,
+    IMP_MAX_VOCAB = 1 << 23
+};
+
+/* Sets cfg->max_seq_len from the file's value or the caller's override and validates
+ * the config; errors name the file. Call before sizes derived from cfg are trusted. */
+AdStatus imp_config_finish(AdModelConfig *cfg, int file_seq_len, const AdImportOptions *opt,
+                           const ImpFile *f);
+/* ad_model_init(m, cfg, 0) with the file named in an error. */
+AdStatus imp_model_init(AdModel *m, const AdModelConfig *cfg, const ImpFile *f);
+
+/* Format readers. Each initialises m; those with an embedded vocabulary fill tok when
+ * it is non-NULL (otherwise tok is untouched). On error they free what they made. */
+AdStatus imp_load_llama2c(const ImpFile *f, const AdImportOptions *opt, AdModel *m);
+AdStatus imp_load_gguf(const ImpFile *f, const AdImportOptions *opt, AdModel *m,
+                       AdTokenizer *tok);
+AdStatus imp_load_llmc(const ImpFile *f, const AdImportOptions *opt, AdModel *m);
+AdStatus imp_load_safetensors(const ImpFile *f, const AdImportOptions *opt, AdModel *m);
+
+/* Little-endian reads from a byte pointer the caller has bounds-checked. */
+static inline uint32_t imp_u32(const unsigned char *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static inline int32_t imp_i32(const unsigned char *p) {
+    uint32_t u = imp_u32(p);
+    int32_t v;
+    memcpy(&v, &u, sizeof v);
+    return v;
+}
+static inline uint64_t imp_u64(const unsigned char *p) {
+    return (uint64_t)imp_u32(p) | (uint64_t)imp_u32(p + 4) << 32;
+}
+
+#endif

@@ -1,0 +1,582 @@
+/* main.c: the `autodidact` command line. Parses arguments, wires the library's modules
+ * together for each command, prints progress and results, and is the only place that
+ * decides to exit. No model math, no file formats. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "autodidact/bench.h"
+#include "autodidact/checkpoint.h"
+#include "autodidact/common.h"
+#include "autodidact/config.h"
+#include "autodidact/data.h"
+#include "autodidact/losses.h"
+#include "autodidact/model.h"
+#include "autodidact/tasks.h"
+#include "autodidact/tokenizer.h"
+#include "autodidact/train.h"
+
+#ifndef AD_SOURCE_DIR
+#define AD_SOURCE_DIR "."
+#endif
+
+#define MAX_OVERRIDES 128
+
+static int die(const char *what) {
+    fprintf(stderr, "autodidact: %s%s%s\n", what ? what : "", what ? ": " : "", ad_errmsg());
+    return 1;
+}
+
+static int usage_error(const char *cmd, const char *msg, const char *arg) {
+    fprintf(stderr, "autodidact %s: %s%s%s\nTry 'autodidact %s --help'.\n", cmd, msg,
+            arg ? " " : "", arg ? arg : "", cmd);
+    return 2;
+}
+
+/* mkdir -p */
+static AdStatus make_dirs(const char *path) {
+    char buf[AD_PATH_MAX];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+            return ad_fail(AD_ERR_IO, "cannot create directory %s: %s", buf, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+        return ad_fail(AD_ERR_IO, "cannot create directory %s: %s", buf, strerror(errno));
+    return AD_OK;
+}
+
+static AdStatus write_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    if (!f) return ad_fail(AD_ERR_IO, "cannot write %s: %s", path, strerror(errno));
+    int ok = fputs(text, f) >= 0;
+    ok = (fclose(f) == 0) && ok;
+    return ok ? AD_OK : ad_fail(AD_ERR_IO, "cannot write %s: %s", path, strerror(errno));
+}
+
+/* ------------------------------------------------------------------ train */
+
+static const char *TRAIN_HELP =
+    "usage: autodidact train CONFIG.json [--set key.path=value ...] [--quiet]\n"
+    "       autodidact train --resume CHECKPOINT.h5 [--set train.steps=N ...]\n"
+    "\n"
+    "Trains a model on a built-in task or a text file as the config describes, printing a\n"
+    "progress line (step, loss, learning rate, gradient norm, tokens/s, ETA), validation loss\n"
+    "every train.eval_every steps, and writing OUT_DIR/checkpoint.h5 (every train.ckpt_every\n"
+    "steps and at the end) and OUT_DIR/config.json (the resolved config).\n"
+    "\n"
+    "  --set key.path=value  override a config key (repeatable); value is JSON or a bare string\n"
+    "  --resume CKPT         continue the run saved in CKPT with its own resolved config;\n"
+    "                        same seed and thread count give exactly the uninterrupted losses\n"
+    "  --quiet               no progress lines\n"
+    "  --keys                list every config key with its default and meaning\n";
+
+static AdStatus build_tokenizer(const AdTrainConfig *c, const char *text, size_t len,
+                                AdTokenizer *tok) {
+    if (strcmp(c->data.tokenizer, "byte") == 0) return ad_tokenizer_init_byte(tok);
+    if (strcmp(c->data.source, "task") == 0) {
+        int k = ad_task_parse(c->data.task);
+        const char *alpha = ad_task_alphabet((AdTaskKind)k);
+        return ad_tokenizer_init_char(tok, alpha, strlen(alpha));
+    }
+    return ad_tokenizer_init_char(tok, text, len);
+}
+
+static int cmd_train(int argc, char **argv) {
+    const char *config_path = NULL, *resume = NULL;
+    const char *overrides[MAX_OVERRIDES];
+    int n_over = 0, quiet = 0;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(TRAIN_HELP, stdout);
+            return 0;
+        } else if (!strcmp(argv[i], "--keys")) {
+            ad_train_config_print_keys(stdout);
+            return 0;
+        } else if (!strcmp(argv[i], "--set")) {
+            if (i + 1 >= argc) return usage_error("train", "--set needs key.path=value", NULL);
+            if (n_over == MAX_OVERRIDES) return usage_error("train", "too many --set options", NULL);
+            overrides[n_over++] = argv[++i];
+        } else if (!strncmp(argv[i], "--set=", 6)) {
+            if (n_over == MAX_OVERRIDES) return usage_error("train", "too many --set options", NULL);
+            overrides[n_over++] = argv[i] + 6;
+        } else if (!strcmp(argv[i], "--resume")) {
+            if (i + 1 >= argc) return usage_error("train", "--resume needs a checkpoint path", NULL);
+            resume = argv[++i];
+        } else if (!strcmp(argv[i], "--quiet")) {
+            quiet = 1;
+        } else if (argv[i][0] == '-') {
+            return usage_error("train", "unknown option", argv[i]);
+        } else if (!config_path) {
+            config_path = argv[i];
+        } else {
+            return usage_error("train", "unexpected argument", argv[i]);
+        }
+    }
+    if (!config_path && !resume) return usage_error("train", "missing CONFIG.json", NULL);
+    if (config_path && resume)
+        return usage_error("train", "give either CONFIG.json or --resume CHECKPOINT, not both", NULL);
+
+    int rc = 1;
+    AdTrainConfig cfg;
+    AdModel m;
+    AdTokenizer tok;
+    AdTrainState st;
+    AdData data;
+    char *text = NULL, *cfg_json = NULL;
+    size_t text_len = 0;
+    memset(&m, 0, sizeof m);
+    memset(&tok, 0, sizeof tok);
+    memset(&st, 0, sizeof st);
+    memset(&data, 0, sizeof data);
+
+    if (resume) {
+        if (ad_checkpoint_load(resume, &m, 1, &tok, &st)) {
+            die("cannot resume");
+            goto done;
+        }
+        if (!st.config_json || !st.opt.m) {
+            fprintf(stderr, "autodidact: cannot resume: %s holds no training state (a weights-only "
+                            "checkpoint); start a new run with model.init_from instead\n", resume);
+            goto done;
+        }
+        if (ad_train_config_parse(&cfg, st.config_json, resume, overrides, n_over)) {
+            die("the config stored in the checkpoint");
+            goto done;
+        }
+    } else if (ad_train_config_load(&cfg, config_path, overrides, n_over)) {
+        die(NULL);
+        goto done;
+    }
+    ad_set_threads(cfg.threads);
+
+    int is_text = strcmp(cfg.data.source, "text") == 0;
+    if (is_text && ad_read_file(cfg.data.path, (size_t)1 << 30, &text, &text_len)) {
+        die("data.path");
+        goto done;
+    }
+    if (!resume) {
+        if (cfg.init_from[0]) {
+            if (ad_checkpoint_load(cfg.init_from, &m, 1, &tok, NULL)) {
+                die("model.init_from");
+                goto done;
+            }
+            ad_log(AD_LOG_INFO, "starting from %s (%zu parameters)", cfg.init_from, m.n_params);
+        } else {
+            if (build_tokenizer(&cfg, text, text_len, &tok)) {
+                die("building the tokenizer");
+                goto done;
+            }
+            AdModelConfig mc = cfg.model;
+            if (mc.vocab_size == 0) mc.vocab_size = tok.vocab_size;
+            if (mc.vocab_size < tok.vocab_size) {
+                fprintf(stderr, "autodidact: model.vocab_size %d is smaller than the tokenizer's %d\n",
+                        mc.vocab_size, tok.vocab_size);
+                goto done;
+            }
+            cfg.model.vocab_size = mc.vocab_size;
+            if (ad_model_init(&m, &mc, 1)) {
+                die("model");
+                goto done;
+            }
+            AdRng init_rng;
+            ad_rng_init(&init_rng, cfg.seed, AD_STREAM_INIT, 0);
+            ad_model_init_weights(&m, &init_rng);
+        }
+        AdAdamWConfig oc = {(float)cfg.train.beta1, (float)cfg.train.beta2, (float)cfg.train.eps,
+                            (float)cfg.train.weight_decay};
+        if (ad_adamw_init(&st.opt, &oc, m.n_params)) {
+            die("optimizer");
+            goto done;
+        }
+        ad_rng_init(&st.data_rng, cfg.seed, AD_STREAM_DATA, 0);
+        st.config_json = ad_train_config_to_json(&cfg);
+    } else {
+        /* the moments came from the checkpoint; the hyperparameters from its config */
+        AdAdamWConfig oc = {(float)cfg.train.beta1, (float)cfg.train.beta2, (float)cfg.train.eps,
+                            (float)cfg.train.weight_decay};
+        st.opt.cfg = oc;
+        free(st.config_json);
+        st.config_json = ad_train_config_to_json(&cfg);
+    }
+    if (!st.config_json) {
+        die("config");
+        goto done;
+    }
+
+    int T = cfg.train.seq_len;
+    AdStatus s = is_text ? ad_data_init_text(&data, &tok, text, text_len, T, cfg.data.val_frac)
+                         : ad_data_init_task(&data, &tok, (AdTaskKind)ad_task_parse(cfg.data.task),
+                                             cfg.data.min_len, cfg.data.max_len, T);
+    if (s) {
+        die("data");
+        goto done;
+    }
+    if (make_dirs(cfg.out_dir)) {
+        die("out_dir");
+        goto done;
+    }
+    char ckpt[AD_PATH_MAX + 32], cpath[AD_PATH_MAX + 32];
+    snprintf(ckpt, sizeof ckpt, "%s/checkpoint.h5", cfg.out_dir);
+    snprintf(cpath, sizeof cpath, "%s/config.json", cfg.out_dir);
+    if (write_text(cpath, st.config_json)) {
+        die(NULL);
+        goto done;
+    }
+
+    AdTrainOptions o = {0};
+    o.steps = cfg.train.steps;
+    o.batch_size = cfg.train.batch_size;
+    o.seq_len = T;
+    o.grad_accum = cfg.train.grad_accum;
+    o.sched.kind = (AdSchedKind)ad_sched_parse(cfg.train.schedule);
+    o.sched.lr_max = (float)cfg.train.lr;
+    o.sched.lr_min = (float)cfg.train.min_lr;
+    o.sched.warmup_steps = cfg.train.warmup_steps;
+    o.sched.total_steps = cfg.train.steps;
+    o.sched.decay_steps = cfg.train.decay_steps;
+    o.grad_clip = (float)cfg.train.grad_clip;
+    o.log_every = cfg.train.log_every;
+    o.eval_every = cfg.train.eval_every;
+    o.eval_batches = cfg.train.eval_batches;
+    o.ckpt_every = cfg.train.ckpt_every;
+    o.ckpt_path = ckpt;
+    o.tok = &tok;
+    o.seed = cfg.seed;
+    o.quiet = quiet;
+
+    if (!quiet) {
+        const AdModelConfig *mc = &m.cfg;
+        ad_log(AD_LOG_INFO,
+               "model: %s/%s/%s, %d layers, d_model %d, %d heads (%d kv), d_ff %d, vocab %d: %.3fM "
+               "parameters",
+               ad_norm_name(mc->norm), ad_mlp_name(mc->mlp), ad_pos_name(mc->pos), mc->n_layer,
+               mc->d_model, mc->n_head, mc->n_kv_head, mc->d_ff, mc->vocab_size, m.n_params / 1e6);
+        if (is_text)
+            ad_log(AD_LOG_INFO, "data: %s, %ld tokens (%ld train) with a %s tokenizer of %d ids",
+                   cfg.data.path, data.n_ids, data.n_train, ad_tok_kind_name(tok.kind), tok.vocab_size);
+        else
+            ad_log(AD_LOG_INFO, "data: task %s, lengths %d..%d, seq_len %d", cfg.data.task,
+                   cfg.data.min_len, cfg.data.max_len, T);
+        ad_log(AD_LOG_INFO, "training: steps %ld..%d, batch %d x %d accumulation, lr %g (%s), %d threads, seed %llu",
+               st.step, cfg.train.steps, cfg.train.batch_size, cfg.train.grad_accum, cfg.train.lr,
+               cfg.train.schedule, ad_get_threads(), (unsigned long long)cfg.seed);
+    }
+    double t0 = ad_time_now();
+    if (ad_train(&m, &st, &data, &o)) {
+        die("training stopped");
+        fprintf(stderr, "autodidact: the last checkpoint (if any) is %s; continue with "
+                        "'autodidact train --resume %s'\n", ckpt, ckpt);
+        goto done;
+    }
+    if (!quiet) {
+        char dur[32];
+        ad_format_duration(ad_time_now() - t0, dur, sizeof dur);
+        ad_log(AD_LOG_INFO, "done in %s: checkpoint %s, config %s", dur, ckpt, cpath);
+    }
+    rc = 0;
+done:
+    ad_data_free(&data);
+    ad_train_state_free(&st);
+    ad_tokenizer_free(&tok);
+    ad_model_free(&m);
+    free(text);
+    free(cfg_json);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ eval */
+
+static const char *EVAL_HELP =
+    "usage: autodidact eval --model CKPT.h5 (--task NAME [--min-len N] [--max-len N] | --text FILE)\n"
+    "                       [--batches N] [--batch-size B] [--seq-len T] [--seed S]\n"
+    "                       [--logprobs OUT.jsonl]\n"
+    "\n"
+    "Reports the mean loss and perplexity of a checkpoint on task examples (answer tokens only)\n"
+    "or on windows of a text file (every token). With --logprobs, writes one JSON line per\n"
+    "sequence: {\"tokens\": [...], \"targets\": [...], \"logprobs\": [...]} with the\n"
+    "log-probability of each unmasked target token (null where masked).\n"
+    "\n"
+    "  --batches N      number of batches (default 8)\n"
+    "  --batch-size B   sequences per batch (default 16)\n"
+    "  --seq-len T      tokens per sequence (default: the model's max_seq_len)\n"
+    "  --seed S         seed of the evaluation stream (default 1337)\n";
+
+static int parse_int_arg(const char *cmd, const char *opt, const char *v, long lo, long hi, long *out) {
+    char *end;
+    errno = 0;
+    long x = v ? strtol(v, &end, 10) : 0;
+    if (!v || errno || *end || x < lo || x > hi) {
+        fprintf(stderr, "autodidact %s: %s needs an integer in [%ld, %ld], got \"%s\"\n", cmd, opt, lo,
+                hi, v ? v : "");
+        return 0;
+    }
+    *out = x;
+    return 1;
+}
+
+static int cmd_eval(int argc, char **argv) {
+    const char *model = NULL, *task = NULL, *textf = NULL, *lp_path = NULL;
+    long min_len = 1, max_len = 5, batches = 8, bs = 16, T = 0, seed = 1337;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(EVAL_HELP, stdout);
+            return 0;
+        }
+        int ok = 1;
+        if (!strcmp(a, "--model")) model = v, i++;
+        else if (!strcmp(a, "--task")) task = v, i++;
+        else if (!strcmp(a, "--text")) textf = v, i++;
+        else if (!strcmp(a, "--logprobs")) lp_path = v, i++;
+        else if (!strcmp(a, "--min-len")) ok = parse_int_arg("eval", a, v, 1, 250, &min_len), i++;
+        else if (!strcmp(a, "--max-len")) ok = parse_int_arg("eval", a, v, 1, 250, &max_len), i++;
+        else if (!strcmp(a, "--batches")) ok = parse_int_arg("eval", a, v, 1, 1000000, &batches), i++;
+        else if (!strcmp(a, "--batch-size")) ok = parse_int_arg("eval", a, v, 1, 65536, &bs), i++;
+        else if (!strcmp(a, "--seq-len")) ok = parse_int_arg("eval", a, v, 1, 65536, &T), i++;
+        else if (!strcmp(a, "--seed")) ok = parse_int_arg("eval", a, v, 0, 2147483647L, &seed), i++;
+        else return usage_error("eval", "unknown argument", a);
+        if (!ok) return 2;
+        if (i >= argc) return usage_error("eval", "missing value for", a);
+    }
+    if (!model) return usage_error("eval", "missing --model", NULL);
+    if (!task == !textf) return usage_error("eval", "give exactly one of --task and --text", NULL);
+    if (task && ad_task_parse(task) < 0) return usage_error("eval", "unknown task", task);
+
+    int rc = 1;
+    AdModel m;
+    AdTokenizer tok;
+    AdActs acts;
+    AdData data;
+    char *text = NULL;
+    size_t text_len = 0;
+    int *buf = NULL;
+    float *tl = NULL;
+    FILE *lp = NULL;
+    memset(&m, 0, sizeof m);
+    memset(&tok, 0, sizeof tok);
+    memset(&acts, 0, sizeof acts);
+    memset(&data, 0, sizeof data);
+    if (ad_checkpoint_load(model, &m, 0, &tok, NULL)) {
+        die("--model");
+        goto done;
+    }
+    if (T == 0) T = m.cfg.max_seq_len;
+    if (T > m.cfg.max_seq_len) {
+        fprintf(stderr, "autodidact eval: --seq-len %ld exceeds the model's max_seq_len %d\n", T,
+                m.cfg.max_seq_len);
+        goto done;
+    }
+    AdStatus s;
+    if (textf) {
+        s = ad_read_file(textf, (size_t)1 << 30, &text, &text_len);
+        if (!s) s = ad_data_init_text(&data, &tok, text, text_len, (int)T, 0.0);
+    } else {
+        s = ad_data_init_task(&data, &tok, (AdTaskKind)ad_task_parse(task), (int)min_len, (int)max_len, (int)T);
+    }
+    if (s || ad_acts_init(&acts, &m.cfg, (int)bs, (int)T)) {
+        die("eval");
+        goto done;
+    }
+    if (lp_path && !(lp = fopen(lp_path, "w"))) {
+        fprintf(stderr, "autodidact eval: cannot write %s: %s\n", lp_path, strerror(errno));
+        goto done;
+    }
+    size_t n = (size_t)bs * T;
+    buf = ad_calloc(n * 2, sizeof(int), "eval batch");
+    tl = ad_alloc_floats(n, "token losses");
+    if (!buf || !tl) {
+        die(NULL);
+        goto done;
+    }
+    AdRng rng;
+    ad_rng_init(&rng, (uint64_t)seed, AD_STREAM_EVAL, 0);
+    double sum = 0.0;
+    long count = 0;
+    for (long b = 0; b < batches; b++) {
+        if (ad_data_batch(&data, &rng, 0, buf, buf + n, (int)bs)) {
+            die("eval");
+            goto done;
+        }
+        ad_model_forward(&m, &acts, buf, (int)bs, (int)T);
+        sum += ad_loss_ce(NULL, tl, acts.logits, buf + n, (int)n, m.cfg.vocab_size, 1.0f);
+        count += ad_count_targets(buf + n, (long)n);
+        for (long r = 0; lp && r < bs; r++) {
+            const int *tk = buf + r * T, *tg = buf + n + r * T;
+            fputs("{\"tokens\": [", lp);
+            for (long t = 0; t < T; t++) fprintf(lp, "%s%d", t ? ", " : "", tk[t]);
+            fputs("], \"targets\": [", lp);
+            for (long t = 0; t < T; t++) fprintf(lp, "%s%d", t ? ", " : "", tg[t]);
+            fputs("], \"logprobs\": [", lp);
+            for (long t = 0; t < T; t++) {
+                if (tg[t] < 0) fprintf(lp, "%snull", t ? ", " : "");
+                else fprintf(lp, "%s%.9g", t ? ", " : "", -tl[r * T + t]);
+            }
+            fputs("]}\n", lp);
+        }
+    }
+    if (lp && fclose(lp) != 0) {
+        lp = NULL;
+        fprintf(stderr, "autodidact eval: writing %s failed: %s\n", lp_path, strerror(errno));
+        goto done;
+    }
+    lp = NULL;
+    double mean = count ? sum / count : 0.0;
+    printf("model %s\n", model);
+    if (task) printf("data  task %s, lengths %ld..%ld, %ld sequences of %ld tokens\n", task, min_len, max_len, batches * bs, T);
+    else printf("data  %s, %ld windows of %ld tokens\n", textf, batches * bs, T);
+    printf("loss  %.6f nats/token over %ld target tokens\nperplexity %.4f\n", mean, count, exp(mean));
+    if (lp_path) printf("log-probabilities written to %s\n", lp_path);
+    rc = 0;
+done:
+    if (lp) fclose(lp);
+    free(buf);
+    free(tl);
+    free(text);
+    ad_data_free(&data);
+    ad_acts_free(&acts);
+    ad_tokenizer_free(&tok);
+    ad_model_free(&m);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ bench */
+
+static const char *BENCH_HELP =
+    "usage: autodidact bench [--shape small|medium|all] [--family gpt2|llama] [--threads N]\n"
+    "                        [--steps N] [--repeats N] [--no-torch]\n"
+    "\n"
+    "Trains randomly initialised models on random tokens and reports the median tokens/s of\n"
+    "several timed repeats, the model FLOPs utilisation against a measured cblas_sgemm peak,\n"
+    "and peak memory against what parameters, gradients, AdamW state and activations need.\n"
+    "Unless --no-torch, the same architecture and optimizer are trained in PyTorch CPU\n"
+    "(bench/torch_train.py under /usr/bin/python3, Debian python3-torch) with the same\n"
+    "threads in the same run, and the speed ratio is printed.\n"
+    "Shapes (vocab 512): small = d 128, 4 layers, 4 heads, T 128, batch 16;\n"
+    "                    medium = d 256, 6 layers, 8 heads, T 256, batch 8.\n";
+
+typedef struct {
+    const char *name;
+    int d, L, H, T, B;
+} BenchShape;
+
+static double run_torch(const char *family, const BenchShape *s, int threads, int steps, int repeats) {
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "/usr/bin/python3 %s/bench/torch_train.py --family %s --vocab 512 --d-model %d "
+             "--n-layer %d --n-head %d --n-kv-head %d --seq-len %d --batch %d --threads %d --steps %d "
+             "--repeats %d --json 2>/dev/null",
+             AD_SOURCE_DIR, family, s->d, s->L, s->H, s->H, s->T, s->B, threads, steps, repeats);
+    FILE *p = popen(cmd, "r");
+    if (!p) return 0.0;
+    char out[8192];
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = '\0';
+    if (pclose(p) != 0) return 0.0;
+    const char *k = strstr(out, "\"tokens_per_s\"");
+    if (!k) return 0.0;
+    k = strchr(k, ':');
+    return k ? atof(k + 1) : 0.0;
+}
+
+static int cmd_bench(int argc, char **argv) {
+    const char *shape = "all", *family = "gpt2";
+    long threads = 0, steps = 0, repeats = 5;
+    int torch = 1;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int ok = 1;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(BENCH_HELP, stdout);
+            return 0;
+        } else if (!strcmp(a, "--shape") && v) shape = v, i++;
+        else if (!strcmp(a, "--family") && v) family = v, i++;
+        else if (!strcmp(a, "--threads")) ok = parse_int_arg("bench", a, v, 1, 1024, &threads), i++;
+        else if (!strcmp(a, "--steps")) ok = parse_int_arg("bench", a, v, 1, 100000, &steps), i++;
+        else if (!strcmp(a, "--repeats")) ok = parse_int_arg("bench", a, v, 1, 15, &repeats), i++;
+        else if (!strcmp(a, "--no-torch")) torch = 0;
+        else return usage_error("bench", "unknown or incomplete argument", a);
+        if (!ok) return 2;
+    }
+    if (strcmp(family, "gpt2") && strcmp(family, "llama")) return usage_error("bench", "unknown family", family);
+    BenchShape shapes[] = {{"small", 128, 4, 4, 128, 16}, {"medium", 256, 6, 8, 256, 8}};
+    if (threads > 0) ad_set_threads((int)threads);
+    int nt = ad_get_threads();
+    double peak = ad_bench_sgemm_gflops(1024, 7);
+    printf("threads %d | BLAS %s\n", nt, ad_blas_info());
+    printf("cblas_sgemm 1024^3 peak: %.1f GFLOP/s (median of 7)\n\n", peak);
+    printf("%-7s %-6s %12s %12s %7s %6s %10s %10s\n", "shape", "family", "autodidact", "pytorch",
+           "ratio", "MFU", "RSS MiB", "need MiB");
+    int matched = 0;
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        const BenchShape *s = &shapes[i];
+        if (strcmp(shape, "all") && strcmp(shape, s->name)) continue;
+        matched = 1;
+        AdModelConfig c;
+        ad_model_config_preset(&c, family);
+        c.vocab_size = 512, c.d_model = s->d, c.n_layer = s->L, c.n_head = s->H, c.n_kv_head = s->H;
+        c.max_seq_len = s->T;
+        c.d_ff = c.mlp == AD_MLP_SWIGLU ? (2 * 4 * s->d / 3 + 31) / 32 * 32 : 4 * s->d;
+        int st = steps ? (int)steps : (s->d > 128 ? 6 : 20);
+        AdBenchResult r;
+        if (ad_bench_train(&c, s->B, s->T, 3, st, (int)repeats, &r)) return die("bench");
+        double tt = torch ? run_torch(family, s, nt, st, (int)repeats) : 0.0;
+        char tbuf[32] = "-", rbuf[16] = "-";
+        if (tt > 0) {
+            snprintf(tbuf, sizeof tbuf, "%.0f", tt);
+            snprintf(rbuf, sizeof rbuf, "%.2fx", r.tokens_per_s / tt);
+        } else if (torch) {
+            snprintf(tbuf, sizeof tbuf, "unavailable");
+        }
+        printf("%-7s %-6s %12.0f %12s %7s %5.0f%% %10.0f %10.0f\n", s->name, family, r.tokens_per_s,
+               tbuf, rbuf, 100.0 * r.tokens_per_s * r.flops_per_token / 1e9 / peak, r.peak_rss_mb,
+               r.need_mb);
+        printf("        autodidact runs (tokens/s):");
+        for (int k = 0; k < r.n_runs; k++) printf(" %.0f", r.runs[k]);
+        printf("\n");
+        fflush(stdout);
+    }
+    if (!matched) return usage_error("bench", "unknown shape", shape);
+    if (torch)
+        printf("\npytorch: bench/torch_train.py, same shapes, AdamW, clipping, %d threads, median "
+               "of %ld repeats\n", nt, repeats);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ main */
+
+static const char *MAIN_HELP =
+    "usage: autodidact <command> [options]\n"
+    "\n"
+    "A self-distillation research framework: a transformer in C that trains on the CPU.\n"
+    "\n"
+    "commands:\n"
+    "  train    train a model on a built-in task or a text file (JSON config)\n"
+    "  eval     loss, perplexity and per-token log-probabilities of a checkpoint\n"
+    "  bench    training speed against PyTorch CPU on the same shapes\n"
+    "  version  program, BLAS and thread facts\n"
+    "\n"
+    "'autodidact <command> --help' describes each command.\n";
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        fputs(MAIN_HELP, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "train")) return cmd_train(argc - 2, argv + 2);
+    if (!strcmp(cmd, "eval")) return cmd_eval(argc - 2, argv + 2);
+    if (!strcmp(cmd, "bench")) return cmd_bench(argc - 2, argv + 2);
+    if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+        printf("autodidact %s\nthreads %d\nBLAS %s\n", AD_VERSION_STRING, ad_get_threads(), ad_blas_info());
+        return 0;
+    }
+    fprintf(stderr, "autodidact: unknown command \"%s\"\n%s", cmd, MAIN_HELP);
+    return 2;
+}

@@ -1,0 +1,378 @@
+/* model.c: the transformer of model.h for both families: config presets and checks,
+ * the parameter table, one allocation for parameters (and one for gradients), one for
+ * activations, and forward/backward composed from kernels.c. No optimizer, no file I/O. */
+#include "autodidact/model.h"
+
+#include <math.h>
+#include <string.h>
+
+#include <omp.h>
+
+#include "autodidact/kernels.h"
+
+/* ---------------------------------------------------------------- config */
+
+static const char *norm_names[] = {"layernorm", "rmsnorm"};
+static const char *mlp_names[] = {"gelu", "swiglu"};
+static const char *pos_names[] = {"learned", "rope", "none"};
+
+const char *ad_norm_name(AdNormKind k) { return (unsigned)k < 2 ? norm_names[k] : "?"; }
+const char *ad_mlp_name(AdMlpKind k) { return (unsigned)k < 2 ? mlp_names[k] : "?"; }
+const char *ad_pos_name(AdPosKind k) { return (unsigned)k < 3 ? pos_names[k] : "?"; }
+
+static int parse_name(const char *s, const char **names, int n) {
+    for (int i = 0; i < n; i++)
+        if (s && strcmp(s, names[i]) == 0) return i;
+    return -1;
+}
+int ad_norm_parse(const char *s) { return parse_name(s, norm_names, 2); }
+int ad_mlp_parse(const char *s) { return parse_name(s, mlp_names, 2); }
+int ad_pos_parse(const char *s) { return parse_name(s, pos_names, 3); }
+
+AdStatus ad_model_config_preset(AdModelConfig *c, const char *family) {
+    AdModelConfig d = {.vocab_size = 256, .max_seq_len = 128, .n_layer = 4, .n_head = 4,
+                       .n_kv_head = 4, .d_model = 128, .d_ff = 512, .norm_eps = 1e-5f,
+                       .rope_theta = 10000.0f};
+    if (strcmp(family, "gpt2") == 0) {
+        d.norm = AD_NORM_LAYERNORM, d.mlp = AD_MLP_GELU, d.pos = AD_POS_LEARNED;
+        d.bias = 1, d.tied = 1;
+    } else if (strcmp(family, "llama") == 0) {
+        d.norm = AD_NORM_RMSNORM, d.mlp = AD_MLP_SWIGLU, d.pos = AD_POS_ROPE;
+        d.bias = 0, d.tied = 0, d.d_ff = 352;
+    } else {
+        return ad_fail(AD_ERR_ARG, "unknown model family \"%s\" (expected gpt2 or llama)", family);
+    }
+    *c = d;
+    return AD_OK;
+}
+
+AdStatus ad_model_config_validate(const AdModelConfig *c) {
+    struct { const char *name; long v, lo, hi; } sizes[] = {
+        {"vocab_size", c->vocab_size, 1, 1 << 22}, {"max_seq_len", c->max_seq_len, 1, 1 << 16},
+        {"n_layer", c->n_layer, 1, 1024},          {"n_head", c->n_head, 1, 1024},
+        {"n_kv_head", c->n_kv_head, 1, 1024},      {"d_model", c->d_model, 1, 1 << 16},
+        {"d_ff", c->d_ff, 1, 1 << 18},
+    };
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+        if (sizes[i].v < sizes[i].lo || sizes[i].v > sizes[i].hi)
+            return ad_fail(AD_ERR_ARG, "model.%s = %ld is out of range [%ld, %ld]", sizes[i].name,
+                           sizes[i].v, sizes[i].lo, sizes[i].hi);
+    if (c->d_model % c->n_head)
+        return ad_fail(AD_ERR_ARG, "model.d_model = %d is not divisible by model.n_head = %d",
+                       c->d_model, c->n_head);
+    if (c->n_head % c->n_kv_head)
+        return ad_fail(AD_ERR_ARG, "model.n_head = %d is not divisible by model.n_kv_head = %d",
+                       c->n_head, c->n_kv_head);
+    if (c->pos == AD_POS_ROPE && (c->d_model / c->n_head) % 2)
+        return ad_fail(AD_ERR_ARG, "RoPE needs an even head size, got %d", c->d_model / c->n_head);
+    if ((unsigned)c->norm > 1 || (unsigned)c->mlp > 1 || (unsigned)c->pos > 2)
+        return ad_fail(AD_ERR_ARG, "model norm/mlp/pos switch out of range");
+    if (!(c->norm_eps > 0.0f && c->norm_eps < 1.0f))
+        return ad_fail(AD_ERR_ARG, "model.norm_eps = %g must be in (0, 1)", c->norm_eps);
+    if (c->pos == AD_POS_ROPE && !(c->rope_theta > 1.0f))
+        return ad_fail(AD_ERR_ARG, "model.rope_theta = %g must be > 1", c->rope_theta);
+    return AD_OK;
+}
+
+/* ---------------------------------------------------------------- parameters */
+
+static void set_info(AdTensorInfo *t, const char *name, int decay, int ndim, int d0, int d1,
+                     int d2, int present) {
+    t->name = name;
+    t->decay = decay;
+    t->ndim = ndim;
+    t->shape[0] = d0, t->shape[1] = d1, t->shape[2] = d2;
+    size_t n = 1;
+    for (int i = 0; i < ndim; i++) n *= (size_t)t->shape[i];
+    t->size = present ? n : 0;
+}
+
+size_t ad_model_param_info(const AdModelConfig *c, AdTensorInfo info[AD_P_COUNT]) {
+    int V = c->vocab_size, C = c->d_model, L = c->n_layer, hs = C / c->n_head;
+    int QKV = (c->n_head + 2 * c->n_kv_head) * hs;
+    int FC = c->mlp == AD_MLP_SWIGLU ? 2 * c->d_ff : c->d_ff;
+    int ln_b = c->norm == AD_NORM_LAYERNORM && c->bias, b = c->bias;
+    set_info(&info[AD_P_WTE], "wte", 1, 2, V, C, 0, 1);
+    set_info(&info[AD_P_WPE], "wpe", 1, 2, c->max_seq_len, C, 0, c->pos == AD_POS_LEARNED);
+    set_info(&info[AD_P_LN1W], "ln1_w", 0, 2, L, C, 0, 1);
+    set_info(&info[AD_P_LN1B], "ln1_b", 0, 2, L, C, 0, ln_b);
+    set_info(&info[AD_P_QKVW], "qkv_w", 1, 3, L, QKV, C, 1);
+    set_info(&info[AD_P_QKVB], "qkv_b", 0, 2, L, QKV, 0, b);
+    set_info(&info[AD_P_ATTPROJW], "attproj_w", 1, 3, L, C, C, 1);
+    set_info(&info[AD_P_ATTPROJB], "attproj_b", 0, 2, L, C, 0, b);
+    set_info(&info[AD_P_LN2W], "ln2_w", 0, 2, L, C, 0, 1);
+    set_info(&info[AD_P_LN2B], "ln2_b", 0, 2, L, C, 0, ln_b);
+    set_info(&info[AD_P_FCW], "fc_w", 1, 3, L, FC, C, 1);
+    set_info(&info[AD_P_FCB], "fc_b", 0, 2, L, FC, 0, b);
+    set_info(&info[AD_P_FCPROJW], "fcproj_w", 1, 3, L, C, c->d_ff, 1);
+    set_info(&info[AD_P_FCPROJB], "fcproj_b", 0, 2, L, C, 0, b);
+    set_info(&info[AD_P_LNFW], "lnf_w", 0, 1, C, 0, 0, 1);
+    set_info(&info[AD_P_LNFB], "lnf_b", 0, 1, C, 0, 0, ln_b);
+    set_info(&info[AD_P_LM_HEAD], "lm_head", 1, 2, V, C, 0, !c->tied);
+    size_t total = 0;
+    for (int i = 0; i < AD_P_COUNT; i++) total += info[i].size;
+    return total;
+}
+
+static void carve(AdParams *p, float *mem, const AdTensorInfo *info) {
+    for (int i = 0; i < AD_P_COUNT; i++) {
+        p->t[i] = info[i].size ? mem : NULL;
+        mem += info[i].size;
+    }
+}
+
+AdStatus ad_model_init(AdModel *m, const AdModelConfig *c, int with_grads) {
+    memset(m, 0, sizeof *m);
+    AdStatus st = ad_model_config_validate(c);
+    if (st) return st;
+    m->cfg = *c;
+    m->n_params = ad_model_param_info(c, m->info);
+    m->params_mem = ad_alloc_floats(m->n_params, "model parameters");
+    if (!m->params_mem) return AD_ERR_NOMEM;
+    carve(&m->params, m->params_mem, m->info);
+    if (with_grads) {
+        m->grads_mem = ad_alloc_floats(m->n_params, "model gradients");
+        if (!m->grads_mem) {
+            ad_model_free(m);
+            return AD_ERR_NOMEM;
+        }
+        carve(&m->grads, m->grads_mem, m->info);
+    }
+    return AD_OK;
+}
+
+void ad_model_free(AdModel *m) {
+    free(m->params_mem);
+    free(m->grads_mem);
+    memset(m, 0, sizeof *m);
+}
+
+void ad_model_init_weights(AdModel *m, AdRng *rng) {
+    const AdModelConfig *c = &m->cfg;
+    float resid_std = 0.02f / sqrtf(2.0f * c->n_layer);
+    for (int i = 0; i < AD_P_COUNT; i++) {
+        float *p = m->params.t[i];
+        size_t n = m->info[i].size;
+        if (!n) continue;
+        if (i == AD_P_LN1W || i == AD_P_LN2W || i == AD_P_LNFW) {
+            for (size_t j = 0; j < n; j++) p[j] = 1.0f;
+        } else if (m->info[i].ndim >= 2 && m->info[i].decay) {
+            float std = (i == AD_P_ATTPROJW || i == AD_P_FCPROJW) ? resid_std : 0.02f;
+            for (size_t j = 0; j < n; j++) p[j] = std * ad_rng_normal(rng);
+        } else {
+            memset(p, 0, n * sizeof(float));
+        }
+    }
+}
+
+void ad_model_zero_grad(AdModel *m) {
+    if (m->grads_mem) memset(m->grads_mem, 0, m->n_params * sizeof(float));
+}
+
+AdStatus ad_model_copy_params(AdModel *dst, const AdModel *src) {
+    if (dst->n_params != src->n_params || memcmp(&dst->cfg, &src->cfg, sizeof src->cfg) != 0)
+        return ad_fail(AD_ERR_ARG, "cannot copy parameters between models of different configs");
+    memcpy(dst->params_mem, src->params_mem, src->n_params * sizeof(float));
+    return AD_OK;
+}
+
+/* ---------------------------------------------------------------- activations */
+
+AdStatus ad_acts_init(AdActs *a, const AdModelConfig *c, int B, int T) {
+    memset(a, 0, sizeof *a);
+    if (B < 1 || T < 1 || T > c->max_seq_len)
+        return ad_fail(AD_ERR_ARG, "activations for B=%d T=%d: need B >= 1, 1 <= T <= max_seq_len %d",
+                       B, T, c->max_seq_len);
+    size_t N = (size_t)B * T, C = c->d_model, L = c->n_layer, V = c->vocab_size;
+    size_t H = c->n_head, hs = C / H, QKV = (H + 2 * (size_t)c->n_kv_head) * hs;
+    size_t F = c->d_ff, FC = c->mlp == AD_MLP_SWIGLU ? 2 * F : F;
+    int nt = omp_get_max_threads();
+    a->B = B, a->T = T, a->nthreads = nt;
+    struct { float **p; size_t n; } parts[] = {
+        {&a->encoded, N * C},      {&a->resid, L * N * C},   {&a->resid_out, L * N * C},
+        {&a->ln1, L * N * C},      {&a->ln1_mean, L * N},    {&a->ln1_rstd, L * N},
+        {&a->qkv, L * N * QKV},    {&a->att, L * B * H * T * T}, {&a->atty, L * N * C},
+        {&a->ln2, L * N * C},      {&a->ln2_mean, L * N},    {&a->ln2_rstd, L * N},
+        {&a->fch, L * N * FC},     {&a->fch_act, L * N * F}, {&a->lnf, N * C},
+        {&a->lnf_mean, N},         {&a->lnf_rstd, N},        {&a->logits, N * V},
+        {&a->dlogits, N * V},      {&a->dresid, N * C},      {&a->dbuf_c, N * C},
+        {&a->dbuf_c2, N * C},      {&a->dqkv, N * QKV},      {&a->dfch, N * FC},
+        {&a->dfch_act, N * F},     {&a->datt_scratch, (size_t)nt * T * T},
+        {&a->rope_cos, (size_t)c->max_seq_len * (hs / 2 ? hs / 2 : 1)},
+        {&a->rope_sin, (size_t)c->max_seq_len * (hs / 2 ? hs / 2 : 1)},
+    };
+    size_t total = 0;
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
+        total += (parts[i].n + 15) & ~(size_t)15; /* keep each array 64-byte aligned */
+    a->mem = ad_alloc_floats(total, "activations");
+    if (!a->mem) return AD_ERR_NOMEM;
+    a->n_floats = total;
+    float *p = a->mem;
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+        *parts[i].p = p;
+        p += (parts[i].n + 15) & ~(size_t)15;
+    }
+    if (c->pos == AD_POS_ROPE)
+        ad_rope_tables(a->rope_cos, a->rope_sin, c->max_seq_len, (int)hs, c->rope_theta);
+    return AD_OK;
+}
+
+void ad_acts_free(AdActs *a) {
+    free(a->mem);
+    memset(a, 0, sizeof *a);
+}
+
+/* ---------------------------------------------------------------- forward / backward */
+
+/* Per-layer views into the stacked parameter tensors and activations. */
+typedef struct {
+    const float *ln1w, *ln1b, *qkvw, *qkvb, *projw, *projb, *ln2w, *ln2b, *fcw, *fcb, *fcprojw,
+        *fcprojb;
+} LayerW;
+
+typedef struct {
+    float *ln1w, *ln1b, *qkvw, *qkvb, *projw, *projb, *ln2w, *ln2b, *fcw, *fcb, *fcprojw, *fcprojb;
+} LayerG;
+
+#define LAYER_PTR(P, id, l) ((P).t[id] ? (P).t[id] + (size_t)(l) * (m->info[id].size / L) : NULL)
+
+static LayerW layer_weights(const AdModel *m, int l) {
+    int L = m->cfg.n_layer;
+    LayerW w = {LAYER_PTR(m->params, AD_P_LN1W, l),     LAYER_PTR(m->params, AD_P_LN1B, l),
+                LAYER_PTR(m->params, AD_P_QKVW, l),     LAYER_PTR(m->params, AD_P_QKVB, l),
+                LAYER_PTR(m->params, AD_P_ATTPROJW, l), LAYER_PTR(m->params, AD_P_ATTPROJB, l),
+                LAYER_PTR(m->params, AD_P_LN2W, l),     LAYER_PTR(m->params, AD_P_LN2B, l),
+                LAYER_PTR(m->params, AD_P_FCW, l),      LAYER_PTR(m->params, AD_P_FCB, l),
+                LAYER_PTR(m->params, AD_P_FCPROJW, l),  LAYER_PTR(m->params, AD_P_FCPROJB, l)};
+    return w;
+}
+
+static LayerG layer_grads(const AdModel *m, int l) {
+    int L = m->cfg.n_layer;
+    LayerG g = {LAYER_PTR(m->grads, AD_P_LN1W, l),     LAYER_PTR(m->grads, AD_P_LN1B, l),
+                LAYER_PTR(m->grads, AD_P_QKVW, l),     LAYER_PTR(m->grads, AD_P_QKVB, l),
+                LAYER_PTR(m->grads, AD_P_ATTPROJW, l), LAYER_PTR(m->grads, AD_P_ATTPROJB, l),
+                LAYER_PTR(m->grads, AD_P_LN2W, l),     LAYER_PTR(m->grads, AD_P_LN2B, l),
+                LAYER_PTR(m->grads, AD_P_FCW, l),      LAYER_PTR(m->grads, AD_P_FCB, l),
+                LAYER_PTR(m->grads, AD_P_FCPROJW, l),  LAYER_PTR(m->grads, AD_P_FCPROJB, l)};
+    return g;
+}
+
+static void norm_forward(const AdModelConfig *c, float *out, float *mean, float *rstd,
+                         const float *inp, const float *w, const float *b, int N) {
+    if (c->norm == AD_NORM_LAYERNORM)
+        ad_layernorm_forward(out, mean, rstd, inp, w, b, N, c->d_model, c->norm_eps);
+    else
+        ad_rmsnorm_forward(out, rstd, inp, w, N, c->d_model, c->norm_eps);
+}
+
+static void norm_backward(const AdModelConfig *c, float *dinp, float *dw, float *db,
+                          const float *dout, const float *inp, const float *w, const float *mean,
+                          const float *rstd, int N) {
+    if (c->norm == AD_NORM_LAYERNORM)
+        ad_layernorm_backward(dinp, dw, db, dout, inp, w, mean, rstd, N, c->d_model);
+    else
+        ad_rmsnorm_backward(dinp, dw, dout, inp, w, rstd, N, c->d_model);
+}
+
+/* Activation pointers of layer l for a batch of N tokens (arrays are strided by capacity). */
+typedef struct {
+    float *resid, *resid_out, *ln1, *ln1_mean, *ln1_rstd, *qkv, *att, *atty, *ln2, *ln2_mean,
+        *ln2_rstd, *fch, *fch_act;
+} LayerA;
+
+static LayerA layer_acts(const AdModelConfig *c, const AdActs *a, int l) {
+    size_t Ncap = (size_t)a->B * a->T, C = c->d_model, hs = C / c->n_head;
+    size_t QKV = (c->n_head + 2 * (size_t)c->n_kv_head) * hs;
+    size_t F = c->d_ff, FC = c->mlp == AD_MLP_SWIGLU ? 2 * F : F;
+    size_t attn = (size_t)a->B * c->n_head * a->T * a->T;
+    LayerA x = {a->resid + l * Ncap * C,   a->resid_out + l * Ncap * C, a->ln1 + l * Ncap * C,
+                a->ln1_mean + l * Ncap,    a->ln1_rstd + l * Ncap,      a->qkv + l * Ncap * QKV,
+                a->att + l * attn,         a->atty + l * Ncap * C,      a->ln2 + l * Ncap * C,
+                a->ln2_mean + l * Ncap,    a->ln2_rstd + l * Ncap,      a->fch + l * Ncap * FC,
+                a->fch_act + l * Ncap * F};
+    return x;
+}
+
+void ad_model_forward(AdModel *m, AdActs *a, const int *tokens, int B, int T) {
+    const AdModelConfig *c = &m->cfg;
+    AD_ASSERT(B >= 1 && T >= 1 && B <= a->B && T <= a->T);
+    int N = B * T, C = c->d_model, L = c->n_layer, H = c->n_head, Hkv = c->n_kv_head;
+    int hs = C / H, QKV = (H + 2 * Hkv) * hs, F = c->d_ff;
+    int FC = c->mlp == AD_MLP_SWIGLU ? 2 * F : F;
+    const AdParams *P = &m->params;
+
+    ad_encoder_forward(a->encoded, tokens, P->t[AD_P_WTE], P->t[AD_P_WPE], B, T, C);
+    const float *x = a->encoded;
+    for (int l = 0; l < L; l++) {
+        LayerW w = layer_weights(m, l);
+        LayerA s = layer_acts(c, a, l);
+        /* x = x + attn(norm1(x)) */
+        norm_forward(c, s.ln1, s.ln1_mean, s.ln1_rstd, x, w.ln1w, w.ln1b, N);
+        ad_matmul_forward(s.qkv, s.ln1, w.qkvw, w.qkvb, N, C, QKV, 0);
+        if (c->pos == AD_POS_ROPE) ad_rope_forward(s.qkv, a->rope_cos, a->rope_sin, B, T, H, Hkv, hs, 0);
+        ad_attention_forward(s.atty, s.att, s.qkv, B, T, H, Hkv, hs);
+        memcpy(s.resid, x, sizeof(float) * N * C);
+        ad_matmul_forward(s.resid, s.atty, w.projw, w.projb, N, C, C, 1);
+        /* x = x + mlp(norm2(x)) */
+        norm_forward(c, s.ln2, s.ln2_mean, s.ln2_rstd, s.resid, w.ln2w, w.ln2b, N);
+        ad_matmul_forward(s.fch, s.ln2, w.fcw, w.fcb, N, C, FC, 0);
+        if (c->mlp == AD_MLP_SWIGLU)
+            ad_swiglu_forward(s.fch_act, s.fch, N, F);
+        else
+            ad_gelu_forward(s.fch_act, s.fch, (long)N * F);
+        memcpy(s.resid_out, s.resid, sizeof(float) * N * C);
+        ad_matmul_forward(s.resid_out, s.fch_act, w.fcprojw, w.fcprojb, N, F, C, 1);
+        x = s.resid_out;
+    }
+    norm_forward(c, a->lnf, a->lnf_mean, a->lnf_rstd, x, P->t[AD_P_LNFW], P->t[AD_P_LNFB], N);
+    const float *wcls = c->tied ? P->t[AD_P_WTE] : P->t[AD_P_LM_HEAD];
+    ad_matmul_forward(a->logits, a->lnf, wcls, NULL, N, C, c->vocab_size, 0);
+}
+
+void ad_model_backward(AdModel *m, AdActs *a, const int *tokens, int B, int T) {
+    const AdModelConfig *c = &m->cfg;
+    AD_ASSERT(m->grads_mem != NULL);
+    AD_ASSERT(omp_get_max_threads() <= a->nthreads); /* attention scratch slices */
+    AD_ASSERT(B >= 1 && T >= 1 && B <= a->B && T <= a->T);
+    int N = B * T, C = c->d_model, L = c->n_layer, H = c->n_head, Hkv = c->n_kv_head;
+    int hs = C / H, QKV = (H + 2 * Hkv) * hs, F = c->d_ff;
+    int FC = c->mlp == AD_MLP_SWIGLU ? 2 * F : F;
+    const AdParams *P = &m->params;
+    AdParams *G = &m->grads;
+
+    /* classifier and final norm */
+    const float *wcls = c->tied ? P->t[AD_P_WTE] : P->t[AD_P_LM_HEAD];
+    float *dwcls = c->tied ? G->t[AD_P_WTE] : G->t[AD_P_LM_HEAD];
+    ad_matmul_backward(a->dbuf_c, dwcls, NULL, a->dlogits, a->lnf, wcls, N, C, c->vocab_size);
+    const float *x_last = L > 0 ? layer_acts(c, a, L - 1).resid_out : a->encoded;
+    memset(a->dresid, 0, sizeof(float) * N * C);
+    norm_backward(c, a->dresid, G->t[AD_P_LNFW], G->t[AD_P_LNFB], a->dbuf_c, x_last,
+                  P->t[AD_P_LNFW], a->lnf_mean, a->lnf_rstd, N);
+
+    for (int l = L - 1; l >= 0; l--) {
+        LayerW w = layer_weights(m, l);
+        LayerG g = layer_grads(m, l);
+        LayerA s = layer_acts(c, a, l);
+        const float *x_in = l > 0 ? layer_acts(c, a, l - 1).resid_out : a->encoded;
+        /* MLP block: resid_out = resid + fcproj(act(fc(norm2(resid)))) */
+        ad_matmul_backward(a->dfch_act, g.fcprojw, g.fcprojb, a->dresid, s.fch_act, w.fcprojw, N,
+                           F, C);
+        if (c->mlp == AD_MLP_SWIGLU)
+            ad_swiglu_backward(a->dfch, a->dfch_act, s.fch, N, F);
+        else
+            ad_gelu_backward(a->dfch, a->dfch_act, s.fch, (long)N * F);
+        ad_matmul_backward(a->dbuf_c, g.fcw, g.fcb, a->dfch, s.ln2, w.fcw, N, C, FC);
+        norm_backward(c, a->dresid, g.ln2w, g.ln2b, a->dbuf_c, s.resid, w.ln2w, s.ln2_mean,
+                      s.ln2_rstd, N);
+        /* attention block: resid = x_in + proj(attn(qkv(norm1(x_in)))) */
+        ad_matmul_backward(a->dbuf_c, g.projw, g.projb, a->dresid, s.atty, w.projw, N, C, C);
+        ad_attention_backward(a->dqkv, a->datt_scratch, a->dbuf_c, s.qkv, s.att, B, T, H, Hkv, hs);
+        if (c->pos == AD_POS_ROPE)
+            ad_rope_backward(a->dqkv, a->rope_cos, a->rope_sin, B, T, H, Hkv, hs, 0);
+        ad_matmul_backward(a->dbuf_c2, g.qkvw, g.qkvb, a->dqkv, s.ln1, w.qkvw, N, C, QKV);
+        norm_backward(c, a->dresid, g.ln1w, g.ln1b, a->dbuf_c2, x_in, w.ln1w, s.ln1_mean,
+                      s.ln1_rstd, N);
+    }
+    ad_encoder_backward(G->t[AD_P_WTE], G->t[AD_P_WPE], a->dresid, tokens, B, T, C);
+}

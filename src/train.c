@@ -1,0 +1,144 @@
+/* train.c: the training loop (train.h): micro-batches -> forward -> loss -> backward,
+ * accumulation, clipping, AdamW and the schedule, with a NaN guard, progress lines,
+ * validation and checkpoints. Used by the CLI's train command and by the rounds.
+ * Owns no model math and no file format. */
+#include "autodidact/train.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "autodidact/checkpoint.h"
+#include "autodidact/losses.h"
+
+void ad_train_state_free(AdTrainState *s) {
+    ad_adamw_free(&s->opt);
+    free(s->config_json);
+    memset(s, 0, sizeof *s);
+}
+
+void ad_format_duration(double s, char *buf, size_t cap) {
+    if (!(s >= 0) || s > 1e8) {
+        snprintf(buf, cap, "?");
+        return;
+    }
+    long t = (long)(s + 0.5);
+    if (t >= 3600)
+        snprintf(buf, cap, "%ldh%02ldm", t / 3600, (t / 60) % 60);
+    else if (t >= 60)
+        snprintf(buf, cap, "%ldm%02lds", t / 60, t % 60);
+    else
+        snprintf(buf, cap, "%lds", t);
+}
+
+AdStatus ad_eval_loss(AdModel *m, AdActs *acts, const AdData *data, uint64_t seed, int B,
+                      int n_batches, int split, double *mean_loss, long *tokens) {
+    int T = data->T;
+    int *tok = ad_calloc((size_t)B * T * 2, sizeof(int), "evaluation batch");
+    if (!tok) return AD_ERR_NOMEM;
+    int *tgt = tok + (size_t)B * T;
+    AdRng rng;
+    ad_rng_init(&rng, seed, AD_STREAM_EVAL, 0);
+    double sum = 0.0;
+    long count = 0;
+    AdStatus st = AD_OK;
+    for (int i = 0; i < n_batches && !st; i++) {
+        st = ad_data_batch(data, &rng, split, tok, tgt, B);
+        if (st) break;
+        ad_model_forward(m, acts, tok, B, T);
+        sum += ad_loss_ce(NULL, NULL, acts->logits, tgt, B * T, m->cfg.vocab_size, 1.0f);
+        count += ad_count_targets(tgt, (long)B * T);
+    }
+    free(tok);
+    if (st) return st;
+    *mean_loss = count ? sum / count : 0.0;
+    if (tokens) *tokens = count;
+    return AD_OK;
+}
+
+AdStatus ad_train(AdModel *m, AdTrainState *st, const AdData *data, const AdTrainOptions *o) {
+    int B = o->batch_size, T = o->seq_len, A = o->grad_accum > 0 ? o->grad_accum : 1;
+    int V = m->cfg.vocab_size;
+    if (!m->grads_mem) return ad_fail(AD_ERR_ARG, "training needs a model with gradients");
+    if (!st->opt.m) return ad_fail(AD_ERR_ARG, "training needs initialised optimizer state");
+    if (T != data->T) return ad_fail(AD_ERR_ARG, "data rows of %d tokens, training seq_len %d", data->T, T);
+    AdActs acts;
+    AdStatus rc = ad_acts_init(&acts, &m->cfg, B, T);
+    if (rc) return rc;
+    size_t per = (size_t)B * T;
+    int *tokens = ad_calloc(per * A * 2, sizeof(int), "training batches");
+    if (!tokens) {
+        ad_acts_free(&acts);
+        return AD_ERR_NOMEM;
+    }
+    int *targets = tokens + per * A;
+
+    double t_start = ad_time_now(), t_last = t_start;
+    long step_start = st->step, last_logged = st->step;
+    char eta[32];
+    while (st->step < o->steps) {
+        long step = st->step;
+        float lr = ad_schedule_lr(&o->sched, step);
+        for (int a = 0; a < A && !rc; a++)
+            rc = ad_data_batch(data, &st->data_rng, 0, tokens + per * a, targets + per * a, B);
+        if (rc) break;
+        long count = ad_count_targets(targets, (long)per * A);
+        float scale = count ? 1.0f / (float)count : 0.0f;
+        ad_model_zero_grad(m);
+        double loss_sum = 0.0;
+        for (int a = 0; a < A; a++) {
+            ad_model_forward(m, &acts, tokens + per * a, B, T);
+            loss_sum += ad_loss_ce(acts.dlogits, NULL, acts.logits, targets + per * a, (int)per, V, scale);
+            ad_model_backward(m, &acts, tokens + per * a, B, T);
+        }
+        float loss = count ? (float)(loss_sum / count) : 0.0f;
+        if (!isfinite(loss)) {
+            rc = ad_fail(AD_ERR_NAN, "step %ld: the training loss is %g; stopping before the update "
+                         "(weights and checkpoints from before this step are intact)", step + 1, loss);
+            break;
+        }
+        float gnorm = ad_grad_clip(m, o->grad_clip);
+        if (!isfinite(gnorm)) {
+            rc = ad_fail(AD_ERR_NAN, "step %ld: the gradient norm is %g; stopping before the update "
+                         "(weights and checkpoints from before this step are intact)", step + 1, gnorm);
+            break;
+        }
+        ad_adamw_step(&st->opt, m, lr);
+        st->step++;
+        st->tokens_seen += (double)count;
+
+        double now = ad_time_now();
+        int log_now = o->log_every > 0 && (st->step % o->log_every == 0 || st->step == o->steps);
+        if (log_now || o->observer) {
+            double tps = (double)(st->step - last_logged) * per * A / (now - t_last + 1e-12);
+            AdTrainRecord r = {st->step, loss, lr, gnorm, tps, now - t_start};
+            if (o->observer) o->observer(&r, o->observer_user);
+            if (log_now) {
+                double rate = (now - t_start) / (double)(st->step - step_start);
+                ad_format_duration(rate * (double)(o->steps - st->step), eta, sizeof eta);
+                if (!o->quiet)
+                    ad_log(AD_LOG_INFO, "step %5ld/%ld | loss %.4f | lr %.2e | grad norm %.3f | %.0f tok/s | ETA %s",
+                           st->step, o->steps, loss, lr, gnorm, tps, eta);
+                t_last = now;
+                last_logged = st->step;
+            }
+        }
+        if (o->eval_every > 0 && st->step % o->eval_every == 0 && o->eval_batches > 0) {
+            int split = data->kind == AD_DATA_TEXT && data->n_ids > data->n_train ? 1 : 0;
+            double vl;
+            rc = ad_eval_loss(m, &acts, data, o->seed, B, o->eval_batches, split, &vl, NULL);
+            if (rc) break;
+            if (!o->quiet)
+                ad_log(AD_LOG_INFO, "step %5ld | %s loss %.4f | perplexity %.3f", st->step,
+                       split ? "validation" : "held-out", vl, exp(vl));
+            t_last = ad_time_now();
+        }
+        if (o->ckpt_path && ((o->ckpt_every > 0 && st->step % o->ckpt_every == 0) || st->step == o->steps)) {
+            rc = ad_checkpoint_save(o->ckpt_path, m, o->tok, st);
+            if (rc) break;
+            t_last = ad_time_now();
+        }
+    }
+    free(tokens);
+    ad_acts_free(&acts);
+    return rc;
+}
