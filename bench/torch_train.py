@@ -3,7 +3,7 @@
 # docs/MODEL.md (GPT-2 or Llama switches) on random tokens with AdamW and reports tokens/s,
 # or with --check-loss prints the loss per step on a fixed pattern. It does not read
 # checkpoints or configs and does not try to match the C side's initial weights.
-import argparse, json, math, resource, statistics, time
+import argparse, json, math, os, resource, statistics, time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -155,18 +155,20 @@ def main():
         return torch.randint(V, (B, T + 1), generator=gen)
     for _ in range(cfg.warmup):
         step(batch())
-    rates = []
+    rates, util = [], []  # util: CPU seconds per wall second per thread; well below 1 = disturbed
     for _ in range(cfg.repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), os.times()
         for _ in range(cfg.steps):
             step(batch())
-        rates.append(B * T * cfg.steps / (time.perf_counter() - t0))
+        wall, c1 = time.perf_counter() - t0, os.times()
+        rates.append(B * T * cfg.steps / wall)
+        util.append(round((c1.user + c1.system - c0.user - c0.system) / (wall * cfg.threads), 3))
     res = {"impl": "pytorch", "torch": torch.__version__, "threads": torch.get_num_threads(),
            "family": cfg.family, "pos": cfg.pos, "vocab": V, "d_model": cfg.d_model,
            "n_layer": cfg.n_layer, "n_head": cfg.n_head, "n_kv_head": cfg.n_kv_head,
            "d_ff": cfg.d_ff, "seq_len": T, "batch": B, "steps": cfg.steps,
            "n_params": n_params, "tokens_per_s": statistics.median(rates),
-           "tokens_per_s_repeats": rates,
+           "tokens_per_s_repeats": rates, "cpu_util_repeats": util,
            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
     if cfg.json:
         print(json.dumps(res))

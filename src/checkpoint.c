@@ -37,6 +37,10 @@ static AdStatus check_save_args(const char *path, const AdModel *m, const AdToke
         return ad_fail(AD_ERR_ARG, "checkpoint save %s: the model has no parameters", path);
     AdStatus s = ad_model_config_validate(&m->cfg);
     if (s != AD_OK) return ad_fail_context(s, "checkpoint save %s", path);
+    if ((unsigned)m->cfg.bias > 1 || (unsigned)m->cfg.tied > 1 || !isfinite(m->cfg.rope_theta))
+        return ad_fail(AD_ERR_ARG, "checkpoint save %s: model bias = %d, tied = %d (0 or 1 "
+                       "expected), rope_theta = %g (finite expected)", path, m->cfg.bias,
+                       m->cfg.tied, m->cfg.rope_theta);
     AdTensorInfo info[AD_P_COUNT];
     if (ad_model_param_info(&m->cfg, info) != m->n_params)
         return ad_fail(AD_ERR_ARG, "checkpoint save %s: the model holds %zu parameters, its "

@@ -15,7 +15,7 @@ enum {
     CHUNK_BYTES = 1 << 20, /* target size of one chunk of a fixed-size dataset */
     DEFLATE_LEVEL = 4,
     DESC_LEN = 512,        /* HDF5 error description kept in a message */
-    WHERE_LEN = 1024       /* "<object> in <file>" */
+    WHERE_LEN = 1024       /* "<file>:<object>" */
 };
 
 /* ---------------------------------------------------------------- errors */
@@ -800,7 +800,7 @@ done:
 }
 
 AdStatus ad_h5_table_rows(hid_t loc, const char *name, hsize_t *nrows) {
-    int rank;
+    int rank = 0;
     hsize_t dims[2];
     AdStatus st = ad_h5_array_shape(loc, name, 2, &rank, dims);
     *nrows = st == AD_OK && rank >= 1 ? dims[0] : 0;

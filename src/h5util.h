@@ -3,14 +3,16 @@
  * becomes an AdStatus whose message names the file, the object and HDF5's own
  * description taken from its error stack. Datasets of numbers are chunked with
  * shuffle + deflate + fletcher32, so a flipped byte on disk is a read error, not a
- * silently wrong value. Strings are variable-length UTF-8 (h5py reads them as str).
+ * silently wrong value. Strings are variable-length UTF-8 (h5py reads string
+ * attributes as str, string datasets as bytes unless through .asstr()).
  *
  * Conventions: `loc` is a file or group id, `name` a link name inside it (no path
  * needed, but "a/b" works). Error codes: AD_ERR_IO when writing, flushing or closing a
  * file fails (a full disk shows up there), AD_ERR_FORMAT when an existing file or
  * object is missing, damaged or of the wrong type or shape, AD_ERR_HDF5 for other
  * library failures, AD_ERR_NOMEM for allocations. Ids are plain hid_t; the caller
- * closes what it opens. The serial library holds one global lock: no concurrency. */
+ * closes what it opens. The serial library holds one global lock: no concurrency; the
+ * error printer is silenced for the thread that opens or creates a file. */
 #ifndef AUTODIDACT_H5UTIL_H
 #define AUTODIDACT_H5UTIL_H
 
@@ -35,10 +37,11 @@ typedef enum {
     AD_H5_U64      /* uint64_t <-> H5T_STD_U64LE */
 } AdH5Type;
 
-/* Records `code` with the message "<what> <object> in <file>: <HDF5 description>",
- * where <object> is the path of loc joined with name (name may be NULL) and the HDF5
- * description comes from the calling thread's error stack. Call it right after the
- * failing HDF5 call: any later HDF5 call clears the stack. */
+/* Records `code` with the message "<file>:<object>: <what>: <HDF5 description>", where
+ * <object> is the path of loc joined with name (name may be NULL) and the description
+ * (the outermost and innermost entries of the calling thread's error stack) is left out
+ * when the stack is empty. Call it right after the failing HDF5 call: any later HDF5
+ * call clears the stack. */
 AdStatus ad_h5_fail(AdStatus code, hid_t loc, const char *name, const char *what, ...)
     __attribute__((format(printf, 4, 5)));
 

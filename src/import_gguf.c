@@ -467,7 +467,15 @@ static AdStatus load_vocab(const Gguf *g, int model_vocab, AdTokenizer *tok) {
     }
 
     /* Copy the pieces (the file's bytes were bounds-checked when the header was parsed). */
-    char *bytes = ad_malloc(f->size, "GGUF vocabulary bytes");
+    size_t total = 0, off = tk->val + 12;
+    for (uint64_t i = 0; i < n; i++) {
+        AD_ASSERT(off + 8 <= f->size);
+        size_t len = (size_t)imp_u64(f->data + off);
+        AD_ASSERT(len <= f->size - off - 8);
+        total += len;
+        off += 8 + len;
+    }
+    char *bytes = ad_malloc(total, "GGUF vocabulary bytes");
     const char **pieces = ad_calloc((size_t)n, sizeof *pieces, "GGUF vocabulary pieces");
     int *lens = ad_calloc((size_t)n, sizeof *lens, "GGUF vocabulary lengths");
     float *sc = ad_calloc((size_t)n, sizeof *sc, "GGUF vocabulary scores");
@@ -475,11 +483,10 @@ static AdStatus load_vocab(const Gguf *g, int model_vocab, AdTokenizer *tok) {
         st = AD_ERR_NOMEM;
         goto cleanup;
     }
-    size_t off = tk->val + 12, used = 0;
+    size_t used = 0;
+    off = tk->val + 12;
     for (uint64_t i = 0; i < n; i++) {
-        AD_ASSERT(off + 8 <= f->size);
         size_t len = (size_t)imp_u64(f->data + off);
-        AD_ASSERT(len <= f->size - off - 8);
         if (len > GGUF_MAX_PIECE) {
             st = ad_fail(AD_ERR_FORMAT, "%s: tokenizer.ggml.tokens[%llu] is %zu bytes long (at "
                          "most %d)", f->path, (unsigned long long)i, len, GGUF_MAX_PIECE);

@@ -5,7 +5,6 @@
  * projections and tokenizer.json are out of scope. */
 #include "import_internal.h"
 
-#include <errno.h>
 #include <math.h>
 
 #include <cjson/cJSON.h>
@@ -148,29 +147,39 @@ static AdStatus get_tensor(St *s, const char *name, int required, int64_t rows, 
 
 /* ---------------------------------------------------------------- config.json */
 
+static int cmp_str_ptr(const void *x, const void *y) {
+    return strcmp(*(const char *const *)x, *(const char *const *)y);
+}
+
+/* cJSON keeps duplicate keys and finds the first: refuse them. */
+static AdStatus check_unique_keys(const cJSON *obj, const char *path) {
+    size_t n = 0;
+    for (const cJSON *c = obj->child; c; c = c->next) n++;
+    const char **keys = ad_calloc(n, sizeof *keys, "config.json keys");
+    if (!keys) return AD_ERR_NOMEM;
+    n = 0;
+    for (const cJSON *c = obj->child; c; c = c->next) keys[n++] = c->string ? c->string : "";
+    qsort(keys, n, sizeof *keys, cmp_str_ptr);
+    AdStatus st = AD_OK;
+    for (size_t i = 1; i < n && st == AD_OK; i++)
+        if (strcmp(keys[i - 1], keys[i]) == 0)
+            st = ad_fail(AD_ERR_FORMAT, "%s: key %.80s appears twice", path, keys[i]);
+    free(keys);
+    return st;
+}
+
 static AdStatus read_config(const char *path, cJSON **root) {
     *root = NULL;
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return ad_fail(AD_ERR_IO, "cannot open %s: %s", path, strerror(errno));
-    char *buf = ad_malloc(ST_MAX_CONFIG + 1, "config.json contents");
-    if (!buf) {
-        fclose(fp);
-        return AD_ERR_NOMEM;
-    }
-    size_t n = fread(buf, 1, ST_MAX_CONFIG + 1, fp);
-    int err = ferror(fp);
-    fclose(fp);
-    AdStatus st = AD_OK;
-    if (err) st = ad_fail(AD_ERR_IO, "cannot read %s", path);
-    else if (n > ST_MAX_CONFIG)
+    ImpFile cf;
+    AdStatus st = imp_file_open(&cf, path);
+    if (st != AD_OK) return st;
+    if (cf.size > ST_MAX_CONFIG)
         st = ad_fail(AD_ERR_FORMAT, "%s is larger than %d bytes", path, ST_MAX_CONFIG);
-    else if (!(*root = cJSON_ParseWithLength(buf, n)) || !cJSON_IsObject(*root))
+    else if (!(*root = cJSON_ParseWithLength((const char *)cf.data, cf.size)) ||
+             !cJSON_IsObject(*root))
         st = ad_fail(AD_ERR_FORMAT, "%s is not a valid JSON object", path);
-    for (const cJSON *a = st == AD_OK ? (*root)->child : NULL; a && st == AD_OK; a = a->next)
-        for (const cJSON *b = a->next; b && st == AD_OK; b = b->next)
-            if (a->string && b->string && strcmp(a->string, b->string) == 0)
-                st = ad_fail(AD_ERR_FORMAT, "%s: key %s appears twice", path, a->string);
-    free(buf);
+    if (st == AD_OK) st = check_unique_keys(*root, path);
+    imp_file_close(&cf);
     if (st != AD_OK) {
         cJSON_Delete(*root);
         *root = NULL;

@@ -19,7 +19,7 @@
 
 void ad_encoder_forward(float *out, const int *tok, const float *wte, const float *wpe, int B,
                         int T, int C) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if((long)B * T * C >= AD_PAR_MIN)
     for (long bt = 0; bt < (long)B * T; bt++) {
         float *o = out + bt * C;
         const float *e = wte + (size_t)tok[bt] * C;
@@ -35,7 +35,7 @@ void ad_encoder_forward(float *out, const int *tok, const float *wte, const floa
 void ad_encoder_backward(float *dwte, float *dwpe, const float *dout, const int *tok, int B, int T,
                          int C) {
     /* Tokens repeat, so threads split the channels, not the tokens. */
-#pragma omp parallel
+#pragma omp parallel if((long)B * T * C >= AD_PAR_MIN)
     {
         int nt = omp_get_num_threads(), id = omp_get_thread_num();
         int c0 = (int)((long)C * id / nt), c1 = (int)((long)C * (id + 1) / nt);
@@ -55,7 +55,7 @@ void ad_encoder_backward(float *dwte, float *dwpe, const float *dout, const int 
 
 void ad_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
                           const float *b, int N, int C, float eps) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if((long)N * C >= AD_PAR_MIN)
     for (int i = 0; i < N; i++) {
         const float *x = inp + (size_t)i * C;
         float *o = out + (size_t)i * C;
@@ -81,7 +81,7 @@ void ad_layernorm_forward(float *out, float *mean, float *rstd, const float *inp
 /* Column sums over rows for weight gradients: threads split the channels. */
 void ad_layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
                            const float *w, const float *mean, const float *rstd, int N, int C) {
-#pragma omp parallel
+#pragma omp parallel if((long)N * C >= AD_PAR_MIN)
     {
 #pragma omp for schedule(static)
         for (int i = 0; i < N; i++) {
@@ -117,7 +117,7 @@ void ad_layernorm_backward(float *dinp, float *dw, float *db, const float *dout,
 
 void ad_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, int N, int C,
                         float eps) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if((long)N * C >= AD_PAR_MIN)
     for (int i = 0; i < N; i++) {
         const float *x = inp + (size_t)i * C;
         float *o = out + (size_t)i * C;
@@ -131,7 +131,7 @@ void ad_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *
 
 void ad_rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp,
                          const float *w, const float *rstd, int N, int C) {
-#pragma omp parallel
+#pragma omp parallel if((long)N * C >= AD_PAR_MIN)
     {
 #pragma omp for schedule(static)
         for (int i = 0; i < N; i++) {
@@ -161,11 +161,11 @@ void ad_matmul_forward(float *out, const float *inp, const float *w, const float
     float beta = 0.0f;
     if (b) {
         if (accumulate) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if((long)N * OC >= AD_PAR_MIN)
             for (int i = 0; i < N; i++)
                 for (int o = 0; o < OC; o++) out[(size_t)i * OC + o] += b[o];
         } else {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if((long)N * OC >= AD_PAR_MIN)
             for (int i = 0; i < N; i++) memcpy(out + (size_t)i * OC, b, sizeof(float) * OC);
         }
         beta = 1.0f;
@@ -184,7 +184,7 @@ void ad_matmul_backward(float *dinp, float *dw, float *db, const float *dout, co
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f,
                 dw, C);
     if (db) {
-#pragma omp parallel
+#pragma omp parallel if((long)N * OC >= AD_PAR_MIN)
         {
             int nt = omp_get_num_threads(), id = omp_get_thread_num();
             int o0 = (int)((long)OC * id / nt), o1 = (int)((long)OC * (id + 1) / nt);
@@ -212,7 +212,7 @@ void ad_rope_tables(float *cos_t, float *sin_t, int maxT, int hs, float theta) {
 static void rope_apply(float *qkv, const float *cos_t, const float *sin_t, int B, int T, int H,
                        int Hkv, int hs, int pos0, float sign) {
     int QKV = (H + 2 * Hkv) * hs, half = hs / 2, nheads = H + Hkv; /* q heads then k heads */
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if((long)B * T * (H + Hkv) * hs >= AD_PAR_MIN)
     for (long bt = 0; bt < (long)B * T; bt++) {
         int t = (int)(bt % T) + pos0;
         const float *cs = cos_t + (size_t)t * half, *sn = sin_t + (size_t)t * half;
@@ -260,7 +260,7 @@ void ad_attention_forward(float *out, float *att, const float *qkv, int B, int T
                           int hs) {
     int QKV = (H + 2 * Hkv) * hs, C = H * hs, group = H / Hkv;
     float scale = 1.0f / sqrtf((float)hs);
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if((long)B * H * T * T * hs >= AD_PAR_MIN)
     for (int b = 0; b < B; b++)
         for (int h = 0; h < H; h++) {
             int g = h / group;
@@ -288,7 +288,7 @@ void ad_attention_backward(float *dqkv, float *scratch, const float *dout, const
     float scale = 1.0f / sqrtf((float)hs);
     /* One task per (batch, key/value head): the query heads sharing it add into the same dk,
      * dv, so they run in the same task. */
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if((long)B * H * T * T * hs >= AD_PAR_MIN)
     for (int b = 0; b < B; b++)
         for (int g = 0; g < Hkv; g++) {
             float *D = scratch + (size_t)omp_get_thread_num() * T * T;
@@ -341,7 +341,7 @@ void ad_attention_backward(float *dqkv, float *scratch, const float *dout, const
 #define GELU_K 0.7978845608028654f /* sqrt(2/pi) */
 
 void ad_gelu_forward(float *out, const float *inp, long n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(n >= AD_PAR_MIN)
     for (long i = 0; i < n; i++) {
         float x = inp[i];
         float u = GELU_K * (x + 0.044715f * x * x * x);
@@ -350,7 +350,7 @@ void ad_gelu_forward(float *out, const float *inp, long n) {
 }
 
 void ad_gelu_backward(float *dinp, const float *dout, const float *inp, long n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(n >= AD_PAR_MIN)
     for (long i = 0; i < n; i++) {
         float x = inp[i];
         float u = GELU_K * (x + 0.044715f * x * x * x);
@@ -362,7 +362,7 @@ void ad_gelu_backward(float *dinp, const float *dout, const float *inp, long n) 
 }
 
 void ad_swiglu_forward(float *out, const float *inp, int N, int F) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if((long)N * F >= AD_PAR_MIN)
     for (int i = 0; i < N; i++) {
         const float *gate = inp + (size_t)i * 2 * F, *up = gate + F;
         float *o = out + (size_t)i * F;
@@ -375,7 +375,7 @@ void ad_swiglu_forward(float *out, const float *inp, int N, int F) {
 }
 
 void ad_swiglu_backward(float *dinp, const float *dout, const float *inp, int N, int F) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if((long)N * F >= AD_PAR_MIN)
     for (int i = 0; i < N; i++) {
         const float *gate = inp + (size_t)i * 2 * F, *up = gate + F;
         const float *d = dout + (size_t)i * F;
@@ -391,7 +391,7 @@ void ad_swiglu_backward(float *dinp, const float *dout, const float *inp, int N,
 }
 
 void ad_softmax_rows(float *out, const float *x, int N, int V) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if((long)N * V >= AD_PAR_MIN)
     for (int i = 0; i < N; i++) {
         const float *r = x + (size_t)i * V;
         float *o = out + (size_t)i * V;

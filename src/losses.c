@@ -2,6 +2,7 @@
  * 1/(unmasked tokens of the accumulated batch). Rows are OpenMP-parallel; sums are
  * combined in a fixed order so results do not depend on thread timing. No sampling. */
 #include "autodidact/losses.h"
+#include "autodidact/kernels.h"
 
 #include <math.h>
 #include <string.h>
@@ -23,7 +24,7 @@ double ad_loss_ce(float *dlogits, float *token_loss, const float *logits, const 
     double partial[MAX_THREADS] = {0};
     int nthreads = 1, want = omp_get_max_threads();
     if (want > MAX_THREADS) want = MAX_THREADS;
-#pragma omp parallel num_threads(want)
+#pragma omp parallel num_threads(want) if((long)N * V >= AD_PAR_MIN)
     {
         int nt = omp_get_num_threads(), id = omp_get_thread_num();
         if (id == 0) nthreads = nt;

@@ -13,6 +13,8 @@
 #include "autodidact/common.h"
 #include "autodidact/config.h"
 #include "autodidact/data.h"
+#include "autodidact/generate.h"
+#include "autodidact/importers.h"
 #include "autodidact/losses.h"
 #include "autodidact/model.h"
 #include "autodidact/tasks.h"
@@ -446,6 +448,309 @@ done:
     return rc;
 }
 
+
+/* ------------------------------------------------------------------ model loading */
+
+/* A checkpoint (HDF5) or any importable open-model file. */
+static AdStatus load_any_model(const char *path, const char *tokenizer, int max_seq, AdModel *m,
+                               AdTokenizer *tok) {
+    unsigned char magic[8] = {0};
+    FILE *f = fopen(path, "rb");
+    if (!f) return ad_fail(AD_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    size_t got = fread(magic, 1, 8, f);
+    fclose(f);
+    if (got == 8 && !memcmp(magic, "\x89HDF\r\n\x1a\n", 8)) {
+        if (tokenizer) ad_log(AD_LOG_WARN, "--tokenizer is ignored: %s carries its own", path);
+        return ad_checkpoint_load(path, m, 0, tok, NULL);
+    }
+    AdImportOptions o = {AD_IMPORT_AUTO, tokenizer, NULL, max_seq};
+    AdStatus st = ad_import_opts(path, &o, m, tok);
+    if (!st && tok->vocab_size == 0) {
+        ad_model_free(m);
+        return ad_fail(AD_ERR_ARG, "%s has no vocabulary: give one with --tokenizer", path);
+    }
+    return st;
+}
+
+/* ------------------------------------------------------------------ import */
+
+static const char *IMPORT_HELP =
+    "usage: autodidact import SRC -o OUT.h5 [--format auto|llama2c|gguf|llmc|safetensors]\n"
+    "                         [--tokenizer FILE] [--config config.json] [--max-seq-len N]\n"
+    "\n"
+    "Converts an open model into an autodidact checkpoint (weights, config, vocabulary).\n"
+    "Formats: llama2.c .bin (with its tokenizer file), GGUF v3 llama (F32/F16, vocabulary\n"
+    "embedded), llm.c GPT-2 (magic 20240326), Hugging Face safetensors + config.json (Llama;\n"
+    "F32/F16/BF16). The format is detected from the file unless --format is given.\n"
+    "  --tokenizer FILE   llama2.c tokenizer .bin or llm.c GPT-2 tokenizer file\n"
+    "  --config FILE      safetensors only: the config.json (default: the one beside SRC)\n"
+    "  --max-seq-len N    replace the file's context length (e.g. a model trained shorter)\n";
+
+static int cmd_import(int argc, char **argv) {
+    const char *src = NULL, *out = NULL, *fmt = "auto", *tokp = NULL, *cfgp = NULL;
+    long max_seq = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(IMPORT_HELP, stdout);
+            return 0;
+        }
+        if (a[0] == '-' && !v) return usage_error("import", "missing value for", a);
+        if (!strcmp(a, "-o") || !strcmp(a, "--output")) out = v, i++;
+        else if (!strcmp(a, "--format")) fmt = v, i++;
+        else if (!strcmp(a, "--tokenizer")) tokp = v, i++;
+        else if (!strcmp(a, "--config")) cfgp = v, i++;
+        else if (!strcmp(a, "--max-seq-len")) {
+            if (!parse_int_arg("import", a, v, 1, 1 << 20, &max_seq)) return 2;
+            i++;
+        } else if (a[0] == '-') return usage_error("import", "unknown option", a);
+        else if (!src) src = a;
+        else return usage_error("import", "unexpected argument", a);
+    }
+    if (!src || !out) return usage_error("import", "need SRC and -o OUT.h5", NULL);
+    int f = ad_import_format_parse(fmt);
+    if (f < 0) return usage_error("import", "unknown format", fmt);
+    AdModel m;
+    AdTokenizer tok;
+    AdImportOptions o = {(AdImportFormat)f, tokp, cfgp, (int)max_seq};
+    if (ad_import_opts(src, &o, &m, &tok)) return die("import");
+    int rc = 0;
+    if (ad_checkpoint_save(out, &m, tok.vocab_size ? &tok : NULL, NULL)) rc = die("writing the checkpoint");
+    else
+        printf("imported %s: %s/%s/%s, %d layers, d_model %d, %d heads (%d kv), d_ff %d, vocab %d, "
+               "context %d, %s classifier, %zu parameters; vocabulary %s (%d pieces)\nwrote %s\n",
+               src, ad_norm_name(m.cfg.norm), ad_mlp_name(m.cfg.mlp), ad_pos_name(m.cfg.pos),
+               m.cfg.n_layer, m.cfg.d_model, m.cfg.n_head, m.cfg.n_kv_head, m.cfg.d_ff,
+               m.cfg.vocab_size, m.cfg.max_seq_len, m.cfg.tied ? "tied" : "separate", m.n_params,
+               tok.vocab_size ? ad_tok_kind_name(tok.kind) : "none", tok.vocab_size, out);
+    ad_tokenizer_free(&tok);
+    ad_model_free(&m);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ generate */
+
+static const char *GENERATE_HELP =
+    "usage: autodidact generate --model M (--prompt TEXT | --prompts FILE) [options]\n"
+    "\n"
+    "Samples continuations with a KV cache, many sequences per batch. M is a checkpoint or any\n"
+    "file 'autodidact import' reads (give --tokenizer for a llama2.c .bin). Every sample has its\n"
+    "own random stream from (seed, prompt index, sample index): results do not depend on the\n"
+    "batch size or thread count.\n"
+    "  --prompt TEXT           one prompt (\"\" = start from <bos> alone)\n"
+    "  --prompts FILE          one prompt per line\n"
+    "  -n, --max-new N         new tokens per sample (default 128)\n"
+    "  --samples K             samples per prompt (default 1)\n"
+    "  --temperature T         0 = greedy (default 1.0)\n"
+    "  --top-k K               keep the K most probable tokens (0 = off)\n"
+    "  --top-p P               nucleus sampling (1 = off)\n"
+    "  --min-p P               drop tokens below P x the top probability (0 = off)\n"
+    "  --repetition-penalty R  CTRL-style penalty on tokens already present (1 = off)\n"
+    "  --stop STRING           end a sample once its text contains STRING\n"
+    "  --no-eos                do not stop at <eos>\n"
+    "  --seed S                (default 0)\n"
+    "  --batch B               sequences decoded together (default 64)\n"
+    "  --tokenizer FILE        vocabulary for a model file that has none\n"
+    "  --max-seq-len N         context length override for imported files\n"
+    "  --json                  one JSON object per sample: tokens, per-token log-probabilities,\n"
+    "                          entropies, text and stop reason\n";
+
+typedef struct {
+    const AdTokenizer *tok;
+    int json;
+    int samples;
+    char **prompts;
+    char *buf;
+    size_t cap;
+} GenPrint;
+
+static void json_string(FILE *f, const char *s) {
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
+        else if (*p == '\n') fputs("\\n", f);
+        else if (*p == '\t') fputs("\\t", f);
+        else if (*p < 0x20) fprintf(f, "\\u%04x", *p);
+        else fputc(*p, f);
+    }
+    fputc('"', f);
+}
+
+static void gen_print(long r, const AdGenOutput *o, void *user) {
+    GenPrint *g = user;
+    long pi = r / g->samples, si = r % g->samples;
+    ad_tokenizer_decode(g->tok, o->tokens, o->n, g->buf, g->cap);
+    static const char *stops[] = {"length", "eos", "stop_string"};
+    if (g->json) {
+        printf("{\"prompt_index\": %ld, \"sample_index\": %ld, \"prompt\": ", pi, si);
+        json_string(stdout, g->prompts[pi]);
+        printf(", \"text\": ");
+        json_string(stdout, g->buf);
+        printf(", \"stop\": \"%s\", \"tokens\": [", stops[o->stop]);
+        for (int i = 0; i < o->n; i++) printf("%s%d", i ? ", " : "", o->tokens[i]);
+        printf("], \"logprobs\": [");
+        for (int i = 0; i < o->n; i++) printf("%s%.6g", i ? ", " : "", o->logprobs[i]);
+        printf("]");
+        if (o->entropy) {
+            printf(", \"entropy\": [");
+            for (int i = 0; i < o->n; i++) printf("%s%.6g", i ? ", " : "", o->entropy[i]);
+            printf("]");
+        }
+        printf("}\n");
+    } else {
+        if (g->samples > 1) printf("--- prompt %ld, sample %ld ---\n", pi, si);
+        printf("%s%s\n", g->prompts[pi], g->buf);
+    }
+}
+
+static void gen_progress(long done, long total, long tokens, double s, void *user) {
+    (void)user;
+    if (total <= 1) return;
+    char eta[32];
+    ad_format_duration(done ? s / done * (total - done) : 0, eta, sizeof eta);
+    fprintf(stderr, "generate: %ld/%ld sequences | %ld tokens | %.0f tok/s | ETA %s\n", done, total,
+            tokens, tokens / (s + 1e-9), eta);
+}
+
+static int cmd_generate(int argc, char **argv) {
+    const char *model = NULL, *prompt = NULL, *prompts_file = NULL, *tokp = NULL;
+    long max_new = 128, samples = 1, seed = 0, batch = 64, top_k = 0, max_seq = 0;
+    double temperature = 1.0, top_p = 1.0, min_p = 0.0, rep = 1.0;
+    int json = 0, no_eos = 0, entropy = 1;
+    const char *stop = NULL;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int ok = 1;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(GENERATE_HELP, stdout);
+            return 0;
+        } else if (!strcmp(a, "--json")) { json = 1; continue; }
+        else if (!strcmp(a, "--no-eos")) { no_eos = 1; continue; }
+        if (!v) return usage_error("generate", "missing value for", a);
+        char *end = NULL;
+        if (!strcmp(a, "--model")) model = v;
+        else if (!strcmp(a, "--prompt")) prompt = v;
+        else if (!strcmp(a, "--prompts")) prompts_file = v;
+        else if (!strcmp(a, "--tokenizer")) tokp = v;
+        else if (!strcmp(a, "--stop")) stop = v;
+        else if (!strcmp(a, "-n") || !strcmp(a, "--max-new")) ok = parse_int_arg("generate", a, v, 1, 1 << 20, &max_new);
+        else if (!strcmp(a, "--samples")) ok = parse_int_arg("generate", a, v, 1, 1 << 20, &samples);
+        else if (!strcmp(a, "--seed")) ok = parse_int_arg("generate", a, v, 0, 2147483647L, &seed);
+        else if (!strcmp(a, "--batch")) ok = parse_int_arg("generate", a, v, 1, 4096, &batch);
+        else if (!strcmp(a, "--top-k")) ok = parse_int_arg("generate", a, v, 0, 1 << 22, &top_k);
+        else if (!strcmp(a, "--max-seq-len")) ok = parse_int_arg("generate", a, v, 1, 1 << 20, &max_seq);
+        else if (!strcmp(a, "--temperature")) { temperature = strtod(v, &end); ok = *end == 0 && temperature >= 0 && temperature <= 100; }
+        else if (!strcmp(a, "--top-p")) { top_p = strtod(v, &end); ok = *end == 0 && top_p > 0 && top_p <= 1; }
+        else if (!strcmp(a, "--min-p")) { min_p = strtod(v, &end); ok = *end == 0 && min_p >= 0 && min_p <= 1; }
+        else if (!strcmp(a, "--repetition-penalty")) { rep = strtod(v, &end); ok = *end == 0 && rep > 0 && rep <= 100; }
+        else return usage_error("generate", "unknown option", a);
+        if (!ok) {
+            if (end) fprintf(stderr, "autodidact generate: %s: bad or out-of-range value \"%s\"\n", a, v);
+            return 2;
+        }
+        i++;
+    }
+    if (!model) return usage_error("generate", "missing --model", NULL);
+    if (!prompt == !prompts_file) return usage_error("generate", "give exactly one of --prompt and --prompts", NULL);
+    (void)entropy;
+
+    int rc = 1;
+    AdModel m;
+    AdTokenizer tok;
+    AdGenerator g;
+    memset(&m, 0, sizeof m);
+    memset(&tok, 0, sizeof tok);
+    memset(&g, 0, sizeof g);
+    char *file = NULL, **plist = NULL, *single = NULL;
+    int *ids = NULL;
+    AdGenRequest *reqs = NULL;
+    long np = 0;
+    if (prompts_file) {
+        size_t len;
+        if (ad_read_file(prompts_file, (size_t)1 << 30, &file, &len)) {
+            die("--prompts");
+            goto done;
+        }
+        for (size_t i = 0; i < len; i++) np += file[i] == '\n';
+        if (len && file[len - 1] != '\n') np++;
+        plist = ad_calloc(np ? np : 1, sizeof(char *), "prompt list");
+        if (!plist) goto done;
+        long k = 0;
+        for (char *p = file; k < np; k++) {
+            char *nl = strchr(p, '\n');
+            if (nl) *nl = '\0';
+            plist[k] = p;
+            p = nl ? nl + 1 : p + strlen(p);
+        }
+    } else {
+        np = 1;
+        single = (char *)prompt;
+        plist = &single;
+    }
+    if (np == 0) {
+        fprintf(stderr, "autodidact generate: %s has no prompts\n", prompts_file);
+        goto done;
+    }
+    if (load_any_model(model, tokp, (int)max_seq, &m, &tok)) {
+        die("--model");
+        goto done;
+    }
+    int S = m.cfg.max_seq_len;
+    ids = ad_calloc((size_t)np * S, sizeof(int), "prompt tokens");
+    reqs = ad_calloc((size_t)np * samples, sizeof(AdGenRequest), "requests");
+    if (!ids || !reqs) {
+        die(NULL);
+        goto done;
+    }
+    for (long p = 0; p < np; p++) {
+        int *row = ids + (size_t)p * S, n = 0;
+        row[0] = tok.bos_id >= 0 ? tok.bos_id : 0;
+        if (ad_tokenizer_encode(&tok, plist[p], strlen(plist[p]), row + 1, S - 1, &n)) {
+            fprintf(stderr, "autodidact generate: prompt %ld: %s\n", p, ad_errmsg());
+            goto done;
+        }
+        for (long s = 0; s < samples; s++) {
+            AdGenRequest *r = &reqs[p * samples + s];
+            r->prompt = row, r->prompt_len = n + 1, r->prompt_index = p, r->sample_index = s;
+        }
+    }
+    long total = np * samples;
+    int B = (int)(batch < total ? batch : total);
+    if (ad_generator_init(&g, &m, B, S, (int)max_new, 1)) {
+        die("generate");
+        goto done;
+    }
+    AdSampleConfig sc;
+    ad_sample_config_default(&sc);
+    sc.max_new_tokens = (int)max_new, sc.temperature = (float)temperature, sc.top_k = (int)top_k;
+    sc.top_p = (float)top_p, sc.min_p = (float)min_p, sc.repetition_penalty = (float)rep;
+    sc.seed = (uint64_t)seed, sc.stop_at_eos = !no_eos, sc.stop = stop, sc.want_entropy = json;
+    GenPrint gp = {&tok, json, (int)samples, plist, NULL, (size_t)max_new * 64 + 1};
+    gp.buf = ad_malloc(gp.cap, "decode buffer");
+    if (!gp.buf) {
+        die(NULL);
+        goto done;
+    }
+    double t0 = ad_time_now();
+    AdStatus st = ad_generate(&g, &tok, reqs, total, &sc, gen_print, &gp, gen_progress, NULL);
+    free(gp.buf);
+    if (st) {
+        die("generate");
+        goto done;
+    }
+    (void)t0;
+    rc = 0;
+done:
+    ad_generator_free(&g);
+    ad_tokenizer_free(&tok);
+    ad_model_free(&m);
+    free(ids);
+    free(reqs);
+    if (plist != &single) free(plist);
+    free(file);
+    return rc;
+}
+
 /* ------------------------------------------------------------------ bench */
 
 static const char *BENCH_HELP =
@@ -559,6 +864,8 @@ static const char *MAIN_HELP =
     "commands:\n"
     "  train    train a model on a built-in task or a text file (JSON config)\n"
     "  eval     loss, perplexity and per-token log-probabilities of a checkpoint\n"
+    "  generate sample text from a checkpoint or an open model (batched, KV cache)\n"
+    "  import   convert llama2.c, GGUF, llm.c or safetensors models into a checkpoint\n"
     "  bench    training speed against PyTorch CPU on the same shapes\n"
     "  version  program, BLAS and thread facts\n"
     "\n"
@@ -573,6 +880,8 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "train")) return cmd_train(argc - 2, argv + 2);
     if (!strcmp(cmd, "eval")) return cmd_eval(argc - 2, argv + 2);
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 2, argv + 2);
+    if (!strcmp(cmd, "generate")) return cmd_generate(argc - 2, argv + 2);
+    if (!strcmp(cmd, "import")) return cmd_import(argc - 2, argv + 2);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         printf("autodidact %s\nthreads %d\nBLAS %s\n", AD_VERSION_STRING, ad_get_threads(), ad_blas_info());
         return 0;

@@ -9,6 +9,7 @@
 #include <omp.h>
 
 #include "autodidact/kernels.h"
+#include "fastmath.h"
 
 /* ---------------------------------------------------------------- config */
 
@@ -375,4 +376,133 @@ void ad_model_backward(AdModel *m, AdActs *a, const int *tokens, int B, int T) {
                       s.ln1_rstd, N);
     }
     ad_encoder_backward(G->t[AD_P_WTE], G->t[AD_P_WPE], a->dresid, tokens, B, T, C);
+}
+
+/* ---------------------------------------------------------------- incremental decoding */
+
+AdStatus ad_kvcache_init(AdKVCache *c, const AdModelConfig *cfg, int max_batch, int max_seq) {
+    memset(c, 0, sizeof *c);
+    if (max_batch < 1 || max_seq < 1 || max_seq > cfg->max_seq_len)
+        return ad_fail(AD_ERR_ARG, "KV cache for %d sequences of %d positions: need at least one of "
+                       "each and at most max_seq_len %d positions", max_batch, max_seq, cfg->max_seq_len);
+    size_t Bm = max_batch, S = max_seq, C = cfg->d_model, L = cfg->n_layer, V = cfg->vocab_size;
+    size_t hs = C / cfg->n_head, KV = (size_t)cfg->n_kv_head * hs;
+    size_t QKV = (cfg->n_head + 2 * (size_t)cfg->n_kv_head) * hs;
+    size_t F = cfg->d_ff, FC = cfg->mlp == AD_MLP_SWIGLU ? 2 * F : F;
+    int nt = omp_get_max_threads();
+    c->max_batch = max_batch, c->max_seq = max_seq, c->nthreads = nt;
+    size_t half = hs / 2 ? hs / 2 : 1;
+    struct { float **p; size_t n; } parts[] = {
+        {&c->k, L * Bm * S * KV}, {&c->v, L * Bm * S * KV}, {&c->x, Bm * C},
+        {&c->xn, Bm * C},         {&c->mean, Bm},           {&c->rstd, Bm},
+        {&c->qkv, Bm * QKV},      {&c->atty, Bm * C},       {&c->fch, Bm * FC},
+        {&c->fch_act, Bm * F},    {&c->scores, (size_t)nt * S}, {&c->rope_cos, S * half},
+        {&c->rope_sin, S * half}, {&c->logits, Bm * V},
+    };
+    size_t total = 0;
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) total += (parts[i].n + 15) & ~(size_t)15;
+    c->mem = ad_alloc_floats(total, "KV cache");
+    if (!c->mem) return AD_ERR_NOMEM;
+    float *p = c->mem;
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+        *parts[i].p = p;
+        p += (parts[i].n + 15) & ~(size_t)15;
+    }
+    if (cfg->pos == AD_POS_ROPE) ad_rope_tables(c->rope_cos, c->rope_sin, max_seq, (int)hs, cfg->rope_theta);
+    return AD_OK;
+}
+
+void ad_kvcache_free(AdKVCache *c) {
+    free(c->mem);
+    memset(c, 0, sizeof *c);
+}
+
+void ad_model_forward_step(const AdModel *m, AdKVCache *kc, const int *tokens, const int *pos,
+                           const int *slots, int n) {
+    const AdModelConfig *c = &m->cfg;
+    AD_ASSERT(n >= 1 && n <= kc->max_batch && omp_get_max_threads() <= kc->nthreads);
+    int C = c->d_model, L = c->n_layer, H = c->n_head, Hkv = c->n_kv_head, V = c->vocab_size;
+    int hs = C / H, KV = Hkv * hs, QKV = (H + 2 * Hkv) * hs, F = c->d_ff, group = H / Hkv;
+    int FC = c->mlp == AD_MLP_SWIGLU ? 2 * F : F, S = kc->max_seq, half = hs / 2;
+    const AdParams *P = &m->params;
+    float scale = 1.0f / sqrtf((float)hs);
+
+    for (int i = 0; i < n; i++) {
+        AD_ASSERT(pos[i] >= 0 && pos[i] < S && slots[i] >= 0 && slots[i] < kc->max_batch);
+        const float *e = P->t[AD_P_WTE] + (size_t)tokens[i] * C;
+        float *x = kc->x + (size_t)i * C;
+        if (c->pos == AD_POS_LEARNED) {
+            const float *pe = P->t[AD_P_WPE] + (size_t)pos[i] * C;
+            for (int d = 0; d < C; d++) x[d] = e[d] + pe[d];
+        } else {
+            memcpy(x, e, sizeof(float) * C);
+        }
+    }
+    for (int l = 0; l < L; l++) {
+        LayerW w = layer_weights(m, l);
+        float *kl = kc->k + (size_t)l * kc->max_batch * S * KV;
+        float *vl = kc->v + (size_t)l * kc->max_batch * S * KV;
+        norm_forward(c, kc->xn, kc->mean, kc->rstd, kc->x, w.ln1w, w.ln1b, n);
+        ad_matmul_forward(kc->qkv, kc->xn, w.qkvw, w.qkvb, n, C, QKV, 0);
+#pragma omp parallel for schedule(static) if((long)n * QKV >= AD_PAR_MIN)
+        for (int i = 0; i < n; i++) {
+            float *row = kc->qkv + (size_t)i * QKV;
+            if (c->pos == AD_POS_ROPE) {
+                const float *cs = kc->rope_cos + (size_t)pos[i] * half;
+                const float *sn = kc->rope_sin + (size_t)pos[i] * half;
+                for (int h = 0; h < H + Hkv; h++) {
+                    float *v = row + h * hs;
+                    for (int j = 0; j < half; j++) {
+                        float a = v[2 * j], b = v[2 * j + 1];
+                        v[2 * j] = a * cs[j] - b * sn[j];
+                        v[2 * j + 1] = a * sn[j] + b * cs[j];
+                    }
+                }
+            }
+            size_t at = ((size_t)slots[i] * S + pos[i]) * KV;
+            memcpy(kl + at, row + C, sizeof(float) * KV);
+            memcpy(vl + at, row + C + KV, sizeof(float) * KV);
+        }
+#pragma omp parallel for collapse(2) schedule(static) if((long)n * H * (pos[0] + 1) * hs >= AD_PAR_MIN)
+        for (int i = 0; i < n; i++)
+            for (int h = 0; h < H; h++) {
+                int g = h / group, np = pos[i] + 1;
+                float *sc = kc->scores + (size_t)omp_get_thread_num() * S;
+                const float *q = kc->qkv + (size_t)i * QKV + h * hs;
+                const float *kb = kl + (size_t)slots[i] * S * KV + g * hs;
+                const float *vb = vl + (size_t)slots[i] * S * KV + g * hs;
+                float mx = -INFINITY;
+                for (int j = 0; j < np; j++) {
+                    const float *k = kb + (size_t)j * KV;
+                    float s = 0.0f;
+                    for (int d = 0; d < hs; d++) s += q[d] * k[d];
+                    sc[j] = s * scale;
+                    mx = sc[j] > mx ? sc[j] : mx;
+                }
+                float sum = 0.0f;
+                for (int j = 0; j < np; j++) {
+                    sc[j] = ad_expf(sc[j] - mx);
+                    sum += sc[j];
+                }
+                float inv = 1.0f / sum;
+                float *o = kc->atty + (size_t)i * C + h * hs;
+                for (int d = 0; d < hs; d++) o[d] = 0.0f;
+                for (int j = 0; j < np; j++) {
+                    const float *v = vb + (size_t)j * KV;
+                    float p = sc[j] * inv;
+                    for (int d = 0; d < hs; d++) o[d] += p * v[d];
+                }
+            }
+        ad_matmul_forward(kc->x, kc->atty, w.projw, w.projb, n, C, C, 1);
+        norm_forward(c, kc->xn, kc->mean, kc->rstd, kc->x, w.ln2w, w.ln2b, n);
+        ad_matmul_forward(kc->fch, kc->xn, w.fcw, w.fcb, n, C, FC, 0);
+        if (c->mlp == AD_MLP_SWIGLU)
+            ad_swiglu_forward(kc->fch_act, kc->fch, n, F);
+        else
+            ad_gelu_forward(kc->fch_act, kc->fch, (long)n * F);
+        ad_matmul_forward(kc->x, kc->fch_act, w.fcprojw, w.fcprojb, n, F, C, 1);
+    }
+    norm_forward(c, kc->xn, kc->mean, kc->rstd, kc->x, P->t[AD_P_LNFW], P->t[AD_P_LNFB], n);
+    const float *wcls = c->tied ? P->t[AD_P_WTE] : P->t[AD_P_LM_HEAD];
+    ad_matmul_forward(kc->logits, kc->xn, wcls, NULL, n, C, V, 0);
 }

@@ -3,6 +3,7 @@
  * use fixed per-thread partial sums so a fixed thread count gives identical results.
  * Knows tensors only through AdTensorInfo; no model internals. */
 #include "autodidact/optim.h"
+#include "autodidact/kernels.h"
 
 #include <math.h>
 #include <string.h>
@@ -43,7 +44,7 @@ void ad_adamw_step(AdAdamW *o, AdModel *model, float lr) {
         const float wd = model->info[t].decay ? o->cfg.weight_decay : 0.0f;
         float *p = model->params_mem + off, *g = model->grads_mem + off;
         float *m = o->m + off, *v = o->v + off;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(n >= AD_PAR_MIN)
         for (size_t i = 0; i < n; i++) {
             float gi = g[i];
             float mi = b1 * m[i] + (1.0f - b1) * gi;
@@ -102,7 +103,7 @@ float ad_grad_norm(const AdModel *m) {
     if (want > MAX_THREADS) want = MAX_THREADS;
     const float *g = m->grads_mem;
     size_t n = m->n_params;
-#pragma omp parallel num_threads(want)
+#pragma omp parallel num_threads(want) if(n >= AD_PAR_MIN)
     {
         int nt = omp_get_num_threads(), id = omp_get_thread_num();
         if (id == 0) nthreads = nt;
@@ -121,7 +122,7 @@ float ad_grad_clip(AdModel *m, float max_norm) {
     if (max_norm > 0.0f && norm > max_norm && isfinite(norm)) {
         float k = max_norm / (norm + 1e-6f);
         float *g = m->grads_mem;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(m->n_params >= AD_PAR_MIN)
         for (size_t i = 0; i < m->n_params; i++) g[i] *= k;
     }
     return norm;

@@ -5,6 +5,7 @@
  * nothing allocated; a failed save must leave the previous checkpoint intact. The
  * h5util layer's tables and long strings are exercised at the end. */
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <float.h>
 #include <math.h>
@@ -922,7 +923,22 @@ static Suite *checkpoint_suite(void) {
     return s;
 }
 
+/* Removes the files of the scratch directory and the directory itself. */
+static void remove_scratch(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+            unlink(ad_test_path(dir, e->d_name));
+    closedir(d);
+    rmdir(dir);
+}
+
 int main(void) {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* the tests' own raw calls probe for absence */
-    return ad_test_run(checkpoint_suite());
+    const char *dir = ad_test_tmpdir();    /* made here, so every forked test shares it */
+    int rc = ad_test_run(checkpoint_suite());
+    if (rc == 0) remove_scratch(dir);      /* kept for inspection when something failed */
+    return rc;
 }

@@ -1061,9 +1061,10 @@ START_TEST(test_fastmath_expf) {
     /* Exact points. */
     ck_assert(ad_expf(0.0f) == 1.0f);
     ck_assert(fabs(ad_expf(1.0f) - EULER_E) <= 2 * EPS32 * EULER_E);
-    /* NaN in, NaN out. */
-    ck_assert(isnan(ad_expf(NAN)));
-    ck_assert(isnan(ad_expf(-NAN)));
+    /* NaN in, NaN out (volatile: evaluated at run time, not folded). */
+    volatile float qnan = NAN;
+    ck_assert(isnan(ad_expf(qnan)));
+    ck_assert(isnan(ad_expf(-qnan)));
     /* Saturation (documented behaviour): arguments are clamped to [-87.3365, 88.3763], so
      * large arguments and +inf give 2.406e38 (finite, not inf), and small arguments and -inf
      * give exp(-87.3365479) = 1.1754907e-38, just below FLT_MIN (not 0). Callers subtract
@@ -1109,7 +1110,8 @@ START_TEST(test_fastmath_tanhf) {
     ck_assert_msg(wsmall <= 2e-7, "ad_tanhf relative error %.3g below |x| = 0.005", wsmall);
     ck_assert(ad_tanhf(0.0f) == 0.0f);
     ck_assert(ad_tanhf(1e-30f) == 1e-30f);
-    ck_assert(isnan(ad_tanhf(NAN)));
+    volatile float qnan = NAN;
+    ck_assert(isnan(ad_tanhf(qnan)));
     /* +-inf and large arguments saturate to exactly +-1. */
     ck_assert(ad_tanhf(INFINITY) == 1.0f && ad_tanhf(-INFINITY) == -1.0f);
     ck_assert(ad_tanhf(50.0f) == 1.0f && ad_tanhf(-50.0f) == -1.0f);
@@ -1141,7 +1143,7 @@ START_TEST(test_backward_determinism) {
     ad_attention_backward(g2, scratch, dout, qkv, att, s.B, s.T, s.H, s.Hkv, s.hs);
     ck_assert_msg(memcmp(g1, g2, sizeof(float) * nq) == 0, "attention backward not deterministic");
 
-    const int N = 97, C = 130;
+    const int N = 300, C = 130; /* N C above AD_PAR_MIN: the threaded path */
     size_t nx = (size_t)N * C;
     float *x = fbuf(nx), *w = fbuf(C), *b = fbuf(C), *y = fbuf(nx), *mean = fbuf(N),
           *rstd = fbuf(N), *d = fbuf(nx);
@@ -1171,6 +1173,142 @@ START_TEST(test_backward_determinism) {
 }
 END_TEST
 
+/* ==================================================================== threading */
+
+static void expect_same(const char *what, const float *got, const float *ref, size_t n) {
+    double scale = 0;
+    for (size_t i = 0; i < n; i++) scale = fmax(scale, fabs(ref[i]));
+    Cmp c;
+    cmp_init(&c, "%s", what);
+    for (size_t i = 0; i < n; i++) cmp_add(&c, i, got[i], ref[i], 8 * EPS32 * scale + 1e-30);
+    cmp_check(&c);
+}
+
+/* Shapes above AD_PAR_MIN elements (kernels.h), so the ops run on every thread, against the
+ * same op applied one row, token or sequence at a time (below the threshold: one thread).
+ * The row-parallel ops and the channel-split weight-gradient sums must agree: a channel or
+ * row range dropped, or done twice, by one thread shows as an O(1) error. The channel sums
+ * run over the rows in the same order either way, so 8 EPS32 of the scale is slack. */
+START_TEST(test_threaded_vs_rowwise) {
+    AdRng rng;
+    ad_rng_init(&rng, 91, 100, 0);
+    const int N = 300, C = 130, F = 64, V = 7;
+    size_t nx = (size_t)N * C;
+    float *x = fbuf(nx), *w = fbuf(C), *b = fbuf(C), *d = fbuf(nx), *mean = fbuf(N),
+          *rstd = fbuf(N), *y1 = fbuf(nx), *y2 = fbuf(nx), *g1 = fbuf(nx), *g2 = fbuf(nx),
+          *dw1 = fbuf(C), *dw2 = fbuf(C), *db1 = fbuf(C), *db2 = fbuf(C);
+    fill_normal(x, nx, &rng, 0.3f, 1.5f);
+    fill_normal(w, C, &rng, 1.0f, 0.3f);
+    fill_normal(b, C, &rng, 0.0f, 0.3f);
+    fill_normal(d, nx, &rng, 0.0f, 1.0f);
+
+    for (int rms = 0; rms < 2; rms++) {
+        const char *name = rms ? "rmsnorm" : "layernorm";
+        char what[96];
+        if (rms)
+            ad_rmsnorm_forward(y1, rstd, x, w, N, C, 1e-5f);
+        else
+            ad_layernorm_forward(y1, mean, rstd, x, w, b, N, C, 1e-5f);
+        for (int i = 0; i < N; i++) {
+            if (rms)
+                ad_rmsnorm_forward(y2 + (size_t)i * C, rstd + i, x + (size_t)i * C, w, 1, C, 1e-5f);
+            else
+                ad_layernorm_forward(y2 + (size_t)i * C, mean + i, rstd + i, x + (size_t)i * C, w,
+                                     b, 1, C, 1e-5f);
+        }
+        snprintf(what, sizeof what, "%s forward threaded vs rowwise", name);
+        expect_same(what, y1, y2, nx);
+        memset(g1, 0, sizeof(float) * nx), memset(g2, 0, sizeof(float) * nx);
+        memset(dw1, 0, sizeof(float) * C), memset(dw2, 0, sizeof(float) * C);
+        memset(db1, 0, sizeof(float) * C), memset(db2, 0, sizeof(float) * C);
+        if (rms)
+            ad_rmsnorm_backward(g1, dw1, d, x, w, rstd, N, C);
+        else
+            ad_layernorm_backward(g1, dw1, db1, d, x, w, mean, rstd, N, C);
+        for (int i = 0; i < N; i++) {
+            size_t o = (size_t)i * C;
+            if (rms)
+                ad_rmsnorm_backward(g2 + o, dw2, d + o, x + o, w, rstd + i, 1, C);
+            else
+                ad_layernorm_backward(g2 + o, dw2, db2, d + o, x + o, w, mean + i, rstd + i, 1, C);
+        }
+        snprintf(what, sizeof what, "%s dinp threaded vs rowwise", name);
+        expect_same(what, g1, g2, nx);
+        snprintf(what, sizeof what, "%s dw threaded vs rowwise", name);
+        expect_same(what, dw1, dw2, C);
+        if (!rms) expect_same("layernorm db threaded vs rowwise", db1, db2, C);
+    }
+
+    /* matmul db (channel split) with OC = C; dw goes to a scratch buffer. */
+    float *wm = fbuf((size_t)C * C), *dwm = fbuf((size_t)C * C);
+    fill_normal(wm, (size_t)C * C, &rng, 0.0f, 1.0f);
+    memset(db1, 0, sizeof(float) * C), memset(db2, 0, sizeof(float) * C);
+    ad_matmul_backward(NULL, dwm, db1, d, x, wm, N, C, C);
+    for (int i = 0; i < N; i++)
+        ad_matmul_backward(NULL, dwm, db2, d + (size_t)i * C, x + (size_t)i * C, wm, 1, C, C);
+    expect_same("matmul db threaded vs rowwise", db1, db2, C);
+
+    /* Encoder: B = 4 sequences of T = 75 over V = 7 ids (channel split, repeated rows). */
+    const int B = 4, T = 75;
+    int tok[300];
+    for (int i = 0; i < B * T; i++) tok[i] = (int)ad_rng_below(&rng, V);
+    float *wte = fbuf((size_t)V * C), *wpe = fbuf((size_t)T * C);
+    float *e1 = fbuf((size_t)V * C), *e2 = fbuf((size_t)V * C), *p1 = fbuf((size_t)T * C),
+          *p2 = fbuf((size_t)T * C);
+    fill_normal(wte, (size_t)V * C, &rng, 0.0f, 1.0f);
+    fill_normal(wpe, (size_t)T * C, &rng, 0.0f, 1.0f);
+    ad_encoder_forward(y1, tok, wte, wpe, B, T, C);
+    for (int bb = 0; bb < B; bb++)
+        ad_encoder_forward(y2 + (size_t)bb * T * C, tok + bb * T, wte, wpe, 1, T, C);
+    expect_same("encoder forward threaded vs per sequence", y1, y2, nx);
+    ad_encoder_backward(e1, p1, d, tok, B, T, C);
+    for (int bb = 0; bb < B; bb++)
+        ad_encoder_backward(e2, p2, d + (size_t)bb * T * C, tok + bb * T, 1, T, C);
+    expect_same("encoder dwte threaded vs per sequence", e1, e2, (size_t)V * C);
+    expect_same("encoder dwpe threaded vs per sequence", p1, p2, (size_t)T * C);
+
+    /* Elementwise and row ops: gelu (n = N C), swiglu (N, F), softmax (N, C). */
+    ad_gelu_forward(y1, x, (long)nx);
+    ad_gelu_backward(g1, d, x, (long)nx);
+    for (int i = 0; i < N; i++) {
+        ad_gelu_forward(y2 + (size_t)i * C, x + (size_t)i * C, C);
+        ad_gelu_backward(g2 + (size_t)i * C, d + (size_t)i * C, x + (size_t)i * C, C);
+    }
+    expect_same("gelu forward threaded vs rowwise", y1, y2, nx);
+    expect_same("gelu backward threaded vs rowwise", g1, g2, nx);
+    ad_swiglu_forward(y1, x, N, F); /* x read as (N, 2F): 2F = 128 <= C per row */
+    ad_swiglu_backward(g1, d, x, N, F);
+    for (int i = 0; i < N; i++) {
+        ad_swiglu_forward(y2 + (size_t)i * F, x + (size_t)i * 2 * F, 1, F);
+        ad_swiglu_backward(g2 + (size_t)i * 2 * F, d + (size_t)i * F, x + (size_t)i * 2 * F, 1, F);
+    }
+    expect_same("swiglu forward threaded vs rowwise", y1, y2, (size_t)N * F);
+    expect_same("swiglu backward threaded vs rowwise", g1, g2, (size_t)N * 2 * F);
+    ad_softmax_rows(y1, x, N, C);
+    for (int i = 0; i < N; i++) ad_softmax_rows(y2 + (size_t)i * C, x + (size_t)i * C, 1, C);
+    expect_same("softmax rows threaded vs rowwise", y1, y2, nx);
+
+    /* RoPE: B = 2, T = 100, H = Hkv = 4, hs = 16 (one token per call: pos0 = t). */
+    {
+        const int RB = 2, RT = 100, RH = 4, RKV = 4, hs = 16, QKV = (RH + 2 * RKV) * hs;
+        size_t n = (size_t)RB * RT * QKV;
+        float *cs = fbuf((size_t)RT * hs / 2), *sn = fbuf((size_t)RT * hs / 2);
+        float *q1 = fbuf(n), *q2 = fbuf(n);
+        ad_rope_tables(cs, sn, RT, hs, 10000.0f);
+        fill_normal(q1, n, &rng, 0.0f, 1.0f);
+        memcpy(q2, q1, sizeof(float) * n);
+        ad_rope_forward(q1, cs, sn, RB, RT, RH, RKV, hs, 0);
+        for (int r = 0; r < RB * RT; r++)
+            ad_rope_forward(q2 + (size_t)r * QKV, cs, sn, 1, 1, RH, RKV, hs, r % RT);
+        expect_same("rope forward threaded vs per token", q1, q2, n);
+        free(cs), free(sn), free(q1), free(q2);
+    }
+    free(x), free(w), free(b), free(d), free(mean), free(rstd), free(y1), free(y2), free(g1);
+    free(g2), free(dw1), free(dw2), free(db1), free(db2), free(wm), free(dwm), free(wte);
+    free(wpe), free(e1), free(e2), free(p1), free(p2);
+}
+END_TEST
+
 /* ==================================================================== suite */
 
 static Suite *kernels_suite(void) {
@@ -1193,6 +1331,7 @@ static Suite *kernels_suite(void) {
         {"fastmath_expf", test_fastmath_expf},
         {"fastmath_tanhf", test_fastmath_tanhf},
         {"backward_determinism", test_backward_determinism},
+        {"threaded_vs_rowwise", test_threaded_vs_rowwise},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         TCase *tc = tcase_create(cases[i].name);

@@ -19,8 +19,9 @@
 
 /* ---- a tiny model: only its tensor table and flat blocks are used ---------------- */
 
-/* gpt2 switches with V=3, maxT=2, L=1, H=1, C=2, F=2: 58 parameters in 16 tensors, both
- * decayed (embeddings, matrices) and not (norms, biases). */
+/* gpt2 switches with vocabulary V, width C, F = 2C, maxT = 2, one layer and head (V=3, C=2:
+ * 68 parameters in 16 tensors), both decayed (embeddings, matrices) and not (norms,
+ * biases). */
 static void tiny_model(AdModel *m, int V, int C) {
     AdModelConfig c;
     ck_assert_int_eq(ad_model_config_preset(&c, "gpt2"), AD_OK);

@@ -7,6 +7,10 @@
 #ifndef AUTODIDACT_KERNELS_H
 #define AUTODIDACT_KERNELS_H
 
+/* Loops with less work than this many elements run on one thread: a parallel region
+ * costs more than it saves there (decoding one token at a time, tiny models). */
+#define AD_PAR_MIN 16384L
+
 /* out (B,T,C) = wte[tok] + wpe[t] (wpe may be NULL). */
 void ad_encoder_forward(float *out, const int *tok, const float *wte, const float *wpe, int B,
                         int T, int C);

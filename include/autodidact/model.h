@@ -154,4 +154,33 @@ void ad_model_forward(AdModel *m, AdActs *a, const int *tokens, int B, int T);
 /* Backward from a->dlogits (set by a loss); accumulates (+=) into m->grads. */
 void ad_model_backward(AdModel *m, AdActs *a, const int *tokens, int B, int T);
 
+/* Key/value cache for incremental decoding: up to max_batch sequences (slots) of up to
+ * max_seq positions each, plus the scratch one decoding step needs, sized once. */
+typedef struct {
+    int max_batch, max_seq, nthreads;
+    float *mem;
+    float *k, *v;        /* (L, max_batch, max_seq, Hkv*hs) */
+    float *x;            /* (max_batch, C) residual stream of the rows in this step */
+    float *xn;           /* (max_batch, C) normed */
+    float *mean, *rstd;  /* (max_batch) */
+    float *qkv;          /* (max_batch, QKV) */
+    float *atty;         /* (max_batch, C) */
+    float *fch;          /* (max_batch, F or 2F) */
+    float *fch_act;      /* (max_batch, F) */
+    float *scores;       /* (nthreads, max_seq) */
+    float *rope_cos, *rope_sin; /* (max_seq, hs/2) */
+    float *logits;       /* (max_batch, V) output of ad_model_forward_step */
+} AdKVCache;
+
+AdStatus ad_kvcache_init(AdKVCache *c, const AdModelConfig *cfg, int max_batch, int max_seq);
+void ad_kvcache_free(AdKVCache *c);
+
+/* Advances n sequences by one token each: row i feeds tokens[i] at position pos[i] of
+ * cache slot slots[i] (positions 0 .. pos[i]-1 of that slot must already be cached; the
+ * slots of one call are distinct). Leaves logits (n, V) in c->logits. The arithmetic per
+ * row is that of ad_model_forward, so the logits agree with a full forward pass over the
+ * sequence to float rounding. */
+void ad_model_forward_step(const AdModel *m, AdKVCache *c, const int *tokens, const int *pos,
+                           const int *slots, int n);
+
 #endif
