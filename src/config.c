@@ -1,10 +1,9 @@
 /* config.c: the training config (AdTrainConfig) as one schema table, plus the rules a
  * table cannot express: the model family preset, "0 = automatic" sizes and cross-field
- * checks. First step of every command; it reads JSON text only and validates values,
- * leaving what they mean (schedules, tasks, tokenizers) to the modules that use them. */
+ * checks (the model's are shared with experiment.c). First step of every command; it
+ * reads JSON text only, leaving what values mean to the modules that use them. */
 #include "autodidact/config.h"
 
-#include <errno.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -14,34 +13,66 @@ _Static_assert(sizeof(AdNormKind) == sizeof(int) && sizeof(AdMlpKind) == sizeof(
                    sizeof(AdPosKind) == sizeof(int),
                "the schema stores C enums as int");
 
-#define CONFIG_FILE_MAX (16u << 20) /* bytes; a config is a few KiB */
-
 /* Task names as in tasks.h (kept here so that parsing a config needs no task code). */
 static const char *const task_names[] = {"copy", "reverse", "add", "radd", "mul", "sort", NULL};
-static const char *const family_names[] = {"gpt2", "llama", NULL};
 static const char *const source_names[] = {"task", "text", NULL};
 static const char *const tokenizer_names[] = {"char", "byte", NULL};
 static const char *const schedule_names[] = {"constant", "cosine", "linear", "wsd", NULL};
 
-static const char *norm_name(int k) { return ad_norm_name((AdNormKind)k); }
-static const char *mlp_name(int k) { return ad_mlp_name((AdMlpKind)k); }
-static const char *pos_name(int k) { return ad_pos_name((AdPosKind)k); }
+/* ---- the model keys, shared with experiment.c (declared in config_schema.h) ---- */
+
+const char *const ad_config_family_names[] = {"gpt2", "llama", NULL};
+
+const char *ad_config_norm_name(int k) { return ad_norm_name((AdNormKind)k); }
+const char *ad_config_mlp_name(int k) { return ad_mlp_name((AdMlpKind)k); }
+const char *ad_config_pos_name(int k) { return ad_pos_name((AdPosKind)k); }
+
+AdStatus ad_config_model_family(AdModelConfig *m, const char *family, const char *source) {
+    AdModelConfig keep = *m;
+    if (ad_model_config_preset(m, family) != AD_OK)
+        return ad_fail_context(AD_ERR_CONFIG, "%s: model.family", source);
+    m->vocab_size = keep.vocab_size;
+    m->max_seq_len = keep.max_seq_len;
+    m->n_layer = keep.n_layer;
+    m->n_head = keep.n_head;
+    m->n_kv_head = keep.n_kv_head;
+    m->d_model = keep.d_model;
+    m->d_ff = keep.d_ff;
+    return AD_OK;
+}
+
+void ad_config_model_resolve(AdModelConfig *m) {
+    if (m->n_kv_head == 0) m->n_kv_head = m->n_head;
+    if (m->d_ff == 0) {
+        if (m->mlp == AD_MLP_SWIGLU) {
+            int hidden = 2 * (4 * m->d_model) / 3; /* Llama: multiple_of 32 */
+            m->d_ff = 32 * ((hidden + 31) / 32);
+        } else {
+            m->d_ff = 4 * m->d_model;
+        }
+    }
+}
+
+AdStatus ad_config_model_check(const AdModelConfig *m, const char *src) {
+    if (m->d_model % m->n_head != 0)
+        return ad_fail(AD_ERR_CONFIG, "%s: model.d_model: %d is not divisible by model.n_head (%d)",
+                       src, m->d_model, m->n_head);
+    if (m->n_head % m->n_kv_head != 0)
+        return ad_fail(AD_ERR_CONFIG, "%s: model.n_kv_head: %d does not divide model.n_head (%d)",
+                       src, m->n_kv_head, m->n_head);
+    if (m->pos == AD_POS_ROPE && (m->d_model / m->n_head) % 2 != 0)
+        return ad_fail(AD_ERR_CONFIG, "%s: model.pos: rope needs an even head size, but "
+                       "model.d_model / model.n_head = %d", src, m->d_model / m->n_head);
+    return AD_OK;
+}
+
+/* ---- the train config ---- */
 
 /* model.family: reset the architecture switches to the family's preset, keeping the
  * sizes, before any other model key applies (the row is AD_SCHEMA_EARLY). */
 static AdStatus apply_family(void *target, const char *source) {
     AdTrainConfig *c = target;
-    AdModelConfig keep = c->model;
-    if (ad_model_config_preset(&c->model, c->family) != AD_OK)
-        return ad_fail_context(AD_ERR_CONFIG, "%s: model.family", source);
-    c->model.vocab_size = keep.vocab_size;
-    c->model.max_seq_len = keep.max_seq_len;
-    c->model.n_layer = keep.n_layer;
-    c->model.n_head = keep.n_head;
-    c->model.n_kv_head = keep.n_kv_head;
-    c->model.d_model = keep.d_model;
-    c->model.d_ff = keep.d_ff;
-    return AD_OK;
+    return ad_config_model_family(&c->model, c->family, source);
 }
 
 #define OFF(f) offsetof(AdTrainConfig, f)
@@ -56,41 +87,9 @@ static AdStatus apply_family(void *target, const char *source) {
 #define CHOICE(k, f, names, d, h)                                                        \
     {.key = k, .type = AD_SCHEMA_CHOICE, .offset = OFF(f), .cap = CAP(f), .choices = names, \
      .def = d, .help = h}
-#define ENUM(k, f, parse, name, n, h)                                                     \
-    {.key = k, .type = AD_SCHEMA_ENUM, .offset = OFF(f), .enum_parse = parse, .enum_name = name, \
-     .n_enum = n, .help = h}
 
 static const AdSchemaRow train_rows[] = {
-    {.key = "model.family", .type = AD_SCHEMA_CHOICE, .offset = OFF(family), .cap = CAP(family),
-     .choices = family_names, .flags = AD_SCHEMA_EARLY, .def = "gpt2", .on_set = apply_family,
-     .help = "architecture preset; sets norm, mlp, pos, bias, tied, norm_eps and rope_theta "
-             "before the other model keys apply"},
-    INT("model.vocab_size", model.vocab_size, 0, 1 << 21, "0",
-        "vocabulary size V; 0 = the tokenizer's"),
-    INT("model.max_seq_len", model.max_seq_len, 1, 1 << 16, "128",
-        "longest sequence the model handles (learned position table, RoPE limit)"),
-    INT("model.n_layer", model.n_layer, 1, 1024, "4", "transformer blocks"),
-    INT("model.n_head", model.n_head, 1, 4096, "4", "query heads; must divide d_model"),
-    INT("model.n_kv_head", model.n_kv_head, 0, 4096, "0",
-        "key/value heads (grouped-query attention); must divide n_head; 0 = n_head"),
-    INT("model.d_model", model.d_model, 1, 1 << 16, "128", "embedding width C"),
-    INT("model.d_ff", model.d_ff, 0, 1 << 20, "0",
-        "MLP hidden width; 0 = 4*d_model for gelu, 2/3 of 4*d_model rounded up to a multiple "
-        "of 32 for swiglu"),
-    ENUM("model.norm", model.norm, ad_norm_parse, norm_name, 2, "normalisation (family preset)"),
-    ENUM("model.mlp", model.mlp, ad_mlp_parse, mlp_name, 2, "MLP kind (family preset)"),
-    ENUM("model.pos", model.pos, ad_pos_parse, pos_name, 3,
-         "position encoding (family preset); none = no positional encoding"),
-    {.key = "model.bias", .type = AD_SCHEMA_BOOL, .offset = OFF(model.bias),
-     .help = "biases in linear layers and norms (family preset)"},
-    {.key = "model.tied", .type = AD_SCHEMA_BOOL, .offset = OFF(model.tied),
-     .help = "classifier shares the token embedding (family preset)"},
-    {.key = "model.norm_eps", .type = AD_SCHEMA_FLOAT, .offset = OFF(model.norm_eps), .min = 0,
-     .max = 1, .flags = AD_SCHEMA_MIN_OPEN, .help = "epsilon of the norms (family preset)"},
-    {.key = "model.rope_theta", .type = AD_SCHEMA_FLOAT, .offset = OFF(model.rope_theta),
-     .min = 0, .max = 1e12, .flags = AD_SCHEMA_MIN_OPEN,
-     .help = "RoPE base frequency (family preset)"},
-    STR("model.init_from", init_from, "", "checkpoint to start from; \"\" = random init"),
+    AD_CONFIG_MODEL_ROWS(AdTrainConfig, apply_family, "128", NULL),
 
     CHOICE("data.source", data.source, source_names, "task",
            "training data: a built-in task or a text file"),
@@ -144,31 +143,15 @@ const AdSchema *ad_train_config_schema(void) { return &train_schema; }
 
 /* Replaces the "0 = automatic" sizes by their values. */
 static void resolve(AdTrainConfig *c) {
-    AdModelConfig *m = &c->model;
-    if (m->n_kv_head == 0) m->n_kv_head = m->n_head;
-    if (m->d_ff == 0) {
-        if (m->mlp == AD_MLP_SWIGLU) {
-            int hidden = 2 * (4 * m->d_model) / 3; /* Llama: multiple_of 32 */
-            m->d_ff = 32 * ((hidden + 31) / 32);
-        } else {
-            m->d_ff = 4 * m->d_model;
-        }
-    }
-    if (c->train.seq_len == 0) c->train.seq_len = m->max_seq_len;
+    ad_config_model_resolve(&c->model);
+    if (c->train.seq_len == 0) c->train.seq_len = c->model.max_seq_len;
 }
 
 /* Rules that tie several keys together, on a resolved config. */
 static AdStatus check(const AdTrainConfig *c, const char *src) {
     const AdModelConfig *m = &c->model;
-    if (m->d_model % m->n_head != 0)
-        return ad_fail(AD_ERR_CONFIG, "%s: model.d_model: %d is not divisible by model.n_head (%d)",
-                       src, m->d_model, m->n_head);
-    if (m->n_head % m->n_kv_head != 0)
-        return ad_fail(AD_ERR_CONFIG, "%s: model.n_kv_head: %d does not divide model.n_head (%d)",
-                       src, m->n_kv_head, m->n_head);
-    if (m->pos == AD_POS_ROPE && (m->d_model / m->n_head) % 2 != 0)
-        return ad_fail(AD_ERR_CONFIG, "%s: model.pos: rope needs an even head size, but "
-                       "model.d_model / model.n_head = %d", src, m->d_model / m->n_head);
+    AdStatus st = ad_config_model_check(m, src);
+    if (st != AD_OK) return st;
     if (c->train.seq_len > m->max_seq_len)
         return ad_fail(AD_ERR_CONFIG, "%s: train.seq_len: %d exceeds model.max_seq_len (%d)", src,
                        c->train.seq_len, m->max_seq_len);
@@ -215,39 +198,10 @@ AdStatus ad_train_config_parse(AdTrainConfig *c, const char *json_text, const ch
 
 AdStatus ad_train_config_load(AdTrainConfig *c, const char *path, const char *const *overrides,
                               int n_overrides) {
-    if (!path) return ad_fail(AD_ERR_ARG, "no config path");
-    FILE *f = fopen(path, "rb");
-    if (!f) return ad_fail(AD_ERR_IO, "cannot open config %s: %s", path, strerror(errno));
-    AdStatus st = AD_OK;
     char *text = NULL;
-    long size = -1;
-    if (fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
-        st = ad_fail(AD_ERR_IO, "cannot read config %s: %s", path, strerror(errno));
-        goto cleanup;
-    }
-    if ((unsigned long)size > CONFIG_FILE_MAX) {
-        st = ad_fail(AD_ERR_CONFIG, "%s: %ld bytes is too large for a config (limit %u)", path,
-                     size, CONFIG_FILE_MAX);
-        goto cleanup;
-    }
-    text = ad_malloc((size_t)size + 1, "config text");
-    if (!text) {
-        st = AD_ERR_NOMEM;
-        goto cleanup;
-    }
-    if (fread(text, 1, (size_t)size, f) != (size_t)size) {
-        st = ad_fail(AD_ERR_IO, "cannot read config %s: short read", path);
-        goto cleanup;
-    }
-    text[size] = '\0';
-    if (strlen(text) != (size_t)size) {
-        st = ad_fail(AD_ERR_CONFIG, "%s: contains a NUL byte at offset %zu", path, strlen(text));
-        goto cleanup;
-    }
-    st = ad_train_config_parse(c, text, path, overrides, n_overrides);
-cleanup:
+    AdStatus st = ad_schema_read_file(path, &text);
+    if (st == AD_OK) st = ad_train_config_parse(c, text, path, overrides, n_overrides);
     free(text);
-    fclose(f);
     return st;
 }
 

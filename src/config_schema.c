@@ -4,6 +4,7 @@
  * "0 = automatic" rules and cross-field checks are left to the table's owner. */
 #include "config_schema.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 #define PATH_MAX_LEN 256    /* longest key path handled; longer names are unknown keys */
 #define QUOTE_MAX 48        /* bytes of a user string shown in a message */
 #define TWO_POW_53 9007199254740992.0
+#define CONFIG_FILE_MAX (16u << 20) /* bytes; a config is a few KiB */
 
 /* ---- small text helpers ---- */
 
@@ -213,15 +215,19 @@ static AdStatus fail_unknown(const AdSchema *s, const char *source, const char *
     return ad_fail(AD_ERR_CONFIG, "%s: unknown key %s%s", source, q, hint);
 }
 
+/* 1 for a CHOICE row whose names come from a list, 0 for one (or an ENUM row) whose
+ * names come from enum_name(0 .. n_enum-1). */
+static int has_list(const AdSchemaRow *r) { return r->type == AD_SCHEMA_CHOICE && r->choices; }
+
 /* "one of a, b, c" for a CHOICE or ENUM row. */
 static void list_choices(const AdSchemaRow *r, char *buf, size_t cap, const char *sep) {
     size_t o = 0;
     buf[0] = '\0';
-    int n = r->type == AD_SCHEMA_CHOICE ? 0 : r->n_enum;
-    if (r->type == AD_SCHEMA_CHOICE)
+    int n = has_list(r) ? 0 : r->n_enum;
+    if (has_list(r))
         while (r->choices[n]) n++;
     for (int i = 0; i < n && o < cap; i++) {
-        const char *name = r->type == AD_SCHEMA_CHOICE ? r->choices[i] : r->enum_name(i);
+        const char *name = has_list(r) ? r->choices[i] : r->enum_name(i);
         o += (size_t)snprintf(buf + o, cap - o, "%s%s", i ? sep : "", name ? name : "?");
     }
 }
@@ -390,7 +396,14 @@ static AdStatus convert(const AdSchemaRow *r, const cJSON *it, void *field, cons
         return AD_OK;
     }
     if (r->type == AD_SCHEMA_CHOICE) {
-        for (int i = 0; r->choices[i]; i++) {
+        if (!has_list(r)) {
+            int v = r->enum_parse(s);
+            if (v >= 0 && v < r->n_enum && strcmp(r->enum_name(v), s) == 0) {
+                store_string(field, r->cap, s);
+                return AD_OK;
+            }
+        }
+        for (int i = 0; has_list(r) && r->choices[i]; i++) {
             if (strcmp(s, r->choices[i]) == 0) {
                 store_string(field, r->cap, s);
                 return AD_OK;
@@ -473,22 +486,25 @@ AdStatus ad_schema_check(const AdSchema *s) {
             return ad_fail(AD_ERR_INTERNAL, "schema row %s: range exceeds int", k);
         if ((r->type == AD_SCHEMA_STRING || r->type == AD_SCHEMA_CHOICE) && r->cap == 0)
             return ad_fail(AD_ERR_INTERNAL, "schema row %s: no string capacity", k);
-        if (r->type == AD_SCHEMA_CHOICE) {
-            if (!r->choices || !r->choices[0])
-                return ad_fail(AD_ERR_INTERNAL, "schema row %s: no choices", k);
+        if (has_list(r)) {
+            if (!r->choices[0]) return ad_fail(AD_ERR_INTERNAL, "schema row %s: no choices", k);
             for (int c = 0; r->choices[c]; c++)
                 if (strlen(r->choices[c]) >= r->cap)
                     return ad_fail(AD_ERR_INTERNAL, "schema row %s: choice %s does not fit", k,
                                    r->choices[c]);
-        }
-        if (r->type == AD_SCHEMA_ENUM) {
+        } else if (r->type == AD_SCHEMA_CHOICE || r->type == AD_SCHEMA_ENUM) {
             if (!r->enum_parse || !r->enum_name || r->n_enum <= 0)
-                return ad_fail(AD_ERR_INTERNAL, "schema row %s: enum functions missing", k);
+                return ad_fail(AD_ERR_INTERNAL, "schema row %s: %s", k,
+                               r->type == AD_SCHEMA_ENUM ? "enum functions missing"
+                                                         : "no choices or name functions");
             for (int v = 0; v < r->n_enum; v++) {
                 const char *name = r->enum_name(v);
                 if (!name || r->enum_parse(name) != v)
                     return ad_fail(AD_ERR_INTERNAL, "schema row %s: enum value %d does not "
                                    "round-trip through its name", k, v);
+                if (r->type == AD_SCHEMA_CHOICE && strlen(name) >= r->cap)
+                    return ad_fail(AD_ERR_INTERNAL, "schema row %s: choice %s does not fit", k,
+                                   name);
             }
         }
         if (r->def) {
@@ -569,6 +585,45 @@ AdStatus ad_schema_parse_text(const char *text, const char *source, cJSON **out)
     }
     *out = root;
     return AD_OK;
+}
+
+AdStatus ad_schema_read_file(const char *path, char **out) {
+    *out = NULL;
+    if (!path) return ad_fail(AD_ERR_ARG, "no config path");
+    FILE *f = fopen(path, "rb");
+    if (!f) return ad_fail(AD_ERR_IO, "cannot open config %s: %s", path, strerror(errno));
+    AdStatus st = AD_OK;
+    char *text = NULL;
+    long size = -1;
+    if (fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
+        st = ad_fail(AD_ERR_IO, "cannot read config %s: %s", path, strerror(errno));
+        goto cleanup;
+    }
+    if ((unsigned long)size > CONFIG_FILE_MAX) {
+        st = ad_fail(AD_ERR_CONFIG, "%s: %ld bytes is too large for a config (limit %u)", path,
+                     size, CONFIG_FILE_MAX);
+        goto cleanup;
+    }
+    text = ad_malloc((size_t)size + 1, "config text");
+    if (!text) {
+        st = AD_ERR_NOMEM;
+        goto cleanup;
+    }
+    if (fread(text, 1, (size_t)size, f) != (size_t)size) {
+        st = ad_fail(AD_ERR_IO, "cannot read config %s: short read", path);
+        goto cleanup;
+    }
+    text[size] = '\0';
+    if (strlen(text) != (size_t)size) {
+        st = ad_fail(AD_ERR_CONFIG, "%s: contains a NUL byte at offset %zu", path, strlen(text));
+        goto cleanup;
+    }
+    *out = text;
+    text = NULL;
+cleanup:
+    free(text);
+    fclose(f);
+    return st;
 }
 
 /* ---- parsing a tree ---- */

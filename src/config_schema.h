@@ -7,11 +7,13 @@
 #ifndef AUTODIDACT_CONFIG_SCHEMA_H
 #define AUTODIDACT_CONFIG_SCHEMA_H
 
+#include <stddef.h>
 #include <stdio.h>
 
 #include <cjson/cJSON.h>
 
 #include "autodidact/common.h"
+#include "autodidact/config.h"
 
 typedef enum {
     AD_SCHEMA_INT = 0, /* int: a JSON integer within [min, max] (3.5 is an error) */
@@ -21,7 +23,9 @@ typedef enum {
     AD_SCHEMA_FLOAT,   /* float: as double, then rounded to float */
     AD_SCHEMA_BOOL,    /* int 0/1: JSON true or false */
     AD_SCHEMA_STRING,  /* char[cap]: a JSON string of at most cap-1 bytes of valid UTF-8 */
-    AD_SCHEMA_CHOICE,  /* char[cap]: a JSON string equal to one of `choices` */
+    AD_SCHEMA_CHOICE,  /* char[cap]: a JSON string equal to one of `choices`, or, when
+                          choices is NULL, to one of enum_name(0 .. n_enum-1) (a name list
+                          owned by another module: enum_parse must map each name back) */
     AD_SCHEMA_ENUM     /* int-sized C enum: a JSON string that enum_parse maps to >= 0;
                           enum_name(0 .. n_enum-1) are the names */
 } AdSchemaType;
@@ -43,10 +47,10 @@ typedef struct AdSchemaRow {
     int flags;
     const char *def;             /* default as text ("128", "1e-3", "true", "cosine");
                                     NULL: the field is left to an on_set hook */
-    const char *const *choices;  /* CHOICE: NULL-terminated list */
-    int (*enum_parse)(const char *name);     /* ENUM: -1 when unknown */
-    const char *(*enum_name)(int value);     /* ENUM */
-    int n_enum;                              /* ENUM: values 0 .. n_enum-1 */
+    const char *const *choices;  /* CHOICE: NULL-terminated list (or NULL, see above) */
+    int (*enum_parse)(const char *name);     /* ENUM, list-less CHOICE: -1 when unknown */
+    const char *(*enum_name)(int value);     /* ENUM, list-less CHOICE */
+    int n_enum;                              /* ENUM, list-less CHOICE: values 0 .. n_enum-1 */
     /* Called after the row's value has been stored into `target` (by defaults or by
      * parse, not while checking an override). May change other fields; returns a
      * status whose message should name `source`. */
@@ -78,6 +82,10 @@ void ad_schema_defaults(const AdSchema *s, void *target);
  * error; otherwise the caller frees it with cJSON_Delete. */
 AdStatus ad_schema_parse_text(const char *text, const char *source, cJSON **out);
 
+/* Reads a config file (at most 16 MiB, no NUL bytes) into a NUL-terminated buffer that
+ * the caller frees. AD_ERR_IO or AD_ERR_CONFIG naming the path; *out is NULL on error. */
+AdStatus ad_schema_read_file(const char *path, char **out);
+
 /* Applies "a.b=v" overrides, in order, to the tree `root` (an object). v is parsed as
  * JSON if it parses, else taken as a string; for a U64 row a plain run of decimal
  * digits is kept as a string so that seeds above 2^53 stay exact. The key must be a
@@ -107,7 +115,77 @@ char *ad_schema_to_json(const AdSchema *s, const void *target);
  * `defaults`, and the help text. */
 void ad_schema_print_keys(const AdSchema *s, const void *defaults, FILE *f);
 
-/* The AdTrainConfig table (config.c), for tests that check the table itself. */
+/* The tables (config.c, experiment.c), for tests that check the table itself. */
 const AdSchema *ad_train_config_schema(void);
+const AdSchema *ad_experiment_config_schema(void);
+
+/* ---- The "model.*" keys, shared by every config that builds a model (config.c) ----
+ * Such a config struct T holds `char family[16]; AdModelConfig model;
+ * char init_from[AD_PATH_MAX];`. */
+
+extern const char *const ad_config_family_names[]; /* "gpt2", "llama", NULL */
+/* AdNormKind / AdMlpKind / AdPosKind names with an int argument, for ENUM rows. */
+const char *ad_config_norm_name(int k);
+const char *ad_config_mlp_name(int k);
+const char *ad_config_pos_name(int k);
+
+/* The body of T's model.family hook: resets the architecture switches of *m to the
+ * family's preset, keeping the sizes. */
+AdStatus ad_config_model_family(AdModelConfig *m, const char *family, const char *source);
+/* Replaces the "0 = automatic" sizes: n_kv_head 0 -> n_head; d_ff 0 -> 4 * d_model for
+ * gelu, 2/3 of 4 * d_model rounded up to a multiple of 32 for swiglu. */
+void ad_config_model_resolve(AdModelConfig *m);
+/* Cross-field rules of a resolved model (head divisibility, even RoPE heads); the
+ * message starts with "<source>: " and names the key. */
+AdStatus ad_config_model_check(const AdModelConfig *m, const char *source);
+
+/* The model rows of struct T: family_hook is T's model.family on_set (a call of
+ * ad_config_model_family); max_seq_len_def is the default of model.max_seq_len;
+ * pos_def the default of model.pos (NULL: the family preset's). */
+#define AD_CONFIG_MODEL_ROWS(T, family_hook, max_seq_len_def, pos_def)                           \
+    {.key = "model.family", .type = AD_SCHEMA_CHOICE, .offset = offsetof(T, family),              \
+     .cap = sizeof(((T *)0)->family), .choices = ad_config_family_names,                          \
+     .flags = AD_SCHEMA_EARLY, .def = "gpt2", .on_set = family_hook,                              \
+     .help = "architecture preset; sets norm, mlp, pos, bias, tied, norm_eps and rope_theta "     \
+             "before the other model keys apply"},                                               \
+    {.key = "model.vocab_size", .type = AD_SCHEMA_INT, .offset = offsetof(T, model.vocab_size),   \
+     .min = 0, .max = 1 << 21, .def = "0", .help = "vocabulary size V; 0 = the tokenizer's"},     \
+    {.key = "model.max_seq_len", .type = AD_SCHEMA_INT, .offset = offsetof(T, model.max_seq_len), \
+     .min = 1, .max = 1 << 16, .def = max_seq_len_def,                                            \
+     .help = "longest sequence the model handles (learned position table, RoPE limit)"},         \
+    {.key = "model.n_layer", .type = AD_SCHEMA_INT, .offset = offsetof(T, model.n_layer),         \
+     .min = 1, .max = 1024, .def = "4", .help = "transformer blocks"},                            \
+    {.key = "model.n_head", .type = AD_SCHEMA_INT, .offset = offsetof(T, model.n_head), .min = 1, \
+     .max = 4096, .def = "4", .help = "query heads; must divide d_model"},                        \
+    {.key = "model.n_kv_head", .type = AD_SCHEMA_INT, .offset = offsetof(T, model.n_kv_head),     \
+     .min = 0, .max = 4096, .def = "0",                                                           \
+     .help = "key/value heads (grouped-query attention); must divide n_head; 0 = n_head"},       \
+    {.key = "model.d_model", .type = AD_SCHEMA_INT, .offset = offsetof(T, model.d_model),         \
+     .min = 1, .max = 1 << 16, .def = "128", .help = "embedding width C"},                        \
+    {.key = "model.d_ff", .type = AD_SCHEMA_INT, .offset = offsetof(T, model.d_ff), .min = 0,     \
+     .max = 1 << 20, .def = "0",                                                                  \
+     .help = "MLP hidden width; 0 = 4*d_model for gelu, 2/3 of 4*d_model rounded up to a "        \
+             "multiple of 32 for swiglu"},                                                        \
+    {.key = "model.norm", .type = AD_SCHEMA_ENUM, .offset = offsetof(T, model.norm),              \
+     .enum_parse = ad_norm_parse, .enum_name = ad_config_norm_name, .n_enum = 2,                  \
+     .help = "normalisation (family preset)"},                                                    \
+    {.key = "model.mlp", .type = AD_SCHEMA_ENUM, .offset = offsetof(T, model.mlp),                \
+     .enum_parse = ad_mlp_parse, .enum_name = ad_config_mlp_name, .n_enum = 2,                    \
+     .help = "MLP kind (family preset)"},                                                         \
+    {.key = "model.pos", .type = AD_SCHEMA_ENUM, .offset = offsetof(T, model.pos),                \
+     .enum_parse = ad_pos_parse, .enum_name = ad_config_pos_name, .n_enum = 3, .def = pos_def,    \
+     .help = "position encoding (family preset); none = no positional encoding"},                 \
+    {.key = "model.bias", .type = AD_SCHEMA_BOOL, .offset = offsetof(T, model.bias),              \
+     .help = "biases in linear layers and norms (family preset)"},                                \
+    {.key = "model.tied", .type = AD_SCHEMA_BOOL, .offset = offsetof(T, model.tied),              \
+     .help = "classifier shares the token embedding (family preset)"},                            \
+    {.key = "model.norm_eps", .type = AD_SCHEMA_FLOAT, .offset = offsetof(T, model.norm_eps),     \
+     .min = 0, .max = 1, .flags = AD_SCHEMA_MIN_OPEN, .help = "epsilon of the norms (family preset)"}, \
+    {.key = "model.rope_theta", .type = AD_SCHEMA_FLOAT, .offset = offsetof(T, model.rope_theta), \
+     .min = 0, .max = 1e12, .flags = AD_SCHEMA_MIN_OPEN,                                          \
+     .help = "RoPE base frequency (family preset)"},                                              \
+    {.key = "model.init_from", .type = AD_SCHEMA_STRING, .offset = offsetof(T, init_from),        \
+     .cap = sizeof(((T *)0)->init_from), .def = "",                                               \
+     .help = "checkpoint to start from; \"\" = random init"}
 
 #endif

@@ -113,8 +113,76 @@ AdStatus ad_data_init_text(AdData *d, const AdTokenizer *tok, const char *text, 
     return AD_OK;
 }
 
+AdStatus ad_data_init_pool(AdData *d, const AdTokenizer *tok, int T, double replay_frac,
+                           AdTaskKind task, int min_len, int max_len) {
+    memset(d, 0, sizeof *d);
+    d->kind = AD_DATA_POOL, d->tok = tok, d->T = T;
+    d->replay_frac = replay_frac;
+    d->task = task, d->min_len = min_len, d->max_len = max_len;
+    if (tok->bos_id < 0 || tok->eos_id < 0)
+        return ad_fail(AD_ERR_ARG, "example pools need a tokenizer with <bos> and <eos>");
+    if (replay_frac > 0 && (min_len < 1 || max_len < min_len))
+        return ad_fail(AD_ERR_ARG, "replay length range [%d, %d] is empty", min_len, max_len);
+    return AD_OK;
+}
+
+static char *dup_str(const char *s) {
+    size_t n = strlen(s);
+    char *p = ad_malloc(n + 1, "example text");
+    if (p) memcpy(p, s, n + 1);
+    return p;
+}
+
+AdStatus ad_data_pool_add(AdData *d, const char *prompt, const char *answer, int origin) {
+    AD_ASSERT(d->kind == AD_DATA_POOL);
+    int tk[2 * AD_TASK_MAX_TEXT + 4], *buf = tk;
+    if (d->T > AD_TASK_MAX_TEXT + 2) {
+        buf = ad_calloc((size_t)d->T * 2, sizeof(int), "example check");
+        if (!buf) return AD_ERR_NOMEM;
+    }
+    AdStatus st = ad_data_encode_example(d->tok, prompt, answer, d->T, buf, buf + d->T, NULL);
+    if (buf != tk) free(buf);
+    if (st) return st;
+    if (d->n_ex == d->cap_ex) {
+        long cap = d->cap_ex ? 2 * d->cap_ex : 1024;
+        AdExample *ex = realloc(d->ex, (size_t)cap * sizeof *ex);
+        if (!ex) return ad_fail(AD_ERR_NOMEM, "out of memory growing the example pool to %ld", cap);
+        d->ex = ex, d->cap_ex = cap;
+    }
+    AdExample *e = &d->ex[d->n_ex];
+    e->prompt = dup_str(prompt);
+    e->answer = dup_str(answer);
+    e->origin = origin;
+    if (!e->prompt || !e->answer) {
+        free(e->prompt);
+        free(e->answer);
+        return AD_ERR_NOMEM;
+    }
+    d->n_ex++;
+    return AD_OK;
+}
+
+void ad_data_pool_remove(AdData *d, int origin_lo, int origin_hi) {
+    long k = 0;
+    for (long i = 0; i < d->n_ex; i++) {
+        AdExample *e = &d->ex[i];
+        if (e->origin >= origin_lo && e->origin <= origin_hi) {
+            free(e->prompt);
+            free(e->answer);
+        } else {
+            d->ex[k++] = *e;
+        }
+    }
+    d->n_ex = k;
+}
+
 void ad_data_free(AdData *d) {
     free(d->ids);
+    for (long i = 0; i < d->n_ex; i++) {
+        free(d->ex[i].prompt);
+        free(d->ex[i].answer);
+    }
+    free(d->ex);
     memset(d, 0, sizeof *d);
 }
 
@@ -134,6 +202,26 @@ AdStatus ad_data_batch(const AdData *d, AdRng *rng, int split, int *tokens, int 
         return AD_OK;
     }
     char prompt[AD_TASK_MAX_TEXT], answer[AD_TASK_MAX_TEXT];
+    if (d->kind == AD_DATA_POOL) {
+        for (int b = 0; b < B; b++) {
+            AdStatus st;
+            int fresh = d->n_ex == 0 || (d->replay_frac > 0 && ad_rng_uniform_double(rng) < d->replay_frac);
+            if (fresh) {
+                if (!(d->replay_frac > 0)) return ad_fail(AD_ERR_ARG, "the example pool is empty");
+                int len = d->min_len + (int)ad_rng_below(rng, (uint32_t)(d->max_len - d->min_len + 1));
+                st = ad_task_example(d->task, len, rng, prompt, answer);
+                if (!st)
+                    st = ad_data_encode_example(d->tok, prompt, answer, T, tokens + (size_t)b * T,
+                                                targets + (size_t)b * T, NULL);
+            } else {
+                const AdExample *e = &d->ex[ad_rng_below(rng, (uint32_t)d->n_ex)];
+                st = ad_data_encode_example(d->tok, e->prompt, e->answer, T, tokens + (size_t)b * T,
+                                            targets + (size_t)b * T, NULL);
+            }
+            if (st) return st;
+        }
+        return AD_OK;
+    }
     for (int b = 0; b < B; b++) {
         int len = d->min_len + (int)ad_rng_below(rng, (uint32_t)(d->max_len - d->min_len + 1));
         AdStatus st = ad_task_example(d->task, len, rng, prompt, answer);

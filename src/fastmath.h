@@ -25,8 +25,8 @@ static inline float ad_expf(float x) {
     y = y * r + 1.6666665459E-1f;
     y = y * r + 5.0000001201E-1f;
     y = y * z + r + 1.0f;
-    int32_t n = (int32_t)fx;
-    int32_t bits = (n + 127) << 23;
+    int32_t n = (int32_t)(fx == fx ? fx : 0.0f); /* NaN stays NaN through y */
+    uint32_t bits = (uint32_t)(n + 127) << 23;
     float scale;
     memcpy(&scale, &bits, sizeof scale);
     return y * scale;

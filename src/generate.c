@@ -3,6 +3,7 @@
  * with the row's own RNG stream. Knows nothing of scoring or selection. */
 #include "autodidact/generate.h"
 #include "autodidact/kernels.h"
+#include "fastmath.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -63,16 +64,14 @@ int ad_sample_token(const float *logits, int V, const AdSampleConfig *sc, const 
     /* log-probability and entropy under the model itself (temperature 1, no filters) */
     float mx = logits[0];
     for (int j = 1; j < V; j++) mx = logits[j] > mx ? logits[j] : mx;
-    double sum = 0.0;
-    for (int j = 0; j < V; j++) sum += exp((double)(logits[j] - mx));
-    double lse = mx + log(sum);
+    float sum = 0.0f;
+    for (int j = 0; j < V; j++) sum += ad_expf(logits[j] - mx);
+    float lse = mx + logf(sum);
     if (entropy) {
-        double h = 0.0;
-        for (int j = 0; j < V; j++) {
-            double lp = logits[j] - lse;
-            h -= exp(lp) * lp;
-        }
-        *entropy = (float)h;
+        /* H = lse - sum p l */
+        float pl = 0.0f;
+        for (int j = 0; j < V; j++) pl += ad_expf(logits[j] - lse) * logits[j];
+        *entropy = lse - pl;
     }
     /* sampling logits: repetition penalty, then temperature */
     float pen = sc->repetition_penalty;
@@ -88,11 +87,12 @@ int ad_sample_token(const float *logits, int V, const AdSampleConfig *sc, const 
     } else {
         float zmax = probs[0];
         for (int j = 1; j < V; j++) zmax = probs[j] > zmax ? probs[j] : zmax;
-        double total = 0.0;
+        float inv_t = 1.0f / sc->temperature, total_f = 0.0f;
         for (int j = 0; j < V; j++) {
-            probs[j] = (float)exp((double)(probs[j] - zmax) / sc->temperature);
-            total += probs[j];
+            probs[j] = ad_expf((probs[j] - zmax) * inv_t);
+            total_f += probs[j];
         }
+        double total = total_f;
         int filtered = (sc->top_k > 0 && sc->top_k < V) || sc->top_p < 1.0f || sc->min_p > 0.0f;
         if (!filtered) {
             double u = ad_rng_uniform_double(rng) * total, c = 0.0;

@@ -291,7 +291,8 @@ void ad_attention_backward(float *dqkv, float *scratch, const float *dout, const
 #pragma omp parallel for collapse(2) schedule(static) if((long)B * H * T * T * hs >= AD_PAR_MIN)
     for (int b = 0; b < B; b++)
         for (int g = 0; g < Hkv; g++) {
-            float *D = scratch + (size_t)omp_get_thread_num() * T * T;
+            float *D = scratch + (size_t)omp_get_thread_num() * AD_ATT_SCRATCH(T);
+            float *Pm = D + (size_t)ATT_BLOCK * T; /* the block of P, zero above the diagonal */
             const float *base = qkv + (size_t)b * T * QKV;
             float *dbase = dqkv + (size_t)b * T * QKV;
             const float *k = base + C + g * hs, *v = base + C + Hkv * hs + g * hs;
@@ -313,8 +314,13 @@ void ad_attention_backward(float *dqkv, float *scratch, const float *dout, const
                     /* dP = dO V^T (m, kn) */
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, kn, hs, 1.0f,
                                 dO + (size_t)i0 * C, C, v, QKV, 0.0f, D, kn);
-                    /* dV += P^T dO (kn, hs) */
-                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kn, hs, m, 1.0f, Pb, T,
+                    /* dV += P^T dO (kn, hs), with P masked so only j <= i is read */
+                    for (int r = 0; r < m; r++) {
+                        int i = i0 + r;
+                        memcpy(Pm + (size_t)r * kn, Pb + (size_t)r * T, sizeof(float) * (i + 1));
+                        memset(Pm + (size_t)r * kn + i + 1, 0, sizeof(float) * (kn - i - 1));
+                    }
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kn, hs, m, 1.0f, Pm, kn,
                                 dO + (size_t)i0 * C, C, 1.0f, dv, QKV);
                     /* dS = P * (dP - rowsum(P * dP)) * scale, zero above the diagonal */
                     for (int r = 0; r < m; r++) {

@@ -17,6 +17,8 @@
 #include "autodidact/importers.h"
 #include "autodidact/losses.h"
 #include "autodidact/model.h"
+#include "autodidact/experiment.h"
+#include "autodidact/round.h"
 #include "autodidact/tasks.h"
 #include "autodidact/tokenizer.h"
 #include "autodidact/train.h"
@@ -560,6 +562,8 @@ typedef struct {
     int json;
     int samples;
     char **prompts;
+    const AdGenRequest *reqs;
+    int *ids;     /* prompt + generated tokens, for decoding the whole text */
     char *buf;
     size_t cap;
 } GenPrint;
@@ -598,8 +602,14 @@ static void gen_print(long r, const AdGenOutput *o, void *user) {
         }
         printf("}\n");
     } else {
+        /* decode prompt and continuation together, so tokenizers that mark word starts
+         * (sentencepiece's leading space) print as the model sees the text */
+        const AdGenRequest *rq = &g->reqs[r];
+        memcpy(g->ids, rq->prompt, sizeof(int) * rq->prompt_len);
+        memcpy(g->ids + rq->prompt_len, o->tokens, sizeof(int) * o->n);
+        ad_tokenizer_decode(g->tok, g->ids, rq->prompt_len + o->n, g->buf, g->cap);
         if (g->samples > 1) printf("--- prompt %ld, sample %ld ---\n", pi, si);
-        printf("%s%s\n", g->prompts[pi], g->buf);
+        printf("%s\n", g->buf);
     }
 }
 
@@ -725,15 +735,19 @@ static int cmd_generate(int argc, char **argv) {
     sc.max_new_tokens = (int)max_new, sc.temperature = (float)temperature, sc.top_k = (int)top_k;
     sc.top_p = (float)top_p, sc.min_p = (float)min_p, sc.repetition_penalty = (float)rep;
     sc.seed = (uint64_t)seed, sc.stop_at_eos = !no_eos, sc.stop = stop, sc.want_entropy = json;
-    GenPrint gp = {&tok, json, (int)samples, plist, NULL, (size_t)max_new * 64 + 1};
+    GenPrint gp = {&tok, json, (int)samples, plist, reqs, NULL, NULL, (size_t)(S + max_new) * 64 + 1};
     gp.buf = ad_malloc(gp.cap, "decode buffer");
-    if (!gp.buf) {
+    gp.ids = ad_calloc((size_t)S + max_new, sizeof(int), "decode ids");
+    if (!gp.buf || !gp.ids) {
+        free(gp.buf);
+        free(gp.ids);
         die(NULL);
         goto done;
     }
     double t0 = ad_time_now();
     AdStatus st = ad_generate(&g, &tok, reqs, total, &sc, gen_print, &gp, gen_progress, NULL);
     free(gp.buf);
+    free(gp.ids);
     if (st) {
         die("generate");
         goto done;
@@ -749,6 +763,120 @@ done:
     if (plist != &single) free(plist);
     free(file);
     return rc;
+}
+
+
+/* ------------------------------------------------------------------ run / resume / report */
+
+static const char *RUN_HELP =
+    "usage: autodidact run EXPERIMENT.json [--set key.path=value ...] [--dry-run] [--overwrite] [--quiet]\n"
+    "\n"
+    "Runs a self-distillation experiment: round 0 trains the student on ground truth; each\n"
+    "later round the teacher labels new prompts, the labels are scored and selected, the\n"
+    "student retrains (SFT or a distillation loss) and is evaluated by length. Every round is\n"
+    "committed to the HDF5 run file (run_file, see docs/RUNFILE.md) and a checkpoint, so\n"
+    "'autodidact resume RUN.h5' continues a killed run with the same numbers.\n"
+    "  --set key.path=value  override a config key (repeatable)\n"
+    "  --dry-run             validate the config and print the plan, run nothing\n"
+    "  --overwrite           replace an existing run file\n"
+    "  --keys                list every config key with its default and meaning\n"
+    "  --quiet               no progress lines\n";
+
+static int cmd_run(int argc, char **argv) {
+    const char *path = NULL, *overrides[MAX_OVERRIDES];
+    int n_over = 0, dry = 0, overwrite = 0;
+    AdRunOptions o = {0, 0};
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(RUN_HELP, stdout);
+            return 0;
+        } else if (!strcmp(argv[i], "--keys")) {
+            ad_experiment_config_print_keys(stdout);
+            return 0;
+        } else if (!strcmp(argv[i], "--set")) {
+            if (i + 1 >= argc) return usage_error("run", "--set needs key.path=value", NULL);
+            if (n_over == MAX_OVERRIDES) return usage_error("run", "too many --set options", NULL);
+            overrides[n_over++] = argv[++i];
+        } else if (!strcmp(argv[i], "--dry-run")) dry = 1;
+        else if (!strcmp(argv[i], "--overwrite")) overwrite = 1;
+        else if (!strcmp(argv[i], "--quiet")) o.quiet = 1;
+        else if (!strcmp(argv[i], "--stop-after")) {
+            long n;
+            if (!parse_int_arg("run", argv[i], i + 1 < argc ? argv[i + 1] : NULL, 1, 1000000, &n)) return 2;
+            o.stop_after = (int)n, i++;
+        } else if (argv[i][0] == '-') return usage_error("run", "unknown option", argv[i]);
+        else if (!path) path = argv[i];
+        else return usage_error("run", "unexpected argument", argv[i]);
+    }
+    if (!path) return usage_error("run", "missing EXPERIMENT.json", NULL);
+    AdExperimentConfig cfg;
+    if (ad_experiment_config_load(&cfg, path, overrides, n_over)) return die(NULL);
+    if (dry) {
+        ad_run_print_plan(&cfg, stdout);
+        return 0;
+    }
+    char *text = NULL;
+    size_t len = 0;
+    if (ad_read_file(path, (size_t)1 << 24, &text, &len)) return die(NULL);
+    size_t cap = len + 64;
+    for (int i = 0; i < n_over; i++) cap += strlen(overrides[i]) + 16;
+    char *orig = malloc(cap);
+    if (!orig) {
+        free(text);
+        return die(NULL);
+    }
+    size_t k = (size_t)snprintf(orig, cap, "%s", text);
+    for (int i = 0; i < n_over; i++) k += (size_t)snprintf(orig + k, cap - k, "\n--set %s", overrides[i]);
+    free(text);
+    AdStatus st = ad_run_start(&cfg, orig, overwrite, &o);
+    free(orig);
+    if (st) return die("run");
+    if (!o.quiet) {
+        ad_run_report(cfg.run_file, stdout);
+        printf("\nrun file: %s\nplots:    /usr/bin/python3 analysis/plot_run.py %s\n", cfg.run_file, cfg.run_file);
+    }
+    return 0;
+}
+
+static const char *RESUME_HELP =
+    "usage: autodidact resume RUN.h5 [--set key.path=value ...] [--quiet]\n"
+    "\n"
+    "Continues a run from its last complete round with the config stored in the run file; the\n"
+    "numbers are those of an uninterrupted run (same binary, threads and CPU). --set may change\n"
+    "keys such as rounds.count to extend a finished run.\n";
+
+static int cmd_resume(int argc, char **argv) {
+    const char *path = NULL, *overrides[MAX_OVERRIDES];
+    int n_over = 0;
+    AdRunOptions o = {0, 0};
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(RESUME_HELP, stdout);
+            return 0;
+        } else if (!strcmp(argv[i], "--set")) {
+            if (i + 1 >= argc) return usage_error("resume", "--set needs key.path=value", NULL);
+            if (n_over == MAX_OVERRIDES) return usage_error("resume", "too many --set options", NULL);
+            overrides[n_over++] = argv[++i];
+        } else if (!strcmp(argv[i], "--quiet")) o.quiet = 1;
+        else if (argv[i][0] == '-') return usage_error("resume", "unknown option", argv[i]);
+        else if (!path) path = argv[i];
+        else return usage_error("resume", "unexpected argument", argv[i]);
+    }
+    if (!path) return usage_error("resume", "missing RUN.h5", NULL);
+    if (ad_run_resume(path, overrides, n_over, &o)) return die("resume");
+    if (!o.quiet) ad_run_report(path, stdout);
+    return 0;
+}
+
+static int cmd_report(int argc, char **argv) {
+    if (argc < 1 || !strcmp(argv[0], "--help") || !strcmp(argv[0], "-h")) {
+        fputs("usage: autodidact report RUN.h5\n\nPrints the per-round summary of a run file: "
+              "candidates, selection, label accuracy,\ntraining loss, the 90% frontier, and "
+              "exact-match accuracy by round and length.\n", argc < 1 ? stderr : stdout);
+        return argc < 1 ? 2 : 0;
+    }
+    if (ad_run_report(argv[0], stdout)) return die("report");
+    return 0;
 }
 
 /* ------------------------------------------------------------------ bench */
@@ -862,6 +990,9 @@ static const char *MAIN_HELP =
     "A self-distillation research framework: a transformer in C that trains on the CPU.\n"
     "\n"
     "commands:\n"
+    "  run      run a self-distillation experiment (JSON config) into an HDF5 run file\n"
+    "  resume   continue a run file from its last complete round\n"
+    "  report   per-round summary of a run file\n"
     "  train    train a model on a built-in task or a text file (JSON config)\n"
     "  eval     loss, perplexity and per-token log-probabilities of a checkpoint\n"
     "  generate sample text from a checkpoint or an open model (batched, KV cache)\n"
@@ -877,6 +1008,9 @@ int main(int argc, char **argv) {
         return argc < 2 ? 2 : 0;
     }
     const char *cmd = argv[1];
+    if (!strcmp(cmd, "run")) return cmd_run(argc - 2, argv + 2);
+    if (!strcmp(cmd, "resume")) return cmd_resume(argc - 2, argv + 2);
+    if (!strcmp(cmd, "report")) return cmd_report(argc - 2, argv + 2);
     if (!strcmp(cmd, "train")) return cmd_train(argc - 2, argv + 2);
     if (!strcmp(cmd, "eval")) return cmd_eval(argc - 2, argv + 2);
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 2, argv + 2);

@@ -6,6 +6,7 @@
 #include <math.h>
 #include <string.h>
 
+#include <cblas.h>
 #include <omp.h>
 
 #include "autodidact/kernels.h"
@@ -198,7 +199,7 @@ AdStatus ad_acts_init(AdActs *a, const AdModelConfig *c, int B, int T) {
         {&a->lnf_mean, N},         {&a->lnf_rstd, N},        {&a->logits, N * V},
         {&a->dlogits, N * V},      {&a->dresid, N * C},      {&a->dbuf_c, N * C},
         {&a->dbuf_c2, N * C},      {&a->dqkv, N * QKV},      {&a->dfch, N * FC},
-        {&a->dfch_act, N * F},     {&a->datt_scratch, (size_t)nt * T * T},
+        {&a->dfch_act, N * F},     {&a->datt_scratch, (size_t)nt * AD_ATT_SCRATCH(T)},
         {&a->rope_cos, (size_t)c->max_seq_len * (hs / 2 ? hs / 2 : 1)},
         {&a->rope_sin, (size_t)c->max_seq_len * (hs / 2 ? hs / 2 : 1)},
     };
@@ -295,7 +296,7 @@ static LayerA layer_acts(const AdModelConfig *c, const AdActs *a, int l) {
     return x;
 }
 
-void ad_model_forward(AdModel *m, AdActs *a, const int *tokens, int B, int T) {
+void ad_model_forward(const AdModel *m, AdActs *a, const int *tokens, int B, int T) {
     const AdModelConfig *c = &m->cfg;
     AD_ASSERT(B >= 1 && T >= 1 && B <= a->B && T <= a->T);
     int N = B * T, C = c->d_model, L = c->n_layer, H = c->n_head, Hkv = c->n_kv_head;
@@ -471,27 +472,17 @@ void ad_model_forward_step(const AdModel *m, AdKVCache *kc, const int *tokens, c
                 const float *q = kc->qkv + (size_t)i * QKV + h * hs;
                 const float *kb = kl + (size_t)slots[i] * S * KV + g * hs;
                 const float *vb = vl + (size_t)slots[i] * S * KV + g * hs;
-                float mx = -INFINITY;
-                for (int j = 0; j < np; j++) {
-                    const float *k = kb + (size_t)j * KV;
-                    float s = 0.0f;
-                    for (int d = 0; d < hs; d++) s += q[d] * k[d];
-                    sc[j] = s * scale;
-                    mx = sc[j] > mx ? sc[j] : mx;
-                }
+                float *o = kc->atty + (size_t)i * C + h * hs;
+                /* scores = K q / sqrt(hs); softmax; out = V^T p */
+                cblas_sgemv(CblasRowMajor, CblasNoTrans, np, hs, scale, kb, KV, q, 1, 0.0f, sc, 1);
+                float mx = sc[0];
+                for (int j = 1; j < np; j++) mx = sc[j] > mx ? sc[j] : mx;
                 float sum = 0.0f;
                 for (int j = 0; j < np; j++) {
                     sc[j] = ad_expf(sc[j] - mx);
                     sum += sc[j];
                 }
-                float inv = 1.0f / sum;
-                float *o = kc->atty + (size_t)i * C + h * hs;
-                for (int d = 0; d < hs; d++) o[d] = 0.0f;
-                for (int j = 0; j < np; j++) {
-                    const float *v = vb + (size_t)j * KV;
-                    float p = sc[j] * inv;
-                    for (int d = 0; d < hs; d++) o[d] += p * v[d];
-                }
+                cblas_sgemv(CblasRowMajor, CblasTrans, np, hs, 1.0f / sum, vb, KV, sc, 1, 0.0f, o, 1);
             }
         ad_matmul_forward(kc->x, kc->atty, w.projw, w.projb, n, C, C, 1);
         norm_forward(c, kc->xn, kc->mean, kc->rstd, kc->x, w.ln2w, w.ln2b, n);

@@ -197,3 +197,34 @@ AdStatus ad_task_example(AdTaskKind k, int length, AdRng *rng, char *prompt, cha
     p[1] = '\0';
     return ad_task_solve(k, prompt, answer);
 }
+
+/* Answers must be all digits and of a length the operands allow. A correct answer to a
+ * prompt whose operands carry leading zeros ("000+000=" -> "0") can fail this rule;
+ * generated prompts never have them (apart from length-1 operands, where the rule holds). */
+int ad_task_answer_length_ok(AdTaskKind k, const char *prompt, const char *answer) {
+    Operands op;
+    if (!answer || !parse_prompt(k, prompt, &op)) return 0;
+    int n = count_digits(answer);
+    if (answer[n] != '\0') return 0;
+    switch (k) {
+    case AD_TASK_COPY:
+    case AD_TASK_REVERSE:
+    case AD_TASK_SORT: return n == op.na;
+    case AD_TASK_ADD:
+    case AD_TASK_RADD: {
+        int m = op.na > op.nb ? op.na : op.nb;
+        return n == m || n == m + 1;
+    }
+    case AD_TASK_MUL: return n == op.na + op.nb || n == op.na + op.nb - 1;
+    case AD_TASK_COUNT: break;
+    }
+    return 0;
+}
+
+/* 0 for an unknown task or a length below 1. */
+int ad_task_max_answer_len(AdTaskKind k, int length) {
+    if (!task_valid(k) || length < 1) return 0;
+    if (k == AD_TASK_MUL) return 2 * length;
+    if (k == AD_TASK_ADD || k == AD_TASK_RADD) return length + 1;
+    return length;
+}

@@ -33,7 +33,7 @@
  * ~ 1e-10 for these O(1..100) losses, so the finite difference is exact at float scale.
  * The analytic (float) gradient must match it entrywise within GRAD_TOL * max|g_fd| over
  * that array. Float backward ops sum at most a few hundred terms (error <= ~1e-5 of
- * the scale, measured below 3e-6), so 1e-4 leaves a margin of 30 while a wrong sign or
+ * the scale, measured below 1e-6), so 1e-4 leaves a margin of 10 or more while a wrong sign or
  * factor of 2 (error ~ max|g|) or a dropped term (the norm tests show those are >= 1e-2
  * of max|g|) fails. The float forward is separately checked against the same double
  * forward, so the chain float forward -> double forward -> FD -> float backward closes.
@@ -272,7 +272,8 @@ static void ref_forward(RefOp *o) {
     case OP_SWIGLU: /* a = inp (N, 2F) rows [gate | up] */
         for (int i = 0; i < o->N; i++)
             for (int j = 0; j < o->F; j++) {
-                double g = o->a[(size_t)i * 2 * o->F + j], u = o->a[(size_t)i * 2 * o->F + o->F + j];
+                const double *row = o->a + (size_t)i * 2 * o->F;
+                double g = row[j], u = row[o->F + j];
                 out[(size_t)i * o->F + j] = g / (1.0 + exp(-g)) * u;
             }
         break;
@@ -398,21 +399,24 @@ START_TEST(test_matmul_backward_vs_naive) {
                             for (int j = 0; j < C; j++) {
                                 double absum = 0;
                                 for (int o = 0; o < OC; o++)
-                                    absum += fabs((double)dout[(size_t)i * OC + o] * w[(size_t)o * C + j]);
-                                cmp_add(&c, (size_t)i * C + j, dinp_f[(size_t)i * C + j],
-                                        dinp_n[(size_t)i * C + j], (OC + 3) * EPS32 * absum + 1e-30);
+                                    absum += fabs((double)dout[(size_t)i * OC + o] *
+                                                  w[(size_t)o * C + j]);
+                                size_t k = (size_t)i * C + j;
+                                cmp_add(&c, k, dinp_f[k], dinp_n[k],
+                                        (OC + 3) * EPS32 * absum + 1e-30);
                             }
                         cmp_check(&c);
                     } else {
                         for (size_t i = 0; i < nx; i++)
-                            ck_assert_msg(isnan(dinp_f[i]), "%s: dinp NULL but buffer written", tag);
+                            ck_assert_msg(isnan(dinp_f[i]), "%s: dinp NULL but written", tag);
                     }
                     cmp_init(&c, "matmul backward dw %s", tag);
                     for (int o = 0; o < OC; o++)
                         for (int j = 0; j < C; j++) {
                             double absum = fabs(dw0[(size_t)o * C + j]);
                             for (int i = 0; i < N; i++)
-                                absum += fabs((double)dout[(size_t)i * OC + o] * x[(size_t)i * C + j]);
+                                absum += fabs((double)dout[(size_t)i * OC + o] *
+                                              x[(size_t)i * C + j]);
                             cmp_add(&c, (size_t)o * C + j, dw_f[(size_t)o * C + j],
                                     dw_n[(size_t)o * C + j], (N + 3) * EPS32 * absum);
                         }
@@ -501,7 +505,8 @@ static float *att_scratch(AttShape s) { return fbuf((size_t)omp_get_max_threads(
 static void att_fill_qkv(float *qkv, AttShape s, AdRng *rng) {
     int C = s.H * s.hs, QKV = (s.H + 2 * s.Hkv) * s.hs;
     for (size_t r = 0; r < (size_t)s.B * s.T; r++)
-        for (int j = 0; j < QKV; j++) qkv[r * QKV + j] = (j < C + s.Hkv * s.hs ? 1.5f : 1.0f) * ad_rng_normal(rng);
+        for (int j = 0; j < QKV; j++)
+            qkv[r * QKV + j] = (j < C + s.Hkv * s.hs ? 1.5f : 1.0f) * ad_rng_normal(rng);
 }
 
 static const int ATT_T[] = {1, 5, 63, 64, 65, 129};
@@ -524,7 +529,8 @@ START_TEST(test_attention_forward_vs_naive) {
                 AttShape s = {it % 2 ? 2 : 1, ATT_T[it], ATT_HH[ih][0], ATT_HH[ih][1], HS[is]};
                 int T = s.T, H = s.H, Hkv = s.Hkv, hs = s.hs, C = H * hs, QKV = (H + 2 * Hkv) * hs;
                 size_t nq = att_qkv_size(s), no = att_out_size(s), np = att_p_size(s);
-                float *qkv = fbuf(nq), *of = fbuf(no), *on = fbuf(no), *pf = fbuf(np), *pn = fbuf(np);
+                float *qkv = fbuf(nq), *of = fbuf(no), *on = fbuf(no);
+                float *pf = fbuf(np), *pn = fbuf(np);
                 att_fill_qkv(qkv, s, &rng);
                 fill_value(of, no, NAN), fill_value(on, no, NAN);
                 fill_value(pf, np, NAN), fill_value(pn, np, NAN);
@@ -536,14 +542,19 @@ START_TEST(test_attention_forward_vs_naive) {
                         for (int i = 0; i < T; i++)
                             for (int j = 0; j <= i; j++) {
                                 const float *q = qkv + ((size_t)b * T + i) * QKV + h * hs;
-                                const float *k = qkv + ((size_t)b * T + j) * QKV + C + (h * Hkv / H) * hs;
+                                const float *k =
+                                    qkv + ((size_t)b * T + j) * QKV + C + (h * Hkv / H) * hs;
                                 double a = 0, sc = 0;
-                                for (int d = 0; d < hs; d++) a += fabs((double)q[d] * k[d]), sc += (double)q[d] * k[d];
+                                for (int d = 0; d < hs; d++) {
+                                    a += fabs((double)q[d] * k[d]);
+                                    sc += (double)q[d] * k[d];
+                                }
                                 delta = fmax(delta, (hs + 1) * EPS32 * a / sqrt(hs));
                                 smax = fmax(smax, fabs(sc / sqrt(hs)));
                             }
                 for (size_t r = 0; r < (size_t)s.B * T; r++)
-                    for (int j = C + Hkv * hs; j < QKV; j++) vmax = fmax(vmax, fabs(qkv[r * QKV + j]));
+                    for (int j = C + Hkv * hs; j < QKV; j++)
+                        vmax = fmax(vmax, fabs(qkv[r * QKV + j]));
                 double E = 2 * delta + EPS32 * (2 * smax + T + 8);
                 char tag[96];
                 snprintf(tag, sizeof tag, "B=%d T=%d H=%d Hkv=%d hs=%d", s.B, T, H, Hkv, hs);
@@ -557,7 +568,8 @@ START_TEST(test_attention_forward_vs_naive) {
                         }
                 cmp_check(&c);
                 cmp_init(&c, "attention forward out %s", tag);
-                for (size_t k = 0; k < no; k++) cmp_add(&c, k, of[k], on[k], (E + (T + 4) * EPS32) * vmax);
+                for (size_t k = 0; k < no; k++)
+                    cmp_add(&c, k, of[k], on[k], (E + (T + 4) * EPS32) * vmax);
                 cmp_check(&c);
                 free(qkv), free(of), free(on), free(pf), free(pn);
             }
@@ -638,7 +650,8 @@ START_TEST(test_attention_backward_vs_naive) {
                 /* Longest float chain: dk, dv sum group*T terms, each from sums of hs and T. */
                 double gamma = ((s.H / s.Hkv) * s.T + s.hs + s.T + 8) * EPS32;
                 char tag[96];
-                snprintf(tag, sizeof tag, "B=%d T=%d H=%d Hkv=%d hs=%d", s.B, s.T, s.H, s.Hkv, s.hs);
+                snprintf(tag, sizeof tag, "B=%d T=%d H=%d Hkv=%d hs=%d", s.B, s.T, s.H, s.Hkv,
+                         s.hs);
                 Cmp cf, cn, c2;
                 cmp_init(&cf, "attention backward fast vs exact %s", tag);
                 cmp_init(&cn, "attention backward naive vs exact %s", tag);
@@ -829,7 +842,8 @@ START_TEST(test_norms) {
                     double mu = 0, ss = 0, dot = 0, sum_wd = 0;
                     for (int c = 0; c < C; c++) mu += xd[i * C + c] / C;
                     if (rms) mu = 0;
-                    for (int c = 0; c < C; c++) ss += (xd[i * C + c] - mu) * (xd[i * C + c] - mu) / C;
+                    for (int c = 0; c < C; c++)
+                        ss += (xd[i * C + c] - mu) * (xd[i * C + c] - mu) / C;
                     double s = 1.0 / sqrt(ss + eps);
                     for (int c = 0; c < C; c++) {
                         double wdc = wd[c] * Rd[i * C + c];
@@ -1029,7 +1043,10 @@ START_TEST(test_softmax_rows) {
         for (int i = 0; i < N; i++) {
             double mx = -INFINITY, sum = 0, range = 0;
             for (int j = 0; j < V; j++) mx = fmax(mx, x[i * V + j]);
-            for (int j = 0; j < V; j++) sum += exp(x[i * V + j] - mx), range = fmax(range, mx - x[i * V + j]);
+            for (int j = 0; j < V; j++) {
+                sum += exp(x[i * V + j] - mx);
+                range = fmax(range, mx - x[i * V + j]);
+            }
             for (int j = 0; j < V; j++) {
                 double ref = exp(x[i * V + j] - mx) / sum;
                 cmp_add(&c, (size_t)i * V + j, p[i * V + j], ref,
@@ -1071,7 +1088,8 @@ START_TEST(test_fastmath_expf) {
      * the row max first, so both ends only matter as "huge" and "negligible". */
     float big = ad_expf(INFINITY), tiny = ad_expf(-INFINITY);
     ck_assert_msg(isfinite(big) && big > 2.4e38f, "ad_expf(+inf) = %g", big);
-    ck_assert_msg(ad_expf(100.0f) == big && ad_expf(88.5f) == big, "ad_expf(100) = %g", ad_expf(100.0f));
+    ck_assert_msg(ad_expf(100.0f) == big && ad_expf(88.5f) == big, "ad_expf(100) = %g",
+                  ad_expf(100.0f));
     ck_assert_msg(fabs(tiny - exp(-87.3365478515625)) <= 1e-6 * FLT_MIN, "ad_expf(-inf) = %.9g",
                   tiny);
     ck_assert_msg(ad_expf(-100.0f) == tiny, "ad_expf(-100) = %.9g", ad_expf(-100.0f));
@@ -1161,7 +1179,8 @@ START_TEST(test_backward_determinism) {
             grads[run][k] = fbuf(n);
             fill_normal(grads[run][k], n, &same, 0.0f, 1.0f);
         }
-        ad_layernorm_backward(grads[run][0], grads[run][1], grads[run][2], d, x, w, mean, rstd, N, C);
+        ad_layernorm_backward(grads[run][0], grads[run][1], grads[run][2], d, x, w, mean, rstd,
+                              N, C);
     }
     ck_assert_msg(memcmp(grads[0][0], grads[1][0], sizeof(float) * nx) == 0, "layernorm dinp");
     ck_assert_msg(memcmp(grads[0][1], grads[1][1], sizeof(float) * C) == 0, "layernorm dw");
@@ -1319,7 +1338,8 @@ static Suite *kernels_suite(void) {
         {"matmul_grad_fd", test_matmul_grad_fd},
         {"attention_forward_vs_naive", test_attention_forward_vs_naive},
         {"attention_backward_vs_naive", test_attention_backward_vs_naive},
-        {"attention_backward_reads_lower_triangle_only", test_attention_backward_reads_lower_triangle_only},
+        {"attention_backward_reads_lower_triangle_only",
+         test_attention_backward_reads_lower_triangle_only},
         {"attention_grad_fd", test_attention_grad_fd},
         {"encoder", test_encoder},
         {"norms", test_norms},

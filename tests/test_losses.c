@@ -1,6 +1,7 @@
 /* test_losses.c: cross-entropy against a double log-softmax written here (loss sum, token
  * losses), dlogits against central finite differences of that double loss times `scale`,
- * masked targets (no loss, zero gradient rows), extreme logits, and the target counter. */
+ * masked targets (no loss, zero gradient rows), extreme logits, a batch large enough to run
+ * on several threads, and the target counter. */
 #include <check.h>
 #include <float.h>
 #include <math.h>
@@ -73,7 +74,8 @@ static void check_ce(int N, int V, float std, float scale, uint64_t seed, int n_
             continue;
         }
         double li = ce_ref(xd + (size_t)i * V, V, y[i]), tol = ce_tol(x + (size_t)i * V, V, y[i]);
-        ck_assert_msg(fabs(tl[i] - li) <= tol, "%s: token %d loss %.9g want %.9g", tag, i, tl[i], li);
+        ck_assert_msg(fabs(tl[i] - li) <= tol, "%s: token %d loss %.9g want %.9g", tag, i, tl[i],
+                      li);
         Lref += li, Ltol += tol;
     }
     ck_assert_msg(fabs(L - Lref) <= Ltol, "%s: loss %.12g want %.12g", tag, L, Lref);
@@ -172,22 +174,51 @@ START_TEST(test_count_targets) {
 }
 END_TEST
 
-/* The same inputs give the same bits (rows are split over threads; the sum is combined in
- * a fixed order). */
-START_TEST(test_ce_deterministic) {
+/* A batch above AD_PAR_MIN (kernels.h) elements, so rows are split over the threads:
+ * loss, token losses and dlogits against the double reference, the gradient here as the
+ * closed form scale (softmax - onehot) (the FD tests above pin that form down), and the
+ * same bits on a second call (the partial sums are combined in a fixed order). */
+START_TEST(test_ce_threaded) {
     AdRng rng;
     ad_rng_init(&rng, 5, 100, 0);
-    const int N = 257, V = 50;
+    const int N = 400, V = 50;
+    const float scale = 0.01f;
     float *x = malloc(sizeof(float) * N * V), *d1 = malloc(sizeof(float) * N * V),
           *d2 = malloc(sizeof(float) * N * V);
     int *y = malloc(sizeof(int) * N);
     ck_assert(x && d1 && d2 && y);
     for (int i = 0; i < N * V; i++) x[i] = 3.0f * ad_rng_normal(&rng);
     for (int i = 0; i < N; i++) y[i] = i % 3 ? (int)ad_rng_below(&rng, V) : -1;
-    double L1 = ad_loss_ce(d1, NULL, x, y, N, V, 0.01f), L2 = ad_loss_ce(d2, NULL, x, y, N, V, 0.01f);
+    float *tl = malloc(sizeof(float) * N);
+    double *xd = malloc(sizeof(double) * V);
+    ck_assert(tl && xd);
+    double L1 = ad_loss_ce(d1, tl, x, y, N, V, scale), L2 = ad_loss_ce(d2, NULL, x, y, N, V, scale);
     ck_assert(memcmp(&L1, &L2, sizeof L1) == 0);
     ck_assert(memcmp(d1, d2, sizeof(float) * N * V) == 0);
-    free(x), free(d1), free(d2), free(y);
+    double Lref = 0, Ltol = 0;
+    for (int i = 0; i < N; i++) {
+        const float *r = x + (size_t)i * V;
+        if (y[i] < 0) {
+            ck_assert(tl[i] == 0.0f);
+            for (int j = 0; j < V; j++) ck_assert(d1[(size_t)i * V + j] == 0.0f);
+            continue;
+        }
+        for (int j = 0; j < V; j++) xd[j] = r[j];
+        double li = ce_ref(xd, V, y[i]), tol = ce_tol(r, V, y[i]);
+        ck_assert_msg(fabs(tl[i] - li) <= tol, "token %d: %.9g vs %.9g", i, tl[i], li);
+        Lref += li, Ltol += tol;
+        double mx = -INFINITY, sum = 0;
+        for (int j = 0; j < V; j++) mx = fmax(mx, xd[j]);
+        for (int j = 0; j < V; j++) sum += exp(xd[j] - mx);
+        for (int j = 0; j < V; j++) {
+            double p = exp(xd[j] - mx) / sum, want = scale * (p - (j == y[i]));
+            ck_assert_msg(fabs(d1[(size_t)i * V + j] - want) <=
+                              scale * (V + 8) * EPS32 * (p + (j == y[i])) + 1e-30,
+                          "dlogits[%d,%d] = %.9g want %.9g", i, j, d1[(size_t)i * V + j], want);
+        }
+    }
+    ck_assert_msg(fabs(L1 - Lref) <= Ltol, "loss %.12g want %.12g", L1, Lref);
+    free(x), free(d1), free(d2), free(y), free(tl), free(xd);
 }
 END_TEST
 
@@ -201,7 +232,7 @@ static Suite *losses_suite(void) {
         {"ce_all_masked", test_ce_all_masked},
         {"ce_extreme_logits", test_ce_extreme_logits},
         {"count_targets", test_count_targets},
-        {"ce_deterministic", test_ce_deterministic},
+        {"ce_threaded", test_ce_threaded},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         TCase *tc = tcase_create(cases[i].name);

@@ -1,6 +1,7 @@
 /* test_tasks.c: hand-computed answers for each task, the generator's formats, a property
  * test (the solved answer checks, a corrupted one does not), radd/mul against 64-bit
- * arithmetic, 200-digit operands, determinism and argument checks. */
+ * arithmetic, 200-digit operands, determinism and argument checks; the answer-length rule
+ * and maximum answer length on hand cases and generated examples. */
 #include "autodidact/tasks.h"
 #include "testutil.h"
 
@@ -273,6 +274,114 @@ START_TEST(test_length_out_of_range) {
 }
 END_TEST
 
+START_TEST(test_answer_length_ok) {
+    struct {
+        AdTaskKind k;
+        const char *prompt, *answer;
+        int ok;
+    } cases[] = {
+        /* one operand: exactly the input length, digits only */
+        {AD_TASK_COPY, "3141=", "3141", 1},
+        {AD_TASK_COPY, "3141=", "9999", 1},
+        {AD_TASK_COPY, "3141=", "314", 0},
+        {AD_TASK_COPY, "3141=", "31410", 0},
+        {AD_TASK_COPY, "3141=", "31a1", 0},
+        {AD_TASK_COPY, "3141=", "", 0},
+        {AD_TASK_COPY, "0=", "0", 1},
+        {AD_TASK_REVERSE, "120=", "021", 1},
+        {AD_TASK_REVERSE, "120=", "21", 0},
+        {AD_TASK_REVERSE, "120=", "02 ", 0},
+        {AD_TASK_SORT, "3141=", "1134", 1},
+        {AD_TASK_SORT, "3141=", "113", 0},
+        {AD_TASK_SORT, "3141=", "11=4", 0},
+        /* add / radd: the longer operand's length or one more */
+        {AD_TASK_ADD, "0+0=", "0", 1},
+        {AD_TASK_ADD, "0+0=", "00", 1},
+        {AD_TASK_ADD, "0+0=", "000", 0},
+        {AD_TASK_ADD, "0+0=", "", 0},
+        {AD_TASK_ADD, "123+45=", "168", 1},
+        {AD_TASK_ADD, "123+45=", "1680", 1},
+        {AD_TASK_ADD, "123+45=", "16", 0},
+        {AD_TASK_ADD, "123+45=", "16800", 0},
+        {AD_TASK_ADD, "123+45=", "+68", 0},
+        {AD_TASK_ADD, "123+45=", "-168", 0},
+        {AD_TASK_ADD, "999+1=", "1000", 1},
+        {AD_TASK_ADD, "45+123=", "168", 1},
+        {AD_TASK_RADD, "5+5=", "01", 1},
+        {AD_TASK_RADD, "5+5=", "1", 1},
+        {AD_TASK_RADD, "5+5=", "010", 0},
+        {AD_TASK_RADD, "999+1=", "0001", 1},
+        {AD_TASK_RADD, "999+1=", "00010", 0},
+        /* mul: the sum of the operand lengths or one less */
+        {AD_TASK_MUL, "99*99=", "1089", 1},  /* 99 * 99 = 9801: carries fill 4 digits */
+        {AD_TASK_MUL, "99*99=", "108", 1},
+        {AD_TASK_MUL, "99*99=", "10", 0},
+        {AD_TASK_MUL, "99*99=", "10890", 0},
+        {AD_TASK_MUL, "99*9=", "198", 1},    /* 99 * 9 = 891 */
+        {AD_TASK_MUL, "21*3=", "63", 1},     /* 12 * 3 = 36: no carry, one less */
+        {AD_TASK_MUL, "21*3=", "6", 0},
+        {AD_TASK_MUL, "0*7=", "0", 1},
+        {AD_TASK_MUL, "0*7=", "00", 1},
+        {AD_TASK_MUL, "0*7=", "", 0},
+        {AD_TASK_MUL, "4321*8765=", "2566007", 1},
+        {AD_TASK_MUL, "4321*8765=", "256600", 0},
+        {AD_TASK_MUL, "4321*8765=", "25660*7", 0},
+        /* prompts of another task or none */
+        {AD_TASK_MUL, "1+2=", "3", 0},
+        {AD_TASK_ADD, "1*2=", "2", 0},
+        {AD_TASK_ADD, "12+=", "12", 0},
+        {AD_TASK_COPY, "12", "12", 0},
+        {AD_TASK_COUNT, "12=", "12", 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        ck_assert_msg(ad_task_answer_length_ok(cases[i].k, cases[i].prompt, cases[i].answer) ==
+                          cases[i].ok,
+                      "%s \"%s\" -> \"%s\": expected %d", ad_task_name(cases[i].k),
+                      cases[i].prompt, cases[i].answer, cases[i].ok);
+    ck_assert_int_eq(ad_task_answer_length_ok(AD_TASK_ADD, "1+2=", NULL), 0);
+    ck_assert_int_eq(ad_task_answer_length_ok(AD_TASK_ADD, NULL, "3"), 0);
+
+    /* every generated answer passes and has at most the maximum length; the maxima are
+     * reached at length 3 by 999 + 999 = 1998 and 999 * 999 = 998001 */
+    ck_assert_int_eq(ad_task_max_answer_len(AD_TASK_COPY, 5), 5);
+    ck_assert_int_eq(ad_task_max_answer_len(AD_TASK_REVERSE, 1), 1);
+    ck_assert_int_eq(ad_task_max_answer_len(AD_TASK_SORT, 7), 7);
+    ck_assert_int_eq(ad_task_max_answer_len(AD_TASK_ADD, 5), 6);
+    ck_assert_int_eq(ad_task_max_answer_len(AD_TASK_RADD, 1), 2);
+    ck_assert_int_eq(ad_task_max_answer_len(AD_TASK_MUL, 3), 6);
+    ck_assert_int_eq(ad_task_max_answer_len(AD_TASK_MUL, 0), 0);
+    ck_assert_int_eq(ad_task_max_answer_len(AD_TASK_COUNT, 3), 0);
+    char ans[AD_TASK_MAX_TEXT];
+    ck_assert_int_eq(ad_task_solve(AD_TASK_ADD, "999+999=", ans), AD_OK);
+    ck_assert_uint_eq(strlen(ans), (size_t)ad_task_max_answer_len(AD_TASK_ADD, 3));
+    ck_assert_int_eq(ad_task_solve(AD_TASK_MUL, "999*999=", ans), AD_OK);
+    ck_assert_uint_eq(strlen(ans), (size_t)ad_task_max_answer_len(AD_TASK_MUL, 3));
+    AdRng rng;
+    ad_rng_init(&rng, 9, AD_STREAM_DATA, 4);
+    const int lengths[] = {1, 2, 3, 7, 30, 200};
+    for (int k = 0; k < AD_TASK_COUNT; k++)
+        for (size_t li = 0; li < sizeof lengths / sizeof lengths[0]; li++)
+            for (int rep = 0; rep < 50; rep++) {
+                char prompt[AD_TASK_MAX_TEXT], answer[AD_TASK_MAX_TEXT];
+                ck_assert_int_eq(ad_task_example((AdTaskKind)k, lengths[li], &rng, prompt, answer),
+                                 AD_OK);
+                ck_assert_msg(ad_task_answer_length_ok((AdTaskKind)k, prompt, answer),
+                              "%s %s -> %s", ad_task_name((AdTaskKind)k), prompt, answer);
+                ck_assert_int_le((int)strlen(answer),
+                                 ad_task_max_answer_len((AdTaskKind)k, lengths[li]));
+                size_t n = strlen(answer);
+                answer[n] = '7', answer[n + 1] = '\0'; /* one digit too many... */
+                int longer_ok = ad_task_answer_length_ok((AdTaskKind)k, prompt, answer);
+                answer[n - 1] = '\0'; /* ...or one too few */
+                int shorter_ok = ad_task_answer_length_ok((AdTaskKind)k, prompt, answer);
+                if (k == AD_TASK_COPY || k == AD_TASK_REVERSE || k == AD_TASK_SORT)
+                    ck_assert(!longer_ok && !shorter_ok);
+                else /* exactly one of the two neighbours of a true length is allowed */
+                    ck_assert_int_eq(longer_ok + shorter_ok, 1);
+            }
+}
+END_TEST
+
 static Suite *tasks_suite(void) {
     Suite *s = suite_create("tasks");
     TCase *tc = tcase_create("core");
@@ -284,6 +393,7 @@ static Suite *tasks_suite(void) {
     tcase_add_test(tc, test_long_operands);
     tcase_add_test(tc, test_determinism);
     tcase_add_test(tc, test_length_out_of_range);
+    tcase_add_test(tc, test_answer_length_ok);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -61,7 +61,10 @@ void ad_attention_forward(float *out, float *att, const float *qkv, int B, int T
                           int hs);
 void ad_attention_forward_naive(float *out, float *att, const float *qkv, int B, int T, int H,
                                 int Hkv, int hs);
-/* dqkv (B,T,QKV) is overwritten. scratch: per-thread (nthreads, T, T) floats. */
+/* Floats of attention-backward scratch one thread needs for sequences of length T. */
+#define AD_ATT_SCRATCH(T) (2 * 64 * (size_t)(T))
+/* dqkv (B,T,QKV) is overwritten. scratch: (nthreads, AD_ATT_SCRATCH(T)) floats.
+ * Reads att only at j <= i. */
 void ad_attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
                            const float *att, int B, int T, int H, int Hkv, int hs);
 void ad_attention_backward_naive(float *dqkv, const float *dout, const float *qkv,

@@ -139,7 +139,7 @@ typedef struct {
     float *dqkv;        /* (N, QKV) */
     float *dfch;        /* (N, F or 2F) */
     float *dfch_act;    /* (N, F) */
-    float *datt_scratch;/* (nthreads, T, T) per-thread attention gradient block */
+    float *datt_scratch;/* (nthreads, AD_ATT_SCRATCH(T)) per-thread attention backward blocks */
     /* RoPE tables */
     float *rope_cos;    /* (T, hs/2) */
     float *rope_sin;    /* (T, hs/2) */
@@ -150,7 +150,7 @@ void ad_acts_free(AdActs *a);
 
 /* Forward over tokens (B, T) with B, T within the capacity of `a`; leaves logits
  * (B, T, V) in a->logits. Positions are 0..T-1. */
-void ad_model_forward(AdModel *m, AdActs *a, const int *tokens, int B, int T);
+void ad_model_forward(const AdModel *m, AdActs *a, const int *tokens, int B, int T);
 /* Backward from a->dlogits (set by a loss); accumulates (+=) into m->grads. */
 void ad_model_backward(AdModel *m, AdActs *a, const int *tokens, int B, int T);
 

@@ -37,4 +37,11 @@ AdStatus ad_task_solve(AdTaskKind k, const char *prompt, char *answer);
  * For two operands it is the digit count of the longer one. */
 int ad_task_length(AdTaskKind k, const char *prompt);
 
+/* 1 if an answer of this length is possible for the prompt (copy/reverse/sort: the input
+ * length; add/radd: the longer operand's length or one more; mul: the sum of the operand
+ * lengths or one less), else 0. The length filter scorer uses it. */
+int ad_task_answer_length_ok(AdTaskKind k, const char *prompt, const char *answer);
+/* The longest answer (in characters) a prompt of this task and length can have. */
+int ad_task_max_answer_len(AdTaskKind k, int length);
+
 #endif

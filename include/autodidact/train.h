@@ -7,6 +7,7 @@
 #define AUTODIDACT_TRAIN_H
 
 #include "autodidact/data.h"
+#include "autodidact/losses.h"
 #include "autodidact/model.h"
 #include "autodidact/optim.h"
 #include "autodidact/rng.h"
@@ -46,6 +47,17 @@ typedef struct {
     const AdTokenizer *tok; /* saved with checkpoints (may be NULL) */
     uint64_t seed;          /* for the evaluation stream */
     int quiet;              /* 1: no progress lines */
+    const char *label;      /* prefix of progress lines (e.g. "round 2"); may be NULL */
+    /* Distillation: with a teacher, the loss at each target position is the divergence
+     * `loss` between the teacher's and the student's distributions (temperature tau)
+     * instead of cross-entropy on the target token. */
+    const AdModel *teacher;
+    AdLossKind loss;
+    float loss_param;       /* JSD beta or skew alpha */
+    float tau;
+    /* With ema != NULL, after every update ema = ema_decay * ema + (1 - ema_decay) * m. */
+    AdModel *ema;
+    float ema_decay;
     AdTrainObserver observer;
     void *observer_user;
 } AdTrainOptions;
@@ -60,6 +72,10 @@ AdStatus ad_train(AdModel *m, AdTrainState *st, const AdData *data, const AdTrai
  * number of unmasked targets. acts must hold (B, T). */
 AdStatus ad_eval_loss(AdModel *m, AdActs *acts, const AdData *data, uint64_t seed, int B,
                       int n_batches, int split, double *mean_loss, long *tokens);
+
+/* Task and pool rows are padded to T; this trims a batch (B, T) in place to the longest
+ * row that still has a target, packing rows to the new stride. Returns the new T. */
+int ad_trim_batch(int *tokens, int *targets, int B, int T);
 
 /* Formats seconds as "1h02m", "3m05s" or "12s". */
 void ad_format_duration(double s, char *buf, size_t cap);

@@ -1,0 +1,61 @@
+/* runlog.h: the HDF5 run file of `autodidact run` (layout: docs/RUNFILE.md). The file is
+ * kept in memory while the run goes on and written atomically (temp + fsync + rename)
+ * after every round, so readers and resumes only ever see complete rounds. This is the
+ * only module besides the checkpoints that touches HDF5. No policy here. */
+#ifndef AUTODIDACT_RUNLOG_H
+#define AUTODIDACT_RUNLOG_H
+
+#include "autodidact/common.h"
+#include "autodidact/score.h"
+#include "autodidact/train.h"
+
+#define AD_RUN_FORMAT "autodidact-run"
+#define AD_RUN_VERSION 1
+
+typedef struct {
+    int64_t file;          /* HDF5 file id (in-memory image), private */
+    char path[1024];
+    int n_eval;            /* E, the evaluation grid size */
+    int rounds_complete;
+} AdRunLog;
+
+typedef struct {
+    int round;
+    int length_lo, length_hi;
+    long n_prompts, n_candidates, n_selected;
+    double acceptance, label_accuracy, candidate_accuracy;
+    long train_examples, train_steps;
+    double train_loss;
+    const double *eval_accuracy;  /* (E) */
+    const double *eval_loss;      /* (E) */
+    const long *eval_n;           /* (E) */
+    int frontier_90;
+    double time_generate, time_score, time_train, time_eval, time_total;
+    double gen_tokens_per_s, train_tokens_per_s;
+    const char *teacher;
+} AdRoundSummary;
+
+/* Creates a new run (in memory; nothing on disk until the first ad_runlog_commit_round):
+ * root attributes, config strings, the evaluation grid, empty summary tables. */
+AdStatus ad_runlog_create(AdRunLog *r, const char *path, const char *config_json,
+                          const char *config_original, uint64_t seed, int threads,
+                          const int *eval_lengths, int n_eval);
+/* Opens an existing run for resuming: checks format and version, reads it into memory,
+ * and reports rounds_complete. Summary rows or round groups beyond rounds_complete (which
+ * a finished file never has) are dropped. */
+AdStatus ad_runlog_open(AdRunLog *r, const char *path);
+/* The resolved config JSON stored in a run file (caller frees). */
+AdStatus ad_runlog_read_config(const char *path, char **config_json);
+
+/* Per-round contents; each may be called once per round before commit. */
+AdStatus ad_runlog_write_candidates(AdRunLog *r, int round, const AdCandidates *c);
+AdStatus ad_runlog_write_train_curve(AdRunLog *r, int round, const AdTrainRecord *recs, long n);
+AdStatus ad_runlog_write_eval(AdRunLog *r, int round, const int *lengths, const double *accuracy,
+                              const double *loss, const long *n, int n_eval);
+/* Appends the summary row, sets the round group's attributes and rounds_complete, and
+ * writes the whole file atomically. On failure (e.g. disk full) the previous file on disk
+ * is intact and the error names the path. */
+AdStatus ad_runlog_commit_round(AdRunLog *r, const AdRoundSummary *s);
+void ad_runlog_close(AdRunLog *r);
+
+#endif

@@ -1,0 +1,429 @@
+/* experiment.c: the self-distillation experiment config (AdExperimentConfig) as one schema
+ * table, plus what a table cannot express: "0 = automatic" values and the rules that tie
+ * keys together. First step of `autodidact run`; it reads JSON text only and leaves what
+ * the values mean (generation, scoring, selection, training) to the round loop. */
+#include "autodidact/experiment.h"
+
+#include <stddef.h>
+#include <string.h>
+
+#include "autodidact/optim.h"
+#include "autodidact/tasks.h"
+
+#include "config_schema.h"
+
+#define MAX_TASK_LEN 512 /* the range of every task length key */
+
+/* Names of modules whose parse functions are used to validate (list-less CHOICE rows). */
+static const char *task_name(int k) { return ad_task_name((AdTaskKind)k); }
+static const char *sched_name(int k) { return ad_sched_name((AdSchedKind)k); }
+
+/* Kept in step with losses.h (AdLossKind) and score.h (AD_SCORE_*, AdSelectPolicy);
+ * the tests compare them with the modules' names. */
+static const char *const loss_names[] = {"sft", "fkl", "rkl", "jsd", "tvd", "skl", "srkl", NULL};
+static const char *const policy_names[] = {"all",      "threshold", "topk",   "best_of_n",
+                                           "top_frac", "random",    "oracle", NULL};
+static const char *const scorer_names[] = {"verifier",     "length",      "majority",
+                                           "ensemble",     "logprob_mean", "logprob_min",
+                                           "perplexity",   "judge",       NULL};
+
+static const char *const source_names[] = {"task", "file", "bos", NULL};
+static const char *const teacher_names[] = {"self", "snapshot", "ema", "checkpoint", NULL};
+static const char *const init_names[] = {"continue", "restart", NULL};
+
+static AdStatus apply_family(void *target, const char *source) {
+    AdExperimentConfig *c = target;
+    return ad_config_model_family(&c->model, c->family, source);
+}
+
+#define OFF(f) offsetof(AdExperimentConfig, f)
+#define CAP(f) sizeof(((AdExperimentConfig *)0)->f)
+#define INT(k, f, lo, hi, d, h) \
+    {.key = k, .type = AD_SCHEMA_INT, .offset = OFF(f), .min = lo, .max = hi, .def = d, .help = h}
+#define NUM(k, f, lo, hi, fl, d, h)                                                          \
+    {.key = k, .type = AD_SCHEMA_DOUBLE, .offset = OFF(f), .min = lo, .max = hi, .flags = fl, \
+     .def = d, .help = h}
+#define FLT(k, f, lo, hi, fl, d, h)                                                         \
+    {.key = k, .type = AD_SCHEMA_FLOAT, .offset = OFF(f), .min = lo, .max = hi, .flags = fl, \
+     .def = d, .help = h}
+#define BOOL(k, f, d, h) {.key = k, .type = AD_SCHEMA_BOOL, .offset = OFF(f), .def = d, .help = h}
+#define STR(k, f, d, h) \
+    {.key = k, .type = AD_SCHEMA_STRING, .offset = OFF(f), .cap = CAP(f), .def = d, .help = h}
+#define CHOICE(k, f, names, d, h)                                                        \
+    {.key = k, .type = AD_SCHEMA_CHOICE, .offset = OFF(f), .cap = CAP(f), .choices = names, \
+     .def = d, .help = h}
+#define NAMED(k, f, parse, name, n, d, h)                                                   \
+    {.key = k, .type = AD_SCHEMA_CHOICE, .offset = OFF(f), .cap = CAP(f), .enum_parse = parse, \
+     .enum_name = name, .n_enum = n, .def = d, .help = h}
+
+/* The keys of one training phase P ("pretrain" or "train", struct member f); the
+ * defaults that differ between the two are arguments. */
+#define PHASE_ROWS(P, f, d_steps, d_lr, d_min_lr, d_warmup)                                              \
+    INT(P ".steps", f.steps, 1, 100000000, d_steps, "optimizer updates"),                          \
+    INT(P ".batch_size", f.batch_size, 1, 1 << 20, "64", "sequences per micro-batch"),           \
+    INT(P ".seq_len", f.seq_len, 0, 1 << 16, "0",                                                \
+        "tokens per training sequence; <= model.max_seq_len; 0 = model.max_seq_len"),            \
+    INT(P ".grad_accum", f.grad_accum, 1, 1 << 16, "1", "micro-batches per update"),             \
+    NUM(P ".lr", f.lr, 0, 10, AD_SCHEMA_MIN_OPEN, d_lr, "peak learning rate"),                     \
+    NUM(P ".min_lr", f.min_lr, 0, 10, 0, d_min_lr,                                                 \
+        "learning rate at the end of the decay; <= " P ".lr"),                                   \
+    NAMED(P ".schedule", f.schedule, ad_sched_parse, sched_name, AD_SCHED_WSD + 1, "cosine",     \
+          "learning-rate schedule after warmup"),                                                \
+    INT(P ".warmup_steps", f.warmup_steps, 0, 100000000, d_warmup, "linear warmup steps"),         \
+    INT(P ".decay_steps", f.decay_steps, 0, 100000000, "0",                                      \
+        "wsd: steps of the final linear decay to min_lr"),                                       \
+    NUM(P ".weight_decay", f.weight_decay, 0, 10, 0, "0.1",                                      \
+        "AdamW decoupled weight decay (matrices only)"),                                         \
+    NUM(P ".beta1", f.beta1, 0, 1, AD_SCHEMA_MAX_OPEN, "0.9", "AdamW beta1"),                    \
+    NUM(P ".beta2", f.beta2, 0, 1, AD_SCHEMA_MAX_OPEN, "0.98", "AdamW beta2"),                   \
+    NUM(P ".eps", f.eps, 0, 1, AD_SCHEMA_MIN_OPEN, "1e-8", "AdamW epsilon"),                     \
+    NUM(P ".grad_clip", f.grad_clip, 0, 1e6, 0, "1.0",                                           \
+        "maximum global gradient norm; 0 = no clipping"),                                        \
+    INT(P ".log_every", f.log_every, 0, 100000000, "100",                                        \
+        "steps between progress lines; 0 = never"),                                              \
+    CHOICE(P ".loss", f.loss, loss_names, "sft",                                                 \
+           "sft: cross-entropy on the sequences' tokens; fkl, rkl, jsd, tvd, skl, srkl: a "      \
+           "divergence from the teacher's distribution (needs rounds.teacher other than self)"), \
+    NUM(P ".beta", f.beta, 0, 1, 0, "0.5",                                                       \
+        "jsd: beta (0 = forward KL, 1 = reverse KL, exactly)"),                                  \
+    NUM(P ".alpha", f.alpha, 0, 1, AD_SCHEMA_MIN_OPEN | AD_SCHEMA_MAX_OPEN, "0.1",               \
+        "skl, srkl: skew mixing weight (DistiLLM: 0.1)"),                                        \
+    NUM(P ".temperature", f.temperature, 0, 100, AD_SCHEMA_MIN_OPEN, "1.0",                      \
+        "distillation temperature of teacher and student distributions"),                        \
+    NUM(P ".on_policy", f.on_policy, 0, 1, 0, "0",                                               \
+        "distillation: fraction of sequences the student generates (GKD lambda); the rest "      \
+        "are the teacher's selected outputs")
+
+static const AdSchemaRow experiment_rows[] = {
+    {.key = "seed", .type = AD_SCHEMA_U64, .offset = OFF(seed), .def = "1337",
+     .help = "seed of every random stream; above 2^53 give it as a decimal string"},
+    INT("threads", threads, 0, 1024, "0", "OpenMP/BLAS threads; 0 = the OpenMP default"),
+    STR("run_file", run_file, "runs/run.h5",
+        "HDF5 run file; round checkpoints go to <run_file>.ckpt/"),
+    INT("keep_checkpoints", keep_checkpoints, 0, 1000000, "2",
+        "round checkpoints kept (the last N); 0 = all"),
+
+    AD_CONFIG_MODEL_ROWS(AdExperimentConfig, apply_family, "64", "none"),
+
+    CHOICE("task.source", task.source, source_names, "task",
+           "prompts: task (built-in task with verifier), file (one prompt per line), "
+           "bos (unconditional: the prompt is <bos> alone)"),
+    NAMED("task.name", task.name, ad_task_parse, task_name, AD_TASK_COUNT, "copy",
+          "built-in task (ground truth of round 0, evaluation, verifier)"),
+    STR("task.path", task.path, "", "prompts file; required when task.source is \"file\""),
+    INT("task.train_min_len", task.train_min_len, 1, MAX_TASK_LEN, "1",
+        "shortest ground-truth length of round 0"),
+    INT("task.train_max_len", task.train_max_len, 1, MAX_TASK_LEN, "8",
+        "longest ground-truth length of round 0; >= task.train_min_len"),
+    INT("task.eval_min_len", task.eval_min_len, 1, MAX_TASK_LEN, "1",
+        "shortest evaluated length"),
+    INT("task.eval_max_len", task.eval_max_len, 1, MAX_TASK_LEN, "16",
+        "longest evaluated length; >= task.eval_min_len"),
+    INT("task.eval_per_len", task.eval_per_len, 1, 10000000, "100",
+        "evaluation prompts per length (exact-match accuracy)"),
+    INT("task.seed_examples", task.seed_examples, 0, 100000000, "0",
+        "> 0: round 0 trains on only this many ground-truth examples; 0 = fresh examples "
+        "every batch"),
+
+    PHASE_ROWS("pretrain", pretrain, "2000", "2e-3", "2e-4", "100"),
+
+    INT("rounds.count", rounds.count, 0, 10000, "4", "rounds after round 0"),
+    INT("rounds.prompts", rounds.prompts, 1, 100000000, "2000", "prompts labelled per round"),
+    INT("rounds.length_start", rounds.length_start, 0, MAX_TASK_LEN, "0",
+        "length of round 1's prompts; 0 = task.train_max_len + 1"),
+    INT("rounds.length_step", rounds.length_step, 0, MAX_TASK_LEN, "1",
+        "length added per round; 0 = the same lengths every round"),
+    INT("rounds.length_span", rounds.length_span, 0, MAX_TASK_LEN, "0",
+        "each round's prompts have lengths d .. d + length_span"),
+    CHOICE("rounds.teacher", rounds.teacher, teacher_names, "self",
+           "who labels the prompts: self (the current student), snapshot (the student at the "
+           "start of the round), ema (an average of the student's weights), checkpoint "
+           "(rounds.teacher_path)"),
+    STR("rounds.teacher_path", rounds.teacher_path, "",
+        "teacher checkpoint; required when rounds.teacher is \"checkpoint\""),
+    NUM("rounds.ema_decay", rounds.ema_decay, 0, 1, AD_SCHEMA_MAX_OPEN, "0.99",
+        "ema teacher: weight of the old average per update"),
+    CHOICE("rounds.init", rounds.init, init_names, "continue",
+           "each round trains from the last weights (continue) or from round 0's (restart)"),
+    BOOL("rounds.keep_history", rounds.keep_history, "true",
+         "train on every earlier round's selected data too"),
+    NUM("rounds.replay_frac", rounds.replay_frac, -1, 1, 0, "-1",
+        "fraction of each batch drawn from round 0's ground truth; -1 = in proportion to "
+        "its size"),
+
+    INT("generate.samples", generate.samples, 1, 1024, "1", "candidates per prompt"),
+    FLT("generate.temperature", generate.temperature, 0, 100, 0, "0",
+        "sampling temperature; 0 = greedy"),
+    INT("generate.top_k", generate.top_k, 0, 1 << 21, "0", "keep the k likeliest tokens; 0 = all"),
+    FLT("generate.top_p", generate.top_p, 0, 1, AD_SCHEMA_MIN_OPEN, "1",
+        "nucleus sampling mass; 1 = off"),
+    FLT("generate.min_p", generate.min_p, 0, 1, 0, "0",
+        "drop tokens below min_p times the likeliest one's probability; 0 = off"),
+    INT("generate.max_new_tokens", generate.max_new_tokens, 0, 1 << 16, "0",
+        "answer token limit; 0 = enough for the task at the prompt's length"),
+    INT("generate.batch", generate.batch, 1, 1 << 16, "128", "sequences decoded together"),
+
+    BOOL("score.length", score.length, "true",
+         "length filter scorer: the answer length is one the task allows"),
+    BOOL("score.majority", score.majority, "true",
+         "self-consistency: share of the prompt's samples with the same answer"),
+    BOOL("score.logprob", score.logprob, "true",
+         "mean and minimum token log-probability and perplexity under the teacher"),
+    BOOL("score.self_judge", score.self_judge, "false",
+         "log p(judge_verdict | judge_template) under the teacher"),
+    STR("score.judge_template", score.judge_template, "{prompt}{answer}",
+        "self-judge text; {prompt} and {answer} are replaced"),
+    STR("score.judge_verdict", score.judge_verdict, "",
+        "self-judge verdict text; \"\" = <eos>"),
+    INT("score.ensemble", score.ensemble, 0, 64, "0",
+        "extra models trained with other seeds in round 0, whose agreement is a scorer; "
+        "0 = off"),
+
+    BOOL("select.length_filter", select.length_filter, "true",
+         "drop candidates that fail the length filter"),
+    NUM("select.min_agreement", select.min_agreement, 0, 1, 0, "0",
+        "drop candidates whose majority share is below this; 0 = off"),
+    NUM("select.min_ensemble", select.min_ensemble, 0, 1, 0, "0",
+        "drop candidates whose ensemble agreement is below this; 0 = off"),
+    CHOICE("select.policy", select.policy, policy_names, "all",
+           "what survives the filters: all, threshold (score >= threshold), topk (k best per "
+           "prompt), best_of_n, top_frac (best frac of all), random (frac, a baseline), oracle "
+           "(the verifier's choice, an upper bound)"),
+    CHOICE("select.scorer", select.scorer, scorer_names, "logprob_mean",
+           "scorer the policy and one_per_prompt rank by (perplexity: lower is better); must "
+           "be enabled by the score.* keys"),
+    NUM("select.threshold", select.threshold, -1e9, 1e9, 0, "0", "threshold policy: minimum score"),
+    INT("select.k", select.k, 0, 1 << 20, "1", "topk policy: candidates kept per prompt"),
+    NUM("select.frac", select.frac, 0, 1, 0, "1", "top_frac and random policies: fraction kept"),
+    BOOL("select.one_per_prompt", select.one_per_prompt, "true",
+         "keep at most one candidate per prompt: the best by select.scorer"),
+
+    PHASE_ROWS("train", train, "400", "1e-3", "1e-4", "20"),
+};
+
+static const AdSchema experiment_schema = {
+    experiment_rows, (int)(sizeof experiment_rows / sizeof experiment_rows[0])};
+
+const AdSchema *ad_experiment_config_schema(void) { return &experiment_schema; }
+
+/* ---- rules beyond the table ---- */
+
+/* Tokens of the longest "<bos> prompt answer <eos>" of a task at this length, one token
+ * per character: prompts are "d..d=" or "a..a+b..b=", answers at most n symbols (copy,
+ * reverse, sort), n + 1 digits (add, radd) or 2n digits (mul). */
+static int example_tokens(AdTaskKind k, int n) {
+    switch (k) {
+    case AD_TASK_ADD:
+    case AD_TASK_RADD: return 1 + (2 * n + 2) + (n + 1) + 1;
+    case AD_TASK_MUL: return 1 + (2 * n + 2) + 2 * n + 1;
+    default: return 1 + (n + 1) + n + 1;
+    }
+}
+
+/* The longest prompt length the rounds use (0 without rounds). */
+static int rounds_max_len(const AdExperimentConfig *c) {
+    if (c->rounds.count == 0) return 0;
+    return c->rounds.length_start + (c->rounds.count - 1) * c->rounds.length_step +
+           c->rounds.length_span;
+}
+
+static void resolve(AdExperimentConfig *c) {
+    ad_config_model_resolve(&c->model);
+    if (c->pretrain.seq_len == 0) c->pretrain.seq_len = c->model.max_seq_len;
+    if (c->train.seq_len == 0) c->train.seq_len = c->model.max_seq_len;
+    if (c->rounds.length_start == 0) c->rounds.length_start = c->task.train_max_len + 1;
+}
+
+static AdStatus check_phase(const AdExperimentConfig *c, const AdPhaseConfig *p, const char *name,
+                            const char *src) {
+    if (p->seq_len > c->model.max_seq_len)
+        return ad_fail(AD_ERR_CONFIG, "%s: %s.seq_len: %d exceeds model.max_seq_len (%d)", src,
+                       name, p->seq_len, c->model.max_seq_len);
+    if (p->min_lr > p->lr)
+        return ad_fail(AD_ERR_CONFIG, "%s: %s.min_lr: %g is greater than %s.lr (%g)", src, name,
+                       p->min_lr, name, p->lr);
+    int distill = strcmp(p->loss, "sft") != 0;
+    if (distill && strcmp(c->rounds.teacher, "self") == 0)
+        return ad_fail(AD_ERR_CONFIG,
+                       "%s: %s.loss: \"%s\" is a divergence from the teacher's distribution, but "
+                       "rounds.teacher is \"self\": the teacher would be the student itself, "
+                       "whose distribution equals the student's, so the loss and its gradient "
+                       "are zero; set rounds.teacher to snapshot, ema or checkpoint, or use "
+                       "loss \"sft\"", src, name, p->loss);
+    if (!distill && p->on_policy > 0)
+        return ad_fail(AD_ERR_CONFIG, "%s: %s.on_policy: %g needs a distillation loss (%s.loss "
+                       "is \"sft\", which has no teacher to score the student's sequences)",
+                       src, name, p->on_policy, name);
+    return AD_OK;
+}
+
+/* model.max_seq_len must hold the longest example of round 0, the evaluation grid and
+ * the rounds; the message names the longest one and the size it needs. */
+static AdStatus check_lengths(const AdExperimentConfig *c, const char *src) {
+    int rmax = rounds_max_len(c);
+    if (rmax > MAX_TASK_LEN)
+        return ad_fail(AD_ERR_CONFIG, "%s: rounds.count: the rounds reach length %d (rounds."
+                       "length_start %d + (rounds.count %d - 1) * rounds.length_step %d + "
+                       "rounds.length_span %d), beyond the longest task length %d", src, rmax,
+                       c->rounds.length_start, c->rounds.count, c->rounds.length_step,
+                       c->rounds.length_span, MAX_TASK_LEN);
+    if (strcmp(c->task.source, "task") != 0) return AD_OK;
+    struct { const char *what; int len; } use[] = {
+        {"the longest evaluation example (task.eval_max_len", c->task.eval_max_len},
+        {"the longest training example (task.train_max_len", c->task.train_max_len},
+        {"the longest prompt of the rounds (rounds.length_start + (rounds.count - 1) * "
+         "rounds.length_step + rounds.length_span =", rmax},
+    };
+    int worst = 0;
+    for (int i = 1; i < 3; i++)
+        if (use[i].len > use[worst].len) worst = i;
+    AdTaskKind k = (AdTaskKind)ad_task_parse(c->task.name);
+    int need = example_tokens(k, use[worst].len);
+    if (need > c->model.max_seq_len)
+        return ad_fail(AD_ERR_CONFIG, "%s: model.max_seq_len: %d is too short for %s %d): "
+                       "task %s at length %d takes %d tokens (<bos> prompt answer <eos>); set "
+                       "model.max_seq_len to at least %d", src, c->model.max_seq_len,
+                       use[worst].what, use[worst].len, c->task.name, use[worst].len, need, need);
+    return AD_OK;
+}
+
+/* 1 if select.scorer is computed under the score.* switches; *needs names the switch. */
+static int scorer_enabled(const AdExperimentConfig *c, const char **needs) {
+    const char *s = c->select.scorer;
+    *needs = "";
+    if (strcmp(s, "majority") == 0) {
+        *needs = "score.majority = true";
+        return c->score.majority;
+    }
+    if (strcmp(s, "ensemble") == 0) {
+        *needs = "score.ensemble > 0";
+        return c->score.ensemble > 0;
+    }
+    if (strcmp(s, "judge") == 0) {
+        *needs = "score.self_judge = true";
+        return c->score.self_judge;
+    }
+    if (strncmp(s, "logprob_", 8) == 0 || strcmp(s, "perplexity") == 0) {
+        *needs = "score.logprob = true";
+        return c->score.logprob;
+    }
+    return 1; /* verifier, length */
+}
+
+static AdStatus check_select(const AdExperimentConfig *c, const char *src) {
+    const char *policy = c->select.policy;
+    if (c->select.min_agreement > 0 && c->generate.samples == 1)
+        return ad_fail(AD_ERR_CONFIG, "%s: select.min_agreement: %g needs generate.samples > 1 "
+                       "(with one sample per prompt each answer agrees only with itself)", src,
+                       c->select.min_agreement);
+    if (c->select.min_agreement > 0 && !c->score.majority)
+        return ad_fail(AD_ERR_CONFIG, "%s: select.min_agreement: %g needs score.majority = true",
+                       src, c->select.min_agreement);
+    if (c->select.min_ensemble > 0 && c->score.ensemble == 0)
+        return ad_fail(AD_ERR_CONFIG, "%s: select.min_ensemble: %g needs score.ensemble > 0", src,
+                       c->select.min_ensemble);
+    int ranks = strcmp(policy, "threshold") == 0 || strcmp(policy, "topk") == 0 ||
+                strcmp(policy, "best_of_n") == 0 || strcmp(policy, "top_frac") == 0 ||
+                c->select.one_per_prompt;
+    const char *needs;
+    if (ranks && !scorer_enabled(c, &needs))
+        return ad_fail(AD_ERR_CONFIG, "%s: select.scorer: \"%s\" is not computed; it needs %s",
+                       src, c->select.scorer, needs);
+    if (strcmp(policy, "topk") == 0 && c->select.k < 1)
+        return ad_fail(AD_ERR_CONFIG, "%s: select.k: %d must be >= 1 for select.policy \"topk\"",
+                       src, c->select.k);
+    if ((strcmp(policy, "top_frac") == 0 || strcmp(policy, "random") == 0) &&
+        !(c->select.frac > 0))
+        return ad_fail(AD_ERR_CONFIG, "%s: select.frac: %g must be in (0, 1] for select.policy "
+                       "\"%s\"", src, c->select.frac, policy);
+    return AD_OK;
+}
+
+/* Rules that tie several keys together, on a resolved config. */
+static AdStatus check(const AdExperimentConfig *c, const char *src) {
+    AdStatus st = ad_config_model_check(&c->model, src);
+    if (st == AD_OK) st = check_phase(c, &c->pretrain, "pretrain", src);
+    if (st == AD_OK) st = check_phase(c, &c->train, "train", src);
+    if (st != AD_OK) return st;
+
+    if (c->task.train_min_len > c->task.train_max_len)
+        return ad_fail(AD_ERR_CONFIG, "%s: task.train_min_len: %d is greater than "
+                       "task.train_max_len (%d)", src, c->task.train_min_len,
+                       c->task.train_max_len);
+    if (c->task.eval_min_len > c->task.eval_max_len)
+        return ad_fail(AD_ERR_CONFIG, "%s: task.eval_min_len: %d is greater than "
+                       "task.eval_max_len (%d)", src, c->task.eval_min_len, c->task.eval_max_len);
+    if (strcmp(c->task.source, "file") == 0 && c->task.path[0] == '\0')
+        return ad_fail(AD_ERR_CONFIG, "%s: task.path: required when task.source is \"file\"", src);
+    if ((st = check_lengths(c, src)) != AD_OK) return st;
+
+    if (strcmp(c->rounds.teacher, "checkpoint") == 0 && c->rounds.teacher_path[0] == '\0')
+        return ad_fail(AD_ERR_CONFIG, "%s: rounds.teacher_path: required when rounds.teacher is "
+                       "\"checkpoint\"", src);
+    if (c->rounds.replay_frac != -1.0 && c->rounds.replay_frac < 0)
+        return ad_fail(AD_ERR_CONFIG, "%s: rounds.replay_frac: %g must be -1 (in proportion to "
+                       "the ground truth's size) or in [0, 1]", src, c->rounds.replay_frac);
+
+    if (c->generate.samples > 1 && c->generate.temperature == 0)
+        return ad_fail(AD_ERR_CONFIG, "%s: generate.samples: %d samples at "
+                       "generate.temperature 0 (greedy) are all the same answer; set a "
+                       "temperature > 0 or samples 1", src, c->generate.samples);
+    if (c->score.self_judge && !strstr(c->score.judge_template, "{answer}"))
+        return ad_fail(AD_ERR_CONFIG, "%s: score.judge_template: has no \"{answer}\" for the "
+                       "self-judge to see", src);
+    return check_select(c, src);
+}
+
+/* ---- public ---- */
+
+void ad_experiment_config_defaults(AdExperimentConfig *c) {
+    memset(c, 0, sizeof *c);
+    ad_schema_defaults(&experiment_schema, c);
+    resolve(c);
+}
+
+/* Parses into a scratch copy so that *c changes only on success. */
+AdStatus ad_experiment_config_parse(AdExperimentConfig *c, const char *json_text,
+                                    const char *source_name, const char *const *overrides,
+                                    int n_overrides) {
+    const char *src = source_name ? source_name : "experiment";
+    if (!c || !json_text || n_overrides < 0 || (n_overrides > 0 && !overrides))
+        return ad_fail(AD_ERR_ARG, "%s: bad arguments to ad_experiment_config_parse", src);
+    AdExperimentConfig tmp;
+    memset(&tmp, 0, sizeof tmp);
+    ad_schema_defaults(&experiment_schema, &tmp);
+
+    cJSON *root = NULL;
+    AdStatus st = ad_schema_parse_text(json_text, src, &root);
+    if (st == AD_OK)
+        st = ad_schema_apply_overrides(&experiment_schema, root, overrides, n_overrides);
+    if (st == AD_OK) st = ad_schema_parse(&experiment_schema, &tmp, root, src);
+    cJSON_Delete(root);
+    if (st != AD_OK) return st;
+
+    resolve(&tmp);
+    st = check(&tmp, src);
+    if (st != AD_OK) return st;
+    memcpy(c, &tmp, sizeof tmp);
+    return AD_OK;
+}
+
+AdStatus ad_experiment_config_load(AdExperimentConfig *c, const char *path,
+                                   const char *const *overrides, int n_overrides) {
+    char *text = NULL;
+    AdStatus st = ad_schema_read_file(path, &text);
+    if (st == AD_OK) st = ad_experiment_config_parse(c, text, path, overrides, n_overrides);
+    free(text);
+    return st;
+}
+
+char *ad_experiment_config_to_json(const AdExperimentConfig *c) {
+    return ad_schema_to_json(&experiment_schema, c);
+}
+
+void ad_experiment_config_print_keys(FILE *f) {
+    AdExperimentConfig d;
+    memset(&d, 0, sizeof d);
+    ad_schema_defaults(&experiment_schema, &d); /* unresolved: shows 0 for the automatic values */
+    ad_schema_print_keys(&experiment_schema, &d, f);
+}

@@ -1,0 +1,1020 @@
+/* round.c: the self-distillation loop (round.h). Round 0 trains on ground truth; each
+ * later round: prompts -> teacher generates -> score -> select -> retrain -> evaluate ->
+ * commit (run file + checkpoint + example pool). Every random choice comes from a stream
+ * keyed by (seed, purpose, round), so a resumed run repeats the numbers of an
+ * uninterrupted one. The math lives in the modules it calls. */
+#include "autodidact/round.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <math.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "autodidact/checkpoint.h"
+#include "autodidact/data.h"
+#include "autodidact/generate.h"
+#include "autodidact/losses.h"
+#include "autodidact/runlog.h"
+#include "autodidact/score.h"
+#include "autodidact/tasks.h"
+#include "autodidact/train.h"
+#include "h5util.h"
+
+#define POOL_FORMAT "autodidact-pool"
+#define ON_POLICY_ORIGIN 1000000 /* transient on-policy examples: origin ON_POLICY_ORIGIN + round */
+
+/* Everything one run holds between rounds. */
+typedef struct {
+    const AdExperimentConfig *cfg;
+    const AdRunOptions *opt;
+    AdTaskKind task;
+    int is_task;
+    AdTokenizer tok;
+    AdModel student;      /* with gradients */
+    AdModel base;         /* round-0 weights (init = restart) */
+    AdModel ema;          /* teacher = ema */
+    AdModel frozen;       /* teacher = checkpoint, or the snapshot of the round */
+    AdAdamW opt_state;    /* the student's optimizer, carried across rounds (continue) */
+    AdData pool;          /* selected examples of all rounds */
+    AdRunLog log;
+    char ckpt_dir[AD_PATH_MAX + 16];
+    int T;                /* training rows */
+    /* evaluation grid */
+    int n_eval;
+    int *eval_len;
+    char **eval_prompt;   /* (n_eval * per_len) */
+    char **eval_answer;
+    /* the file prompts (source == file) */
+    char *prompt_file;
+    char **file_lines;
+    long n_file_lines;
+} Run;
+
+static void say(const Run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(const Run *r, const char *fmt, ...) {
+    if (r->opt && r->opt->quiet) return;
+    char buf[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    ad_log(AD_LOG_INFO, "%s", buf);
+}
+
+static char *xstrdup(const char *s) {
+    size_t n = strlen(s);
+    char *p = ad_malloc(n + 1, "string");
+    if (p) memcpy(p, s, n + 1);
+    return p;
+}
+
+/* ------------------------------------------------------------------ small pieces */
+
+static AdStatus make_dir(const char *path) {
+    if (mkdir(path, 0777) != 0 && errno != EEXIST)
+        return ad_fail(AD_ERR_IO, "cannot create directory %s: %s", path, strerror(errno));
+    return AD_OK;
+}
+
+static AdStatus make_parent_dirs(const char *file) {
+    char buf[AD_PATH_MAX];
+    snprintf(buf, sizeof buf, "%s", file);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        AdStatus st = make_dir(buf);
+        *p = '/';
+        if (st) return st;
+    }
+    return AD_OK;
+}
+
+static void ckpt_path(const Run *r, int round, const char *suffix, char *out, size_t cap) {
+    snprintf(out, cap, "%s/round_%03d%s", r->ckpt_dir, round, suffix);
+}
+
+static int answer_budget(const Run *r, int length) {
+    const AdExperimentConfig *c = r->cfg;
+    if (c->generate.max_new_tokens > 0) return c->generate.max_new_tokens;
+    return r->is_task ? ad_task_max_answer_len(r->task, length) + 1 : 64;
+}
+
+static AdPhaseConfig const *phase(const Run *r, int round) {
+    return round == 0 ? &r->cfg->pretrain : &r->cfg->train;
+}
+
+/* Writes the pool (all examples with origin < ON_POLICY_ORIGIN) as JSON lines, atomically. */
+static AdStatus pool_save(const AdData *pool, const char *path) {
+    char tmp[AD_PATH_MAX + 160];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) return ad_fail(AD_ERR_IO, "cannot write %s: %s", tmp, strerror(errno));
+    int ok = fprintf(f, "{\"format\": \"%s\", \"version\": 1, \"examples\": %ld}\n", POOL_FORMAT,
+                     pool->n_ex) > 0;
+    for (long i = 0; i < pool->n_ex && ok; i++) {
+        const AdExample *e = &pool->ex[i];
+        if (e->origin >= ON_POLICY_ORIGIN) continue;
+        cJSON *o = cJSON_CreateObject();
+        if (!o) { ok = 0; break; }
+        cJSON_AddStringToObject(o, "prompt", e->prompt);
+        cJSON_AddStringToObject(o, "answer", e->answer);
+        cJSON_AddNumberToObject(o, "origin", e->origin);
+        char *line = cJSON_PrintUnformatted(o);
+        cJSON_Delete(o);
+        ok = line && fprintf(f, "%s\n", line) > 0;
+        free(line);
+    }
+    ok = fflush(f) == 0 && ok;
+    ok = fsync(fileno(f)) == 0 && ok;
+    ok = fclose(f) == 0 && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        int e = errno;
+        remove(tmp);
+        return ad_fail(AD_ERR_IO, "cannot write %s: %s", path, strerror(e));
+    }
+    return AD_OK;
+}
+
+static AdStatus pool_load(AdData *pool, const char *path) {
+    char *text = NULL;
+    size_t len = 0;
+    AdStatus st = ad_read_file(path, (size_t)1 << 32, &text, &len);
+    if (st) return st;
+    char *line = text, *save = NULL;
+    long lineno = 0;
+    for (line = strtok_r(text, "\n", &save); line && !st; line = strtok_r(NULL, "\n", &save)) {
+        lineno++;
+        cJSON *o = cJSON_Parse(line);
+        if (!o) {
+            st = ad_fail(AD_ERR_FORMAT, "%s:%ld: not a JSON line", path, lineno);
+            break;
+        }
+        if (lineno == 1) {
+            const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(o, "format");
+            const cJSON *ver = cJSON_GetObjectItemCaseSensitive(o, "version");
+            if (!cJSON_IsString(fmt) || strcmp(fmt->valuestring, POOL_FORMAT) || !cJSON_IsNumber(ver))
+                st = ad_fail(AD_ERR_FORMAT, "%s is not an autodidact example pool", path);
+            else if (ver->valueint != 1)
+                st = ad_fail(AD_ERR_FORMAT, "%s: pool version %d; this program reads version 1",
+                             path, ver->valueint);
+        } else {
+            const cJSON *p = cJSON_GetObjectItemCaseSensitive(o, "prompt");
+            const cJSON *a = cJSON_GetObjectItemCaseSensitive(o, "answer");
+            const cJSON *g = cJSON_GetObjectItemCaseSensitive(o, "origin");
+            if (!cJSON_IsString(p) || !cJSON_IsString(a) || !cJSON_IsNumber(g))
+                st = ad_fail(AD_ERR_FORMAT, "%s:%ld: expected prompt, answer and origin", path, lineno);
+            else
+                st = ad_data_pool_add(pool, p->valuestring, a->valuestring, g->valueint);
+        }
+        cJSON_Delete(o);
+    }
+    if (!st && lineno == 0) st = ad_fail(AD_ERR_FORMAT, "%s is empty", path);
+    free(text);
+    return st;
+}
+
+/* ------------------------------------------------------------------ evaluation */
+
+static AdStatus build_eval_set(Run *r) {
+    const AdExperimentConfig *c = r->cfg;
+    if (!r->is_task) return AD_OK;
+    int lo = c->task.eval_min_len, hi = c->task.eval_max_len, per = c->task.eval_per_len;
+    r->n_eval = hi - lo + 1;
+    r->eval_len = ad_calloc(r->n_eval, sizeof(int), "evaluation lengths");
+    r->eval_prompt = ad_calloc((size_t)r->n_eval * per, sizeof(char *), "evaluation prompts");
+    r->eval_answer = ad_calloc((size_t)r->n_eval * per, sizeof(char *), "evaluation answers");
+    if (!r->eval_len || !r->eval_prompt || !r->eval_answer) return AD_ERR_NOMEM;
+    char prompt[AD_TASK_MAX_TEXT], answer[AD_TASK_MAX_TEXT];
+    for (int e = 0; e < r->n_eval; e++) {
+        r->eval_len[e] = lo + e;
+        AdRng rng;
+        ad_rng_init(&rng, c->seed, AD_STREAM_EVAL, (uint64_t)(lo + e));
+        for (int i = 0; i < per; i++) {
+            AdStatus st = ad_task_example(r->task, lo + e, &rng, prompt, answer);
+            if (st) return st;
+            size_t k = (size_t)e * per + i;
+            r->eval_prompt[k] = xstrdup(prompt);
+            r->eval_answer[k] = xstrdup(answer);
+            if (!r->eval_prompt[k] || !r->eval_answer[k]) return AD_ERR_NOMEM;
+        }
+    }
+    return AD_OK;
+}
+
+typedef struct {
+    const Run *r;
+    int *right;          /* (n_requests) */
+    char *buf;
+    size_t cap;
+} EvalSink;
+
+static void eval_sink(long req, const AdGenOutput *o, void *user) {
+    EvalSink *s = user;
+    int n = o->n - (o->stop == AD_STOP_EOS ? 1 : 0);
+    ad_tokenizer_decode(&s->r->tok, o->tokens, n, s->buf, s->cap);
+    s->right[req] = o->stop == AD_STOP_EOS && strcmp(s->buf, s->r->eval_answer[req]) == 0;
+}
+
+/* Greedy exact-match accuracy and teacher-forced answer loss per evaluation length. */
+static AdStatus evaluate(Run *r, AdModel *m, double *acc, double *loss, long *n_out, int *frontier) {
+    const AdExperimentConfig *c = r->cfg;
+    int per = c->task.eval_per_len, S = m->cfg.max_seq_len;
+    long n = (long)r->n_eval * per;
+    AdStatus st = AD_OK;
+    int *ids = ad_calloc((size_t)n * S, sizeof(int), "evaluation prompts");
+    AdGenRequest *reqs = ad_calloc(n, sizeof *reqs, "evaluation requests");
+    int *right = ad_calloc(n, sizeof(int), "evaluation results");
+    int max_new = answer_budget(r, r->eval_len[r->n_eval - 1]);
+    EvalSink sink = {r, right, NULL, (size_t)max_new * 8 + 16};
+    sink.buf = ad_malloc(sink.cap, "decode buffer");
+    AdGenerator g;
+    memset(&g, 0, sizeof g);
+    AdActs acts;
+    memset(&acts, 0, sizeof acts);
+    int *rows = NULL;
+    if (!ids || !reqs || !right || !sink.buf) {
+        st = AD_ERR_NOMEM;
+        goto done;
+    }
+    for (long i = 0; i < n; i++) {
+        int *row = ids + (size_t)i * S, k = 0;
+        row[0] = r->tok.bos_id;
+        st = ad_tokenizer_encode(&r->tok, r->eval_prompt[i], strlen(r->eval_prompt[i]), row + 1, S - 1, &k);
+        if (st) goto done;
+        reqs[i] = (AdGenRequest){row, k + 1, i, 0};
+    }
+    int B = c->generate.batch < n ? c->generate.batch : (int)n;
+    if ((st = ad_generator_init(&g, m, B, S, max_new, 0))) goto done;
+    AdSampleConfig sc;
+    ad_sample_config_default(&sc);
+    sc.temperature = 0.0f, sc.max_new_tokens = max_new, sc.seed = c->seed;
+    if ((st = ad_generate(&g, &r->tok, reqs, n, &sc, eval_sink, &sink, NULL, NULL))) goto done;
+    /* teacher-forced loss of the ground-truth answers */
+    int Bl = 64;
+    if ((st = ad_acts_init(&acts, &m->cfg, Bl, S))) goto done;
+    rows = ad_calloc((size_t)Bl * S * 2, sizeof(int), "evaluation rows");
+    if (!rows) {
+        st = AD_ERR_NOMEM;
+        goto done;
+    }
+    *frontier = 0;
+    int broken = 0;
+    for (int e = 0; e < r->n_eval; e++) {
+        long ok = 0;
+        double lsum = 0.0;
+        long lcount = 0;
+        for (int i = 0; i < per; i++) ok += right[(size_t)e * per + i];
+        for (int i0 = 0; i0 < per; i0 += Bl) {
+            int b = per - i0 < Bl ? per - i0 : Bl;
+            for (int j = 0; j < b && !st; j++) {
+                size_t k = (size_t)e * per + i0 + j;
+                st = ad_data_encode_example(&r->tok, r->eval_prompt[k], r->eval_answer[k], S,
+                                            rows + (size_t)j * S, rows + (size_t)Bl * S + (size_t)j * S, NULL);
+            }
+            if (st) goto done;
+            int *tg = rows + (size_t)Bl * S;
+            int Tb = ad_trim_batch(rows, tg, b, S);
+            ad_model_forward(m, &acts, rows, b, Tb);
+            lsum += ad_loss_ce(NULL, NULL, acts.logits, tg, b * Tb, m->cfg.vocab_size, 1.0f);
+            lcount += ad_count_targets(tg, (long)b * Tb);
+        }
+        acc[e] = (double)ok / per;
+        loss[e] = lcount ? lsum / lcount : NAN;
+        n_out[e] = per;
+        if (!broken && acc[e] >= 0.9) *frontier = r->eval_len[e];
+        else broken = 1;
+    }
+done:
+    free(rows);
+    ad_acts_free(&acts);
+    ad_generator_free(&g);
+    free(sink.buf);
+    free(right);
+    free(reqs);
+    free(ids);
+    return st;
+}
+
+static void print_eval(const Run *r, int round, const double *acc, int frontier) {
+    if (r->opt && r->opt->quiet) return;
+    char line[4096];
+    int k = snprintf(line, sizeof line, "round %d | eval accuracy by length:", round);
+    for (int e = 0; e < r->n_eval && k < (int)sizeof line - 16; e++)
+        k += snprintf(line + k, sizeof line - k, " %d:%.0f%%", r->eval_len[e], 100.0 * acc[e]);
+    ad_log(AD_LOG_INFO, "%s", line);
+    ad_log(AD_LOG_INFO, "round %d | longest length with >= 90%% accuracy at every length up to it: %d",
+           round, frontier);
+}
+
+/* ------------------------------------------------------------------ training */
+
+typedef struct {
+    AdTrainRecord *rec;
+    long n, cap;
+} Curve;
+
+static void curve_observe(const AdTrainRecord *rec, void *user) {
+    Curve *c = user;
+    if (c->n < c->cap) c->rec[c->n++] = *rec;
+}
+
+static AdStatus train_phase(Run *r, int round, const AdData *data, const AdModel *teacher,
+                            Curve *curve, double *loss_out, double *tps_out) {
+    const AdPhaseConfig *p = phase(r, round);
+    if (p->steps == 0) {
+        *loss_out = NAN;
+        *tps_out = 0;
+        return AD_OK;
+    }
+    AdTrainState st;
+    memset(&st, 0, sizeof st);
+    st.opt = r->opt_state; /* borrowed: moments carry over between rounds */
+    st.opt.cfg = (AdAdamWConfig){(float)p->beta1, (float)p->beta2, (float)p->eps, (float)p->weight_decay};
+    ad_rng_init(&st.data_rng, r->cfg->seed, AD_STREAM_DATA, (uint64_t)round);
+    AdTrainOptions o;
+    memset(&o, 0, sizeof o);
+    o.steps = p->steps;
+    o.batch_size = p->batch_size;
+    o.seq_len = r->T;
+    o.grad_accum = p->grad_accum;
+    o.sched = (AdSchedule){(AdSchedKind)ad_sched_parse(p->schedule), (float)p->lr, (float)p->min_lr,
+                           p->warmup_steps, p->steps, p->decay_steps};
+    o.grad_clip = (float)p->grad_clip;
+    o.log_every = r->opt && r->opt->quiet ? 0 : p->log_every;
+    o.seed = r->cfg->seed;
+    char label[32];
+    snprintf(label, sizeof label, "round %d", round);
+    o.label = label;
+    AdLossKind lk = (AdLossKind)ad_loss_parse(p->loss);
+    if (lk != AD_LOSS_SFT) {
+        o.teacher = teacher;
+        o.loss = lk;
+        o.loss_param = (float)(lk == AD_LOSS_JSD ? p->beta : p->alpha);
+        o.tau = (float)p->temperature;
+    }
+    if (!strcmp(r->cfg->rounds.teacher, "ema")) {
+        o.ema = &r->ema;
+        o.ema_decay = (float)r->cfg->rounds.ema_decay;
+    }
+    o.observer = curve_observe;
+    o.observer_user = curve;
+    AdStatus s = ad_train(&r->student, &st, data, &o);
+    r->opt_state = st.opt; /* hand the (possibly updated) moments back */
+    *loss_out = curve->n ? curve->rec[curve->n - 1].loss : NAN;
+    double tps = 0;
+    for (long i = 0; i < curve->n; i++) tps += curve->rec[i].tokens_per_s;
+    *tps_out = curve->n ? tps / curve->n : 0;
+    return s;
+}
+
+/* ------------------------------------------------------------------ a round's candidates */
+
+typedef struct {
+    const Run *r;
+    AdCandidates *c;
+    char *buf;
+    size_t cap;
+    AdStatus st;
+    long tokens;
+} CandSink;
+
+static void cand_sink(long req, const AdGenOutput *o, void *user) {
+    CandSink *s = user;
+    int ended = o->stop == AD_STOP_EOS;
+    ad_tokenizer_decode(&s->r->tok, o->tokens, o->n - ended, s->buf, s->cap);
+    s->tokens += o->n;
+    AdStatus st = ad_candidates_set_answer(s->c, req, s->buf, ended);
+    if (st && !s->st) s->st = st;
+}
+
+static void gen_progress(long done, long total, long tokens, double secs, void *user) {
+    const Run *r = user;
+    if ((r->opt && r->opt->quiet) || done == total) return;
+    char eta[32];
+    ad_format_duration(done ? secs / done * (total - done) : 0, eta, sizeof eta);
+    ad_log(AD_LOG_INFO, "  generating: %ld/%ld sequences | %.0f tok/s | ETA %s", done, total,
+           tokens / (secs + 1e-9), eta);
+}
+
+/* Prompts of round `round` (difficulty lo..hi) into c; answers by `gen_model`. */
+static AdStatus make_candidates(Run *r, int round, int lo, int hi, const AdModel *gen_model,
+                                int samples, float temperature, AdCandidates *c, long *tokens) {
+    const AdExperimentConfig *cfg = r->cfg;
+    long np = cfg->rounds.prompts;
+    AdStatus st = ad_candidates_init(c, np, samples);
+    if (st) return st;
+    AdRng rng;
+    ad_rng_init(&rng, cfg->seed, AD_STREAM_PROMPTS, (uint64_t)round);
+    char prompt[AD_TASK_MAX_TEXT], answer[AD_TASK_MAX_TEXT];
+    for (long p = 0; p < np; p++) {
+        int len = -1;
+        if (r->is_task) {
+            len = lo + (int)ad_rng_below(&rng, (uint32_t)(hi - lo + 1));
+            if ((st = ad_task_example(r->task, len, &rng, prompt, answer))) return st;
+        } else if (r->n_file_lines > 0) {
+            snprintf(prompt, sizeof prompt, "%s", r->file_lines[ad_rng_below(&rng, (uint32_t)r->n_file_lines)]);
+        } else {
+            prompt[0] = '\0';
+        }
+        if ((st = ad_candidates_set_prompt(c, p, prompt, len))) return st;
+    }
+    int S = gen_model->cfg.max_seq_len, max_new = answer_budget(r, hi);
+    long n = c->n;
+    int *ids = ad_calloc((size_t)np * S, sizeof(int), "round prompts");
+    AdGenRequest *reqs = ad_calloc(n, sizeof *reqs, "round requests");
+    CandSink sink = {r, c, NULL, (size_t)max_new * 64 + 16, AD_OK, 0};
+    sink.buf = ad_malloc(sink.cap, "decode buffer");
+    AdGenerator g;
+    memset(&g, 0, sizeof g);
+    if (!ids || !reqs || !sink.buf) {
+        st = AD_ERR_NOMEM;
+        goto done;
+    }
+    for (long p = 0; p < np; p++) {
+        int *row = ids + (size_t)p * S, k = 0;
+        row[0] = r->tok.bos_id;
+        if ((st = ad_tokenizer_encode(&r->tok, c->prompt[p], strlen(c->prompt[p]), row + 1, S - 1, &k)))
+            goto done;
+        for (int s = 0; s < samples; s++)
+            reqs[p * samples + s] = (AdGenRequest){row, k + 1, p, s};
+    }
+    int B = cfg->generate.batch < n ? cfg->generate.batch : (int)n;
+    if ((st = ad_generator_init(&g, gen_model, B, S, max_new, 0))) goto done;
+    AdSampleConfig sc;
+    ad_sample_config_default(&sc);
+    sc.max_new_tokens = max_new;
+    sc.temperature = temperature;
+    sc.top_k = cfg->generate.top_k;
+    sc.top_p = cfg->generate.top_p;
+    sc.min_p = cfg->generate.min_p;
+    sc.seed = cfg->seed ^ ((uint64_t)round * 0x9E3779B97F4A7C15ull);
+    st = ad_generate(&g, &r->tok, reqs, n, &sc, cand_sink, &sink, gen_progress, r);
+    if (!st) st = sink.st;
+    *tokens = sink.tokens;
+done:
+    ad_generator_free(&g);
+    free(sink.buf);
+    free(reqs);
+    free(ids);
+    return st;
+}
+
+static AdStatus score_and_select(Run *r, int round, AdCandidates *c, const AdModel *teacher,
+                                 long *n_selected) {
+    const AdExperimentConfig *cfg = r->cfg;
+    AdStatus st = AD_OK;
+    if (r->is_task) ad_score_verifier(c, r->task);
+    if (cfg->score.length && r->is_task) ad_score_length(c, r->task);
+    if (cfg->score.majority) ad_score_majority(c);
+    if (cfg->score.logprob &&
+        (st = ad_score_logprobs(c, (AdModel *)teacher, &r->tok, cfg->generate.batch, teacher->cfg.max_seq_len)))
+        return st;
+    if (cfg->score.self_judge &&
+        (st = ad_score_judge(c, (AdModel *)teacher, &r->tok, cfg->score.judge_template,
+                             cfg->score.judge_verdict, cfg->generate.batch, teacher->cfg.max_seq_len)))
+        return st;
+    AdSelectConfig s = {cfg->select.length_filter && r->is_task && cfg->score.length,
+                        cfg->select.min_agreement,
+                        cfg->select.min_ensemble,
+                        (AdSelectPolicy)ad_select_parse(cfg->select.policy),
+                        ad_score_parse(cfg->select.scorer),
+                        cfg->select.threshold,
+                        cfg->select.k,
+                        cfg->select.frac,
+                        cfg->select.one_per_prompt};
+    AdRng rng;
+    ad_rng_init(&rng, cfg->seed, AD_STREAM_SELECT, (uint64_t)round);
+    *n_selected = ad_select(c, &s, &rng);
+    return AD_OK;
+}
+
+/* ------------------------------------------------------------------ setup and teardown */
+
+static void run_free(Run *r) {
+    ad_tokenizer_free(&r->tok);
+    ad_model_free(&r->student);
+    ad_model_free(&r->base);
+    ad_model_free(&r->ema);
+    ad_model_free(&r->frozen);
+    ad_adamw_free(&r->opt_state);
+    ad_data_free(&r->pool);
+    ad_runlog_close(&r->log);
+    if (r->eval_prompt)
+        for (long i = 0; i < (long)r->n_eval * r->cfg->task.eval_per_len; i++) {
+            free(r->eval_prompt[i]);
+            free(r->eval_answer[i]);
+        }
+    free(r->eval_prompt);
+    free(r->eval_answer);
+    free(r->eval_len);
+    free(r->file_lines);
+    free(r->prompt_file);
+}
+
+static AdStatus run_setup(Run *r, const AdExperimentConfig *cfg, const AdRunOptions *o) {
+    memset(r, 0, sizeof *r);
+    r->cfg = cfg;
+    r->opt = o;
+    AdStatus st;
+    ad_set_threads(cfg->threads);
+    r->is_task = !strcmp(cfg->task.source, "task");
+    if (r->is_task) r->task = (AdTaskKind)ad_task_parse(cfg->task.name);
+    snprintf(r->ckpt_dir, sizeof r->ckpt_dir, "%s.ckpt", cfg->run_file);
+    if (!strcmp(cfg->task.source, "file")) {
+        size_t len;
+        if ((st = ad_read_file(cfg->task.path, (size_t)1 << 30, &r->prompt_file, &len)))
+            return ad_fail_context(st, "task.path");
+        long n = 0;
+        for (size_t i = 0; i < len; i++) n += r->prompt_file[i] == '\n';
+        r->file_lines = ad_calloc(n + 1, sizeof(char *), "prompt lines");
+        if (!r->file_lines) return AD_ERR_NOMEM;
+        char *save = NULL;
+        for (char *l = strtok_r(r->prompt_file, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
+            r->file_lines[r->n_file_lines++] = l;
+        if (r->n_file_lines == 0) return ad_fail(AD_ERR_CONFIG, "task.path: %s has no prompts", cfg->task.path);
+    }
+    /* the student: a new model over the task alphabet, or a checkpoint */
+    if (cfg->init_from[0]) {
+        if ((st = ad_checkpoint_load(cfg->init_from, &r->student, 1, &r->tok, NULL)))
+            return ad_fail_context(st, "model.init_from");
+    } else {
+        if (r->is_task) {
+            const char *alpha = ad_task_alphabet(r->task);
+            st = ad_tokenizer_init_char(&r->tok, alpha, strlen(alpha));
+        } else {
+            st = ad_tokenizer_init_byte(&r->tok);
+        }
+        if (st) return st;
+        AdModelConfig mc = cfg->model;
+        if (mc.vocab_size == 0) mc.vocab_size = r->tok.vocab_size;
+        if (mc.vocab_size < r->tok.vocab_size)
+            return ad_fail(AD_ERR_CONFIG, "model.vocab_size %d is smaller than the tokenizer's %d",
+                           mc.vocab_size, r->tok.vocab_size);
+        if ((st = ad_model_init(&r->student, &mc, 1))) return st;
+        AdRng rng;
+        ad_rng_init(&rng, cfg->seed, AD_STREAM_INIT, 0);
+        ad_model_init_weights(&r->student, &rng);
+    }
+    r->T = cfg->train.seq_len > 0 ? cfg->train.seq_len : r->student.cfg.max_seq_len;
+    if (cfg->pretrain.seq_len > r->T) r->T = cfg->pretrain.seq_len;
+    if (r->T > r->student.cfg.max_seq_len)
+        return ad_fail(AD_ERR_CONFIG, "seq_len %d exceeds model.max_seq_len %d", r->T, r->student.cfg.max_seq_len);
+    AdAdamWConfig oc = {(float)cfg->pretrain.beta1, (float)cfg->pretrain.beta2, (float)cfg->pretrain.eps,
+                        (float)cfg->pretrain.weight_decay};
+    if ((st = ad_adamw_init(&r->opt_state, &oc, r->student.n_params))) return st;
+    if (!strcmp(cfg->rounds.teacher, "checkpoint")) {
+        AdTokenizer ttok;
+        if ((st = ad_checkpoint_load(cfg->rounds.teacher_path, &r->frozen, 0, &ttok, NULL)))
+            return ad_fail_context(st, "rounds.teacher_path");
+        int same = ttok.vocab_size == r->tok.vocab_size;
+        for (int i = 0; same && i < ttok.vocab_size; i++)
+            same = ttok.piece_len[i] == r->tok.piece_len[i] &&
+                   !memcmp(ttok.pieces[i], r->tok.pieces[i], ttok.piece_len[i]);
+        ad_tokenizer_free(&ttok);
+        if (!same)
+            return ad_fail(AD_ERR_CONFIG, "rounds.teacher_path: %s has a different vocabulary from "
+                           "the student's; distillation needs the same tokenizer", cfg->rounds.teacher_path);
+    }
+    if ((st = ad_data_init_pool(&r->pool, &r->tok, r->T, 0.0, r->task, cfg->task.train_min_len,
+                                cfg->task.train_max_len)))
+        return st;
+    return build_eval_set(r);
+}
+
+/* The teacher of a round: who generates, and whose distribution distillation matches. */
+static const AdModel *round_teacher(Run *r) {
+    const char *t = r->cfg->rounds.teacher;
+    if (!strcmp(t, "checkpoint") || !strcmp(t, "snapshot")) return &r->frozen;
+    if (!strcmp(t, "ema")) return &r->ema;
+    return &r->student;
+}
+
+static AdStatus save_round_state(Run *r, int round) {
+    char path[AD_PATH_MAX + 64];
+    AdStatus st = make_dir(r->ckpt_dir);
+    if (st) return st;
+    AdTrainState ts;
+    memset(&ts, 0, sizeof ts);
+    ts.opt = r->opt_state;
+    ts.step = r->opt_state.step;
+    ts.config_json = NULL;
+    ckpt_path(r, round, ".h5", path, sizeof path);
+    if ((st = ad_checkpoint_save(path, &r->student, &r->tok, &ts))) return st;
+    ckpt_path(r, round, ".pool.jsonl", path, sizeof path);
+    if ((st = pool_save(&r->pool, path))) return st;
+    if (!strcmp(r->cfg->rounds.teacher, "ema")) {
+        ckpt_path(r, round, ".ema.h5", path, sizeof path);
+        if ((st = ad_checkpoint_save(path, &r->ema, &r->tok, NULL))) return st;
+    }
+    /* keep the last N rounds (round 0 stays while init = restart needs it) */
+    int keep = r->cfg->keep_checkpoints;
+    if (keep > 0 && round - keep >= 0) {
+        int old = round - keep;
+        if (old > 0 || strcmp(r->cfg->rounds.init, "restart")) {
+            const char *suffixes[] = {".h5", ".pool.jsonl", ".ema.h5"};
+            for (int i = 0; i < 3; i++) {
+                ckpt_path(r, old, suffixes[i], path, sizeof path);
+                remove(path);
+            }
+        }
+    }
+    return AD_OK;
+}
+
+static AdStatus load_round_state(Run *r, int round) {
+    char path[AD_PATH_MAX + 64];
+    AdModel m;
+    AdTokenizer tok;
+    AdTrainState ts;
+    memset(&ts, 0, sizeof ts);
+    ckpt_path(r, round, ".h5", path, sizeof path);
+    AdStatus st = ad_checkpoint_load(path, &m, 1, &tok, &ts);
+    if (st) return ad_fail_context(st, "resuming after round %d", round);
+    ad_tokenizer_free(&tok);
+    if (m.n_params != r->student.n_params || !ts.opt.m) {
+        ad_model_free(&m);
+        ad_train_state_free(&ts);
+        return ad_fail(AD_ERR_FORMAT, "%s does not match the run's model or lacks optimizer state", path);
+    }
+    memcpy(r->student.params_mem, m.params_mem, m.n_params * sizeof(float));
+    memcpy(r->opt_state.m, ts.opt.m, m.n_params * sizeof(float));
+    memcpy(r->opt_state.v, ts.opt.v, m.n_params * sizeof(float));
+    r->opt_state.step = ts.opt.step;
+    ad_model_free(&m);
+    ad_train_state_free(&ts);
+    ckpt_path(r, round, ".pool.jsonl", path, sizeof path);
+    ad_data_pool_remove(&r->pool, -1000000000, 2000000000);
+    if ((st = pool_load(&r->pool, path))) return st;
+    if (!strcmp(r->cfg->rounds.teacher, "ema")) {
+        ckpt_path(r, round, ".ema.h5", path, sizeof path);
+        ad_model_free(&r->ema);
+        if ((st = ad_checkpoint_load(path, &r->ema, 0, NULL, NULL))) return st;
+    }
+    if (!strcmp(r->cfg->rounds.init, "restart")) {
+        ckpt_path(r, 0, ".h5", path, sizeof path);
+        ad_model_free(&r->base);
+        if ((st = ad_checkpoint_load(path, &r->base, 0, NULL, NULL))) return st;
+    }
+    return AD_OK;
+}
+
+/* ------------------------------------------------------------------ the loop */
+
+static AdStatus run_round(Run *r, int round) {
+    const AdExperimentConfig *cfg = r->cfg;
+    double t0 = ad_time_now(), t_gen = 0, t_score = 0, t_train = 0, t_eval = 0;
+    AdCandidates cand;
+    memset(&cand, 0, sizeof cand);
+    AdData data;
+    memset(&data, 0, sizeof data);
+    Curve curve = {NULL, 0, 0};
+    AdStatus st = AD_OK;
+    int lo = cfg->task.train_min_len, hi = cfg->task.train_max_len;
+    long n_selected = 0, gen_tokens = 0;
+    double label_acc = NAN, cand_acc = NAN, train_loss = NAN, train_tps = 0, gen_tps = 0;
+    const AdPhaseConfig *p = phase(r, round);
+    curve.cap = p->steps;
+    curve.rec = ad_calloc(curve.cap ? curve.cap : 1, sizeof(AdTrainRecord), "training curve");
+    double *acc = ad_calloc(r->n_eval ? r->n_eval : 1, sizeof(double), "eval accuracy");
+    double *eloss = ad_calloc(r->n_eval ? r->n_eval : 1, sizeof(double), "eval loss");
+    long *en = ad_calloc(r->n_eval ? r->n_eval : 1, sizeof(long), "eval counts");
+    if (!curve.rec || !acc || !eloss || !en) {
+        st = AD_ERR_NOMEM;
+        goto done;
+    }
+    const AdModel *teacher = round_teacher(r);
+
+    if (round == 0) {
+        say(r, "round 0 | training on ground truth, lengths %d..%d, %d steps", lo, hi, p->steps);
+        if (cfg->task.seed_examples > 0) {
+            /* seed-set: a fixed small set of ground-truth examples */
+            AdRng rng;
+            ad_rng_init(&rng, cfg->seed, AD_STREAM_DATA, 1000000);
+            char prompt[AD_TASK_MAX_TEXT], answer[AD_TASK_MAX_TEXT];
+            for (int i = 0; i < cfg->task.seed_examples && !st; i++) {
+                int len = lo + (int)ad_rng_below(&rng, (uint32_t)(hi - lo + 1));
+                st = ad_task_example(r->task, len, &rng, prompt, answer);
+                if (!st) st = ad_data_pool_add(&r->pool, prompt, answer, 0);
+            }
+            if (st) goto done;
+            data = r->pool; /* borrowed view */
+        } else if ((st = ad_data_init_task(&data, &r->tok, r->task, lo, hi, r->T))) {
+            goto done;
+        }
+        double t = ad_time_now();
+        st = train_phase(r, 0, &data, NULL, &curve, &train_loss, &train_tps);
+        t_train = ad_time_now() - t;
+        if (cfg->task.seed_examples > 0) memset(&data, 0, sizeof data); /* not ours to free */
+        if (st) goto done;
+        if (!strcmp(cfg->rounds.init, "restart")) {
+            ad_model_free(&r->base);
+            if ((st = ad_model_init(&r->base, &r->student.cfg, 0)) ||
+                (st = ad_model_copy_params(&r->base, &r->student)))
+                goto done;
+        }
+        if (!strcmp(cfg->rounds.teacher, "ema")) {
+            ad_model_free(&r->ema);
+            if ((st = ad_model_init(&r->ema, &r->student.cfg, 0)) ||
+                (st = ad_model_copy_params(&r->ema, &r->student)))
+                goto done;
+        }
+    } else {
+        lo = cfg->rounds.length_start + (round - 1) * cfg->rounds.length_step;
+        hi = lo + cfg->rounds.length_span;
+        if (!strcmp(cfg->rounds.teacher, "snapshot")) {
+            ad_model_free(&r->frozen);
+            if ((st = ad_model_init(&r->frozen, &r->student.cfg, 0)) ||
+                (st = ad_model_copy_params(&r->frozen, &r->student)))
+                goto done;
+            teacher = &r->frozen;
+        }
+        say(r, "round %d | %ld prompts at lengths %d..%d, %d sample%s each, teacher %s", round,
+            (long)cfg->rounds.prompts, lo, hi, cfg->generate.samples, cfg->generate.samples > 1 ? "s" : "",
+            cfg->rounds.teacher);
+        double t = ad_time_now();
+        if ((st = make_candidates(r, round, lo, hi, teacher, cfg->generate.samples,
+                                  cfg->generate.temperature, &cand, &gen_tokens)))
+            goto done;
+        t_gen = ad_time_now() - t;
+        gen_tps = gen_tokens / (t_gen + 1e-9);
+        t = ad_time_now();
+        if ((st = score_and_select(r, round, &cand, teacher, &n_selected))) goto done;
+        t_score = ad_time_now() - t;
+        long right = 0, known = 0, sel_right = 0, sel_known = 0;
+        for (long i = 0; i < cand.n; i++) {
+            if (cand.correct[i] < 0) continue;
+            known++, right += cand.correct[i];
+            if (cand.selected[i]) sel_known++, sel_right += cand.correct[i];
+        }
+        cand_acc = known ? (double)right / known : NAN;
+        label_acc = sel_known ? (double)sel_right / sel_known : NAN;
+        say(r, "round %d | generated %ld candidates (%.0f tok/s) | selected %ld (%.1f%%) | label "
+            "accuracy %.1f%% (all candidates %.1f%%)", round, cand.n, gen_tps, n_selected,
+            100.0 * n_selected / (cand.n ? cand.n : 1), 100.0 * label_acc, 100.0 * cand_acc);
+        /* the training pool */
+        if (!cfg->rounds.keep_history) ad_data_pool_remove(&r->pool, 1, round - 1);
+        for (long i = 0; i < cand.n && !st; i++)
+            if (cand.selected[i])
+                st = ad_data_pool_add(&r->pool, cand.prompt[i / cand.samples], cand.answer[i], round);
+        if (st) goto done;
+        AdLossKind lk = (AdLossKind)ad_loss_parse(cfg->train.loss);
+        if (lk != AD_LOSS_SFT && cfg->train.on_policy > 0) {
+            /* GKD's lambda: a share of the sequences comes from the student's own samples */
+            AdCandidates own;
+            long own_tokens = 0;
+            long n_own = (long)(cfg->train.on_policy * (n_selected > 0 ? n_selected : cfg->rounds.prompts));
+            AdExperimentConfig tmp = *cfg;
+            tmp.rounds.prompts = (int)(n_own > 0 ? n_own : 1);
+            const AdExperimentConfig *saved = r->cfg;
+            r->cfg = &tmp;
+            st = make_candidates(r, round + 500000, lo, hi, &r->student, 1, 1.0f, &own, &own_tokens);
+            r->cfg = saved;
+            for (long i = 0; i < own.n && !st; i++)
+                st = ad_data_pool_add(&r->pool, own.prompt[i], own.answer[i], ON_POLICY_ORIGIN + round);
+            ad_candidates_free(&own);
+            if (st) goto done;
+        }
+        if (!strcmp(cfg->rounds.init, "restart")) {
+            if ((st = ad_model_copy_params(&r->student, &r->base))) goto done;
+            memset(r->opt_state.m, 0, r->opt_state.n * sizeof(float));
+            memset(r->opt_state.v, 0, r->opt_state.n * sizeof(float));
+            r->opt_state.step = 0;
+        }
+        double replay = cfg->rounds.replay_frac;
+        if (replay < 0) replay = 0.5;
+        r->pool.replay_frac = r->is_task ? replay : 0.0;
+        say(r, "round %d | retraining on %ld examples (%.0f%% of rows fresh ground truth at lengths "
+            "%d..%d), %d steps, loss %s", round, r->pool.n_ex, 100.0 * r->pool.replay_frac,
+            cfg->task.train_min_len, cfg->task.train_max_len, p->steps, p->loss);
+        t = ad_time_now();
+        st = train_phase(r, round, &r->pool, teacher, &curve, &train_loss, &train_tps);
+        t_train = ad_time_now() - t;
+        ad_data_pool_remove(&r->pool, ON_POLICY_ORIGIN, ON_POLICY_ORIGIN + 1000000);
+        if (st) goto done;
+    }
+
+    int frontier = 0;
+    if (r->n_eval) {
+        double t = ad_time_now();
+        if ((st = evaluate(r, &r->student, acc, eloss, en, &frontier))) goto done;
+        t_eval = ad_time_now() - t;
+        print_eval(r, round, acc, frontier);
+    }
+    /* commit: checkpoint first, then the run file (whose counter says the round is done) */
+    if ((st = save_round_state(r, round))) goto done;
+    if (round > 0 && (st = ad_runlog_write_candidates(&r->log, round, &cand))) goto done;
+    if ((st = ad_runlog_write_train_curve(&r->log, round, curve.rec, curve.n))) goto done;
+    if (r->n_eval && (st = ad_runlog_write_eval(&r->log, round, r->eval_len, acc, eloss, en, r->n_eval)))
+        goto done;
+    AdRoundSummary s = {round, lo, hi, round ? cand.n_prompts : 0, round ? cand.n : 0, n_selected,
+                        round && cand.n ? (double)n_selected / cand.n : NAN, label_acc, cand_acc,
+                        round ? r->pool.n_ex : (cfg->task.seed_examples > 0 ? cfg->task.seed_examples : (long)p->steps * p->batch_size),
+                        (long)curve.n, train_loss, acc, eloss, en, frontier,
+                        t_gen, t_score, t_train, t_eval, ad_time_now() - t0, gen_tps, train_tps,
+                        cfg->rounds.teacher};
+    st = ad_runlog_commit_round(&r->log, &s);
+    if (!st) {
+        char dur[32];
+        ad_format_duration(s.time_total, dur, sizeof dur);
+        say(r, "round %d | done in %s (generate %.0fs, score %.0fs, train %.0fs, eval %.0fs); run file %s",
+            round, dur, t_gen, t_score, t_train, t_eval, cfg->run_file);
+    }
+done:
+    ad_candidates_free(&cand);
+    if (round == 0 && cfg->task.seed_examples <= 0) ad_data_free(&data);
+    free(curve.rec);
+    free(acc);
+    free(eloss);
+    free(en);
+    return st;
+}
+
+static AdStatus run_loop(Run *r, int first_round) {
+    int total = r->cfg->rounds.count + 1, done_here = 0;
+    for (int round = first_round; round < total; round++) {
+        AdStatus st = run_round(r, round);
+        if (st)
+            return ad_fail_context(st, "round %d (the run file keeps rounds 0..%d; continue with "
+                                   "'autodidact resume %s')", round, round - 1, r->cfg->run_file);
+        if (r->opt && r->opt->stop_after > 0 && ++done_here >= r->opt->stop_after) break;
+    }
+    return AD_OK;
+}
+
+AdStatus ad_run_start(const AdExperimentConfig *cfg, const char *config_original, int overwrite,
+                      const AdRunOptions *o) {
+    if (!overwrite && access(cfg->run_file, F_OK) == 0)
+        return ad_fail(AD_ERR_IO, "%s already exists: continue it with 'autodidact resume %s', or "
+                       "choose another run_file (--set run_file=...) or pass --overwrite",
+                       cfg->run_file, cfg->run_file);
+    AdStatus st = make_parent_dirs(cfg->run_file);
+    if (st) return st;
+    Run r;
+    st = run_setup(&r, cfg, o);
+    char *json = st ? NULL : ad_experiment_config_to_json(cfg);
+    if (!st && !json) st = AD_ERR_NOMEM;
+    if (!st) {
+        int one = 0;
+        st = ad_runlog_create(&r.log, cfg->run_file, json, config_original ? config_original : json,
+                              cfg->seed, ad_get_threads(), r.eval_len ? r.eval_len : &one, r.n_eval);
+    }
+    free(json);
+    if (!st) {
+        const AdModelConfig *m = &r.student.cfg;
+        say(&r, "run %s: %s/%s/%s model, %d layers, d_model %d, %.2fM parameters; %d rounds after "
+            "round 0; %d threads", cfg->run_file, ad_norm_name(m->norm), ad_mlp_name(m->mlp),
+            ad_pos_name(m->pos), m->n_layer, m->d_model, r.student.n_params / 1e6, cfg->rounds.count,
+            ad_get_threads());
+        st = run_loop(&r, 0);
+    }
+    run_free(&r);
+    return st;
+}
+
+AdStatus ad_run_resume(const char *run_file, const char *const *overrides, int n_overrides,
+                       const AdRunOptions *o) {
+    char *json = NULL;
+    AdStatus st = ad_runlog_read_config(run_file, &json);
+    if (st) return st;
+    AdExperimentConfig cfg;
+    st = ad_experiment_config_parse(&cfg, json, run_file, overrides, n_overrides);
+    free(json);
+    if (st) return st;
+    snprintf(cfg.run_file, sizeof cfg.run_file, "%s", run_file);
+    Run r;
+    st = run_setup(&r, &cfg, o);
+    if (!st) st = ad_runlog_open(&r.log, run_file);
+    if (!st) {
+        int done = r.log.rounds_complete;
+        if (done >= cfg.rounds.count + 1) {
+            say(&r, "%s is complete (%d rounds); raise rounds.count with --set to continue it", run_file, done);
+        } else {
+            say(&r, "resuming %s after round %d", run_file, done - 1);
+            if (done > 0) st = load_round_state(&r, done - 1);
+            if (!st) st = run_loop(&r, done);
+        }
+    }
+    run_free(&r);
+    return st;
+}
+
+void ad_run_print_plan(const AdExperimentConfig *c, FILE *f) {
+    AdModelConfig mc = c->model;
+    if (mc.vocab_size == 0) mc.vocab_size = 14;
+    AdTensorInfo info[AD_P_COUNT];
+    size_t n = ad_model_param_info(&mc, info);
+    fprintf(f, "run file   %s (checkpoints in %s.ckpt/)\n", c->run_file, c->run_file);
+    fprintf(f, "model      %s: %s/%s/%s, %d layers, d_model %d, %d heads (%d kv), d_ff %d, context %d, "
+            "~%.2fM parameters%s%s\n", c->family, ad_norm_name(mc.norm), ad_mlp_name(mc.mlp),
+            ad_pos_name(mc.pos), mc.n_layer, mc.d_model, mc.n_head, mc.n_kv_head, mc.d_ff, mc.max_seq_len,
+            n / 1e6, c->init_from[0] ? ", from " : "", c->init_from);
+    fprintf(f, "task       %s %s, ground truth at lengths %d..%d, evaluation at %d..%d (%d per length)\n",
+            c->task.source, c->task.name, c->task.train_min_len, c->task.train_max_len,
+            c->task.eval_min_len, c->task.eval_max_len, c->task.eval_per_len);
+    fprintf(f, "round 0    %d steps x batch %d, lr %g (%s), loss %s\n", c->pretrain.steps,
+            c->pretrain.batch_size, c->pretrain.lr, c->pretrain.schedule, c->pretrain.loss);
+    int start = c->rounds.length_start;
+    for (int r = 1; r <= c->rounds.count; r++) {
+        int lo = start + (r - 1) * c->rounds.length_step;
+        fprintf(f, "round %-4d %d prompts at lengths %d..%d, %d sample(s) at temperature %g by teacher %s; "
+                "select %s%s; retrain %d steps (%s, init %s)\n", r, c->rounds.prompts, lo,
+                lo + c->rounds.length_span, c->generate.samples, c->generate.temperature,
+                c->rounds.teacher, c->select.policy, c->select.length_filter ? " after the length filter" : "",
+                c->train.steps, c->train.loss, c->rounds.init);
+    }
+}
+
+/* ------------------------------------------------------------------ report */
+
+/* A summary column as doubles, whether it is stored as integers or floats. */
+static AdStatus read_column(hid_t file, const char *name, hsize_t rows, double *out) {
+    hsize_t shape[1] = {rows};
+    if (ad_h5_read_array(file, name, AD_H5_F64, 1, shape, out) == AD_OK) return AD_OK;
+    int64_t *tmp = ad_calloc(rows ? rows : 1, sizeof(int64_t), "report column");
+    if (!tmp) return AD_ERR_NOMEM;
+    AdStatus st = ad_h5_read_array(file, name, AD_H5_I64, 1, shape, tmp);
+    for (hsize_t i = 0; !st && i < rows; i++) out[i] = (double)tmp[i];
+    free(tmp);
+    return st;
+}
+
+AdStatus ad_run_report(const char *run_file, FILE *f) {
+    hid_t file;
+    AdStatus st = ad_h5_open(run_file, 0, &file);
+    if (st) return st;
+    char *fmt = NULL;
+    int64_t done = 0;
+    hsize_t rows = 0;
+    if ((st = ad_h5_attr_read_str(file, "format", 256, &fmt)) || strcmp(fmt, AD_RUN_FORMAT)) {
+        free(fmt);
+        ad_h5_close_quietly(file);
+        return ad_fail(AD_ERR_FORMAT, "%s is not an autodidact run file", run_file);
+    }
+    free(fmt);
+    if ((st = ad_h5_attr_read_i64(file, "rounds_complete", &done)) ||
+        (st = ad_h5_table_rows(file, "summary/round", &rows))) {
+        ad_h5_close_quietly(file);
+        return st;
+    }
+    if ((int64_t)rows > done) rows = (hsize_t)done;
+    const char *cols[] = {"summary/round", "summary/length_lo", "summary/length_hi", "summary/n_candidates",
+                          "summary/n_selected", "summary/label_accuracy", "summary/candidate_accuracy",
+                          "summary/train_loss", "summary/frontier_90", "summary/time_total"};
+    enum { NC = 10 };
+    double *v = ad_calloc((size_t)NC * (rows ? rows : 1), sizeof(double), "report");
+    if (!v) {
+        ad_h5_close_quietly(file);
+        return AD_ERR_NOMEM;
+    }
+    for (int k = 0; k < NC && !st; k++) st = read_column(file, cols[k], rows, v + (size_t)k * rows);
+    /* accuracy by length */
+    int rank = 0;
+    hsize_t eshape[2] = {0, 0};
+    double *acc = NULL;
+    int64_t *elen = NULL;
+    if (!st && !(st = ad_h5_array_shape(file, "summary/eval_accuracy", 2, &rank, eshape)) && rank == 2 &&
+        eshape[0] >= rows && eshape[1] > 0) {
+        acc = ad_calloc(eshape[0] * eshape[1], sizeof(double), "report");
+        elen = ad_calloc(eshape[1], sizeof(int64_t), "report");
+        hsize_t lshape[1] = {eshape[1]};
+        if (!acc || !elen) st = AD_ERR_NOMEM;
+        if (!st) st = ad_h5_read_array(file, "summary/eval_accuracy", AD_H5_F64, 2, eshape, acc);
+        if (!st) st = ad_h5_read_array(file, "eval_lengths", AD_H5_I64, 1, lshape, elen);
+    }
+    ad_h5_close_quietly(file);
+    if (!st) {
+        fprintf(f, "run %s: %lld complete round(s)\n\n", run_file, (long long)done);
+        fprintf(f, "%5s %9s %10s %9s %9s %9s %10s %8s %8s\n", "round", "lengths", "candidates",
+                "selected", "label acc", "cand acc", "train loss", "frontier", "time");
+        for (hsize_t i = 0; i < rows; i++) {
+#define COL(k) v[(size_t)(k) * rows + i]
+            char lens[32], la[16], ca[16];
+            snprintf(lens, sizeof lens, "%.0f..%.0f", COL(1), COL(2));
+            if (isnan(COL(5))) snprintf(la, sizeof la, "-"); else snprintf(la, sizeof la, "%.1f%%", 100 * COL(5));
+            if (isnan(COL(6))) snprintf(ca, sizeof ca, "-"); else snprintf(ca, sizeof ca, "%.1f%%", 100 * COL(6));
+            char dur[32];
+            ad_format_duration(COL(9), dur, sizeof dur);
+            fprintf(f, "%5.0f %9s %10.0f %9.0f %9s %9s %10.4f %8.0f %8s\n", COL(0), lens, COL(3), COL(4),
+                    la, ca, COL(7), COL(8), dur);
+#undef COL
+        }
+        if (acc) {
+            fprintf(f, "\nexact-match accuracy (%%) by round (rows) and length (columns)\n%5s", "");
+            for (hsize_t e = 0; e < eshape[1]; e++) fprintf(f, " %4lld", (long long)elen[e]);
+            fprintf(f, "\n");
+            for (hsize_t i = 0; i < rows; i++) {
+                fprintf(f, "%5llu", (unsigned long long)i);
+                for (hsize_t e = 0; e < eshape[1]; e++) fprintf(f, " %4.0f", 100 * acc[i * eshape[1] + e]);
+                fprintf(f, "\n");
+            }
+        }
+    }
+    free(v);
+    free(acc);
+    free(elen);
+    return st;
+}

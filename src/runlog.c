@@ -1,0 +1,910 @@
+/* runlog.c: the HDF5 run file of `autodidact run` (layout in docs/RUNFILE.md): root
+ * metadata, one summary row and one /rounds/NNN group per finished round. The file lives in
+ * memory (HDF5 core driver) for the whole run and its image is written atomically after
+ * every round, so HDF5 itself never writes to disk. It decides nothing about the run. */
+#include "autodidact/runlog.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "h5util.h"
+
+#ifndef AD_GIT_COMMIT
+#define AD_GIT_COMMIT "unknown"
+#endif
+
+/* Bounds on what is read from a file, checked before anything is allocated. */
+#define RUN_MAX_FILE_BYTES ((int64_t)16 << 30)   /* a run file read for resuming */
+#define RUN_MAX_ROUNDS 1000000                   /* rounds_complete */
+#define RUN_MAX_EVAL (1 << 20)                   /* evaluation grid size E */
+#define RUN_MAX_NAME 256                         /* short string attributes */
+#define RUN_MAX_CONFIG_JSON ((size_t)64 << 20)   /* the resolved config text */
+
+enum {
+    SUMMARY_CHUNK_ROWS = 64,  /* rows per chunk of a summary table */
+    I8_CHUNK = 1 << 16,       /* elements per chunk of a filtered int8 dataset */
+    MEM_NAME_LEN = sizeof(((AdRunLog *)0)->path) + 16,
+    ROUND_NAME_LEN = 32
+};
+
+/* The /summary columns, in AdRoundSummary's order. */
+static const char *const INT_COLS[] = {"round",          "length_lo",   "length_hi",
+                                       "n_prompts",      "n_candidates", "n_selected",
+                                       "train_examples", "train_steps", "frontier_90"};
+static const char *const FLOAT_COLS[] = {
+    "acceptance", "label_accuracy", "candidate_accuracy", "train_loss",
+    "time_generate", "time_score", "time_train", "time_eval", "time_total",
+    "gen_tokens_per_s", "train_tokens_per_s"};
+static const char *const EVAL_COLS[] = {"eval_accuracy", "eval_loss"}; /* (R, E) */
+enum {
+    N_INT_COLS = sizeof INT_COLS / sizeof INT_COLS[0],
+    N_FLOAT_COLS = sizeof FLOAT_COLS / sizeof FLOAT_COLS[0],
+    N_EVAL_COLS = sizeof EVAL_COLS / sizeof EVAL_COLS[0],
+    FIRST_TIME_COL = 4, /* FLOAT_COLS[4..8] are the timings, also round attributes */
+    N_TIME_COLS = 5
+};
+
+/* ================================================================ small helpers */
+
+static void round_name(int round, char *out) { snprintf(out, ROUND_NAME_LEN, "rounds/%03d", round); }
+
+/* The name the in-memory file carries in HDF5's messages. It must not name an existing
+ * file: the core driver refuses to open an image under the name of a file on disk. */
+static void mem_name(const char *path, char *out) { snprintf(out, MEM_NAME_LEN, "%s (in memory)", path); }
+
+static AdStatus check_path(const char *path, const char *what) {
+    if (!path || !path[0]) return ad_fail(AD_ERR_ARG, "%s: empty path", what);
+    if (strlen(path) >= sizeof(((AdRunLog *)0)->path))
+        return ad_fail(AD_ERR_ARG, "%s: path %.64s... is longer than %zu bytes", what, path,
+                       sizeof(((AdRunLog *)0)->path) - 1);
+    return AD_OK;
+}
+
+static AdStatus check_open(const AdRunLog *r, const char *what) {
+    if (!r || r->file <= 0) return ad_fail(AD_ERR_ARG, "%s: the run log is not open", what);
+    return AD_OK;
+}
+
+/* Per-round writers only accept the round being prepared (= rounds_complete). */
+static AdStatus check_round(const AdRunLog *r, int round, const char *what) {
+    AdStatus s = check_open(r, what);
+    if (s != AD_OK) return s;
+    if (round != r->rounds_complete)
+        return ad_fail(AD_ERR_ARG, "%s %s: round %d given, but the round being written is %d",
+                       r->path, what, round, r->rounds_complete);
+    return AD_OK;
+}
+
+/* Closes g (checked) unless s already carries an error. */
+static AdStatus close_group(hid_t g, AdStatus s) {
+    if (s != AD_OK) {
+        ad_h5_close_quietly(g);
+        return s;
+    }
+    return ad_h5_close(g);
+}
+
+/* Opens /rounds/NNN of the round being prepared, creating it if needed. */
+static AdStatus round_group(AdRunLog *r, int round, hid_t *g) {
+    char name[ROUND_NAME_LEN];
+    round_name(round, name);
+    int has;
+    AdStatus s = ad_h5_exists(r->file, name, &has);
+    if (s != AD_OK) return s;
+    return has ? ad_h5_group_open(r->file, name, g) : ad_h5_group_create(r->file, name, g);
+}
+
+/* AD_ERR_ARG if the round group already holds `name` (each writer runs once a round). */
+static AdStatus refuse_rewrite(const AdRunLog *r, hid_t g, int round, const char *name,
+                               const char *what) {
+    int has;
+    AdStatus s = ad_h5_exists(g, name, &has);
+    if (s == AD_OK && has)
+        s = ad_fail(AD_ERR_ARG, "%s %s: round %d already has its %s", r->path, what, round, name);
+    return s;
+}
+
+/* A one-dimensional dataset of n elements of file type ftype (memory type mtype);
+ * shuffle + deflate + fletcher32 when `filtered` and n > 0, contiguous otherwise. */
+static AdStatus write_raw_1d(hid_t loc, const char *name, hid_t ftype, hid_t mtype, hsize_t n,
+                             const void *data, int filtered) {
+    AdStatus s = AD_OK;
+    hid_t space = H5Screate_simple(1, &n, NULL), dcpl = H5Pcreate(H5P_DATASET_CREATE), d = -1;
+    if (space < 0 || dcpl < 0) {
+        s = ad_h5_fail(AD_ERR_HDF5, loc, name, "cannot set up the dataspace of the dataset");
+        goto done;
+    }
+    if (filtered && n > 0) {
+        hsize_t chunk = n < I8_CHUNK ? n : I8_CHUNK;
+        if (H5Pset_chunk(dcpl, 1, &chunk) < 0 || H5Pset_shuffle(dcpl) < 0 ||
+            H5Pset_deflate(dcpl, 4) < 0 || H5Pset_fletcher32(dcpl) < 0) {
+            s = ad_h5_fail(AD_ERR_HDF5, loc, name, "cannot set up the filters of the dataset");
+            goto done;
+        }
+    }
+    d = H5Dcreate2(loc, name, ftype, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    if (d < 0) {
+        s = ad_h5_fail(AD_ERR_IO, loc, name, "cannot create dataset");
+        goto done;
+    }
+    if (n > 0 && H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0) {
+        s = ad_h5_fail(AD_ERR_IO, loc, name, "cannot write dataset");
+        goto done;
+    }
+    hid_t closing = d;
+    d = -1;
+    if (H5Dclose(closing) < 0) s = ad_h5_fail(AD_ERR_IO, loc, name, "cannot close dataset");
+done:
+    ad_h5_close_quietly(d);
+    ad_h5_close_quietly(dcpl);
+    ad_h5_close_quietly(space);
+    return s;
+}
+
+/* A (n) dataset of variable-length UTF-8 strings; NULL entries are stored as "". */
+static AdStatus write_strings(hid_t loc, const char *name, long n, char *const *strs) {
+    const char **v = ad_calloc(n > 0 ? (size_t)n : 1, sizeof *v, "run file string table");
+    if (!v) return AD_ERR_NOMEM;
+    for (long i = 0; i < n; i++) v[i] = strs[i] ? strs[i] : "";
+    hid_t t = H5Tcopy(H5T_C_S1);
+    AdStatus s = AD_OK;
+    if (t < 0 || H5Tset_size(t, H5T_VARIABLE) < 0 || H5Tset_cset(t, H5T_CSET_UTF8) < 0)
+        s = ad_h5_fail(AD_ERR_HDF5, loc, name, "cannot make a string type for the dataset");
+    else
+        s = write_raw_1d(loc, name, t, t, (hsize_t)n, v, 0);
+    ad_h5_close_quietly(t);
+    free(v);
+    return s;
+}
+
+static AdStatus write_i64(hid_t loc, const char *name, long n, const int64_t *v) {
+    hsize_t dims = (hsize_t)n;
+    return ad_h5_write_array(loc, name, AD_H5_I64, 1, &dims, v);
+}
+
+static AdStatus write_f64(hid_t loc, const char *name, long n, const double *v) {
+    hsize_t dims = (hsize_t)n;
+    return ad_h5_write_array(loc, name, AD_H5_F64, 1, &dims, v);
+}
+
+/* uint64 attribute (h5util writes signed integers only; the seed needs all 64 bits). */
+static AdStatus attr_write_u64(hid_t obj, const char *name, uint64_t v) {
+    AdStatus s = AD_OK;
+    hid_t space = H5Screate(H5S_SCALAR), a = -1;
+    if (space < 0) {
+        s = ad_h5_fail(AD_ERR_HDF5, obj, NULL, "cannot make a dataspace for attribute %s", name);
+        goto done;
+    }
+    a = H5Acreate2(obj, name, H5T_STD_U64LE, space, H5P_DEFAULT, H5P_DEFAULT);
+    if (a < 0 || H5Awrite(a, H5T_NATIVE_UINT64, &v) < 0) {
+        s = ad_h5_fail(AD_ERR_IO, obj, NULL, "cannot write attribute %s", name);
+        goto done;
+    }
+    hid_t closing = a;
+    a = -1;
+    if (H5Aclose(closing) < 0) s = ad_h5_fail(AD_ERR_IO, obj, NULL, "cannot close attribute %s", name);
+done:
+    ad_h5_close_quietly(a);
+    ad_h5_close_quietly(space);
+    return s;
+}
+
+/* ================================================================ creating */
+
+/* The first "model name" of /proc/cpuinfo, or "unknown". */
+static void cpu_model(char *out, size_t cap) {
+    snprintf(out, cap, "unknown");
+    FILE *fp = fopen("/proc/cpuinfo", "r");
+    if (!fp) return;
+    char line[512];
+    while (fgets(line, sizeof line, fp)) {
+        if (strncmp(line, "model name", 10) != 0) continue;
+        const char *v = strchr(line, ':');
+        if (!v) continue;
+        v++;
+        while (*v == ' ' || *v == '\t') v++;
+        size_t n = strcspn(v, "\r\n");
+        if (n >= cap) n = cap - 1;
+        if (n > 0) {
+            memcpy(out, v, n);
+            out[n] = '\0';
+        }
+        break;
+    }
+    fclose(fp);
+}
+
+static AdStatus write_root(hid_t f, uint64_t seed, int threads) {
+    char start[32] = "unknown", cpu[256];
+    time_t now = time(NULL);
+    struct tm tm;
+    if (now != (time_t)-1 && gmtime_r(&now, &tm)) strftime(start, sizeof start, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    cpu_model(cpu, sizeof cpu);
+    AdStatus s = ad_h5_attr_write_str(f, "format", AD_RUN_FORMAT);
+    if (s == AD_OK) s = ad_h5_attr_write_i64(f, "format_version", AD_RUN_VERSION);
+    if (s == AD_OK) s = ad_h5_attr_write_str(f, "program_version", AD_VERSION_STRING);
+    if (s == AD_OK) s = ad_h5_attr_write_str(f, "git_commit", AD_GIT_COMMIT);
+    if (s == AD_OK) s = ad_h5_attr_write_str(f, "start_time", start);
+    if (s == AD_OK) s = attr_write_u64(f, "seed", seed);
+    if (s == AD_OK) s = ad_h5_attr_write_i64(f, "threads", threads);
+    if (s == AD_OK) s = ad_h5_attr_write_str(f, "blas", ad_blas_info());
+    if (s == AD_OK) s = ad_h5_attr_write_str(f, "cpu", cpu);
+    if (s == AD_OK) s = ad_h5_attr_write_i64(f, "rounds_complete", 0);
+    return s;
+}
+
+static AdStatus create_summary(hid_t f, int n_eval) {
+    hid_t g;
+    AdStatus s = ad_h5_group_create(f, "summary", &g);
+    if (s != AD_OK) return s;
+    for (int i = 0; i < N_INT_COLS && s == AD_OK; i++)
+        s = ad_h5_table_create(g, INT_COLS[i], AD_H5_I64, 0, SUMMARY_CHUNK_ROWS);
+    for (int i = 0; i < N_FLOAT_COLS && s == AD_OK; i++)
+        s = ad_h5_table_create(g, FLOAT_COLS[i], AD_H5_F64, 0, SUMMARY_CHUNK_ROWS);
+    for (int i = 0; i < N_EVAL_COLS && s == AD_OK; i++)
+        s = ad_h5_table_create(g, EVAL_COLS[i], AD_H5_F64, (hsize_t)n_eval, SUMMARY_CHUNK_ROWS);
+    return close_group(g, s);
+}
+
+AdStatus ad_runlog_create(AdRunLog *r, const char *path, const char *config_json,
+                          const char *config_original, uint64_t seed, int threads,
+                          const int *eval_lengths, int n_eval) {
+    memset(r, 0, sizeof *r);
+    r->file = -1;
+    AdStatus s = check_path(path, "run file create");
+    if (s != AD_OK) return s;
+    if (!config_json)
+        return ad_fail(AD_ERR_ARG, "run file %s: no resolved config to store", path);
+    if (n_eval < 1 || n_eval > RUN_MAX_EVAL || !eval_lengths)
+        return ad_fail(AD_ERR_ARG, "run file %s: evaluation grid of %d lengths (1..%d expected)",
+                       path, n_eval, RUN_MAX_EVAL);
+    int64_t *lengths = ad_malloc((size_t)n_eval * sizeof *lengths, "run file eval_lengths");
+    if (!lengths) return AD_ERR_NOMEM;
+    for (int i = 0; i < n_eval; i++) lengths[i] = eval_lengths[i];
+    char name[MEM_NAME_LEN];
+    mem_name(path, name);
+    size_t hint = strlen(config_json) + (config_original ? strlen(config_original) : 0);
+    hid_t f = -1, g = -1;
+    s = ad_h5_create_mem(name, hint + (1u << 20), &f);
+    if (s == AD_OK) s = write_root(f, seed, threads);
+    if (s == AD_OK) s = ad_h5_write_string(f, "config", config_json);
+    if (s == AD_OK) s = ad_h5_write_string(f, "config_original", config_original ? config_original : "");
+    if (s == AD_OK) s = write_i64(f, "eval_lengths", n_eval, lengths);
+    if (s == AD_OK) s = create_summary(f, n_eval);
+    if (s == AD_OK) s = ad_h5_group_create(f, "rounds", &g);
+    if (s == AD_OK) s = ad_h5_close(g);
+    free(lengths);
+    if (s != AD_OK) {
+        ad_h5_close_quietly(f);
+        return ad_fail_context(s, "creating run file %s", path);
+    }
+    r->file = f;
+    snprintf(r->path, sizeof r->path, "%s", path);
+    r->n_eval = n_eval;
+    r->rounds_complete = 0;
+    return AD_OK;
+}
+
+/* ================================================================ per-round contents */
+
+static AdStatus check_candidates(const AdRunLog *r, const AdCandidates *c) {
+    if (c->n_prompts < 0 || c->samples < 0 || c->n < 0 ||
+        (c->samples > 0 && c->n_prompts > LONG_MAX / c->samples) ||
+        c->n != c->n_prompts * (long)c->samples)
+        return ad_fail(AD_ERR_ARG, "%s: candidates table of %ld prompts x %d samples holds %ld "
+                       "candidates", r->path, c->n_prompts, c->samples, c->n);
+    const char *missing = NULL;
+    if (c->n_prompts > 0 && !c->prompt) missing = "prompt";
+    else if (c->n_prompts > 0 && !c->length) missing = "length";
+    else if (c->n > 0 && !c->answer) missing = "answer";
+    else if (c->n > 0 && !c->ended) missing = "ended";
+    else if (c->n > 0 && !c->selected) missing = "selected";
+    else if (c->n > 0 && !c->correct) missing = "correct";
+    if (missing)
+        return ad_fail(AD_ERR_ARG, "%s: candidates table has no %s array", r->path, missing);
+    return AD_OK;
+}
+
+/* A scorer is written if it has at least one value that is not NaN. */
+static int scorer_ran(const AdCandidates *c, int k) {
+    if (!c || !c->scores[k]) return 0;
+    for (long i = 0; i < c->n; i++)
+        if (!isnan(c->scores[k][i])) return 1;
+    return 0;
+}
+
+/* Writes every candidate dataset of a round group; c NULL (or empty) gives length 0. */
+static AdStatus write_candidate_sets(hid_t g, const AdCandidates *c) {
+    long p = c ? c->n_prompts : 0, n = c ? c->n : 0;
+    size_t pn = (size_t)(p > 0 ? p : 1), nn = (size_t)(n > 0 ? n : 1);
+    int64_t *plen = ad_malloc(pn * sizeof *plen, "run file prompt lengths");
+    int64_t *cprompt = ad_malloc(nn * sizeof *cprompt, "run file candidate prompts");
+    int64_t *csample = ad_malloc(nn * sizeof *csample, "run file candidate samples");
+    uint8_t *ended = ad_malloc(nn, "run file candidate_ended");
+    uint8_t *selected = ad_malloc(nn, "run file selection mask");
+    int8_t *correct = ad_malloc(nn, "run file correctness");
+    hid_t sg = -1;
+    AdStatus s = plen && cprompt && csample && ended && selected && correct ? AD_OK : AD_ERR_NOMEM;
+    if (s == AD_OK) {
+        for (long i = 0; i < p; i++) plen[i] = c->length[i];
+        for (long i = 0; i < n; i++) {
+            cprompt[i] = i / c->samples;
+            csample[i] = i % c->samples;
+            ended[i] = c->ended[i] != 0;
+            selected[i] = c->selected[i] != 0;
+            correct[i] = (int8_t)(c->correct[i] > 0 ? 1 : c->correct[i] == 0 ? 0 : -1);
+        }
+        s = write_strings(g, "prompts", p, c ? c->prompt : NULL);
+    }
+    hsize_t dn = (hsize_t)n;
+    if (s == AD_OK) s = write_i64(g, "prompt_length", p, plen);
+    if (s == AD_OK) s = write_strings(g, "candidates", n, c ? c->answer : NULL);
+    if (s == AD_OK) s = write_i64(g, "candidate_prompt", n, cprompt);
+    if (s == AD_OK) s = write_i64(g, "candidate_sample", n, csample);
+    if (s == AD_OK) s = ad_h5_write_array(g, "candidate_ended", AD_H5_U8, 1, &dn, ended);
+    if (s == AD_OK) s = ad_h5_write_array(g, "selected", AD_H5_U8, 1, &dn, selected);
+    if (s == AD_OK) s = write_raw_1d(g, "correct", H5T_STD_I8LE, H5T_NATIVE_INT8, dn, correct, 1);
+    if (s == AD_OK) s = ad_h5_group_create(g, "scores", &sg);
+    for (int k = 0; k < AD_SCORE_COUNT && s == AD_OK; k++) {
+        if (!scorer_ran(c, k)) continue;
+        const char *name = ad_score_name(k);
+        if (!name || !name[0])
+            s = ad_fail(AD_ERR_INTERNAL, "run file: scorer %d has no name", k);
+        else
+            s = ad_h5_write_floats(sg, name, 1, &dn, c->scores[k]);
+    }
+    if (sg >= 0) s = close_group(sg, s);
+    free(plen);
+    free(cprompt);
+    free(csample);
+    free(ended);
+    free(selected);
+    free(correct);
+    return s;
+}
+
+AdStatus ad_runlog_write_candidates(AdRunLog *r, int round, const AdCandidates *c) {
+    AdStatus s = check_round(r, round, "candidates");
+    if (s == AD_OK && c) s = check_candidates(r, c);
+    if (s != AD_OK) return s;
+    hid_t g;
+    s = round_group(r, round, &g);
+    if (s != AD_OK) return s;
+    s = refuse_rewrite(r, g, round, "candidates", "candidates");
+    if (s == AD_OK) s = write_candidate_sets(g, c);
+    return close_group(g, s);
+}
+
+/* Writes the train/ group of a round group from n records (n may be 0). */
+static AdStatus write_train_sets(hid_t g, const AdTrainRecord *recs, long n) {
+    size_t nn = (size_t)(n > 0 ? n : 1);
+    int64_t *step = ad_malloc(nn * sizeof *step, "run file train steps");
+    double *col = ad_malloc(4 * nn * sizeof *col, "run file training curve");
+    hid_t tg = -1;
+    AdStatus s = step && col ? AD_OK : AD_ERR_NOMEM;
+    if (s == AD_OK) {
+        double *loss = col, *lr = col + nn, *gn = col + 2 * nn, *tps = col + 3 * nn;
+        for (long i = 0; i < n; i++) {
+            step[i] = recs[i].step;
+            loss[i] = recs[i].loss;
+            lr[i] = recs[i].lr;
+            gn[i] = recs[i].grad_norm;
+            tps[i] = recs[i].tokens_per_s;
+        }
+        s = ad_h5_group_create(g, "train", &tg);
+        if (s == AD_OK) s = write_i64(tg, "step", n, step);
+        if (s == AD_OK) s = write_f64(tg, "loss", n, loss);
+        if (s == AD_OK) s = write_f64(tg, "lr", n, lr);
+        if (s == AD_OK) s = write_f64(tg, "grad_norm", n, gn);
+        if (s == AD_OK) s = write_f64(tg, "tokens_per_s", n, tps);
+        if (tg >= 0) s = close_group(tg, s);
+    }
+    free(step);
+    free(col);
+    return s;
+}
+
+AdStatus ad_runlog_write_train_curve(AdRunLog *r, int round, const AdTrainRecord *recs, long n) {
+    AdStatus s = check_round(r, round, "training curve");
+    if (s != AD_OK) return s;
+    if (n < 0 || (n > 0 && !recs))
+        return ad_fail(AD_ERR_ARG, "%s: training curve of %ld records%s", r->path, n,
+                       recs ? "" : " and no array");
+    hid_t g;
+    s = round_group(r, round, &g);
+    if (s != AD_OK) return s;
+    s = refuse_rewrite(r, g, round, "train", "training curve");
+    if (s == AD_OK) s = write_train_sets(g, recs, n);
+    return close_group(g, s);
+}
+
+/* Reads the evaluation grid of the file into lengths (r->n_eval values). */
+static AdStatus read_grid(const AdRunLog *r, int64_t *lengths) {
+    hsize_t e = (hsize_t)r->n_eval;
+    return ad_h5_read_array(r->file, "eval_lengths", AD_H5_I64, 1, &e, lengths);
+}
+
+/* Writes the eval/ group of a round group; accuracy and loss may be NULL (NaN), n too (0). */
+static AdStatus write_eval_sets(hid_t g, int E, const int64_t *lengths, const double *accuracy,
+                                const double *loss, const long *n) {
+    double *acc = ad_malloc(2 * (size_t)E * sizeof *acc, "run file evaluation");
+    int64_t *cnt = ad_malloc((size_t)E * sizeof *cnt, "run file evaluation counts");
+    hid_t eg = -1;
+    AdStatus s = acc && cnt ? AD_OK : AD_ERR_NOMEM;
+    if (s == AD_OK) {
+        for (int i = 0; i < E; i++) {
+            acc[i] = accuracy ? accuracy[i] : NAN;
+            acc[E + i] = loss ? loss[i] : NAN;
+            cnt[i] = n ? n[i] : 0;
+        }
+        s = ad_h5_group_create(g, "eval", &eg);
+        if (s == AD_OK) s = write_i64(eg, "length", E, lengths);
+        if (s == AD_OK) s = write_f64(eg, "accuracy", E, acc);
+        if (s == AD_OK) s = write_f64(eg, "loss", E, acc + E);
+        if (s == AD_OK) s = write_i64(eg, "n", E, cnt);
+        if (eg >= 0) s = close_group(eg, s);
+    }
+    free(acc);
+    free(cnt);
+    return s;
+}
+
+AdStatus ad_runlog_write_eval(AdRunLog *r, int round, const int *lengths, const double *accuracy,
+                              const double *loss, const long *n, int n_eval) {
+    AdStatus s = check_round(r, round, "evaluation");
+    if (s != AD_OK) return s;
+    if (n_eval != r->n_eval || !lengths || !accuracy || !loss || !n)
+        return ad_fail(AD_ERR_ARG, "%s: evaluation of %d lengths given (arrays %s), the run's "
+                       "grid has %d", r->path, n_eval,
+                       lengths && accuracy && loss && n ? "present" : "missing", r->n_eval);
+    int64_t *grid = ad_malloc((size_t)n_eval * sizeof *grid, "run file eval_lengths");
+    if (!grid) return AD_ERR_NOMEM;
+    s = read_grid(r, grid);
+    for (int i = 0; i < n_eval && s == AD_OK; i++)
+        if (grid[i] != lengths[i])
+            s = ad_fail(AD_ERR_ARG, "%s: evaluation length %d is %d, the run's grid has %lld",
+                        r->path, i, lengths[i], (long long)grid[i]);
+    hid_t g = -1;
+    if (s == AD_OK) s = round_group(r, round, &g);
+    if (s == AD_OK) {
+        s = refuse_rewrite(r, g, round, "eval", "evaluation");
+        if (s == AD_OK) s = write_eval_sets(g, n_eval, grid, accuracy, loss, n);
+        s = close_group(g, s);
+    }
+    free(grid);
+    return s;
+}
+
+/* ================================================================ committing */
+
+/* Cuts every /summary table to `rows` rows. A table with fewer rows, or a missing one, is
+ * AD_ERR_FORMAT: the file does not hold the rounds it claims. */
+static AdStatus truncate_summary(hid_t f, const char *path, int rows, int n_eval) {
+    hid_t g;
+    AdStatus s = ad_h5_group_open(f, "summary", &g);
+    if (s != AD_OK) return s;
+    for (int i = 0; i < N_INT_COLS + N_FLOAT_COLS + N_EVAL_COLS && s == AD_OK; i++) {
+        const char *name = i < N_INT_COLS ? INT_COLS[i]
+                         : i < N_INT_COLS + N_FLOAT_COLS ? FLOAT_COLS[i - N_INT_COLS]
+                         : EVAL_COLS[i - N_INT_COLS - N_FLOAT_COLS];
+        int want_rank = i < N_INT_COLS + N_FLOAT_COLS ? 1 : 2, rank;
+        hsize_t dims[2];
+        s = ad_h5_array_shape(g, name, 2, &rank, dims);
+        if (s != AD_OK) break;
+        if (rank != want_rank || (rank == 2 && dims[1] != (hsize_t)n_eval)) {
+            s = ad_fail(AD_ERR_FORMAT, "%s:/summary/%s has rank %d%s, expected (R%s)", path, name,
+                        rank, rank == 2 ? " and another width" : "", want_rank == 2 ? ", E" : "");
+            break;
+        }
+        if (dims[0] < (hsize_t)rows) {
+            s = ad_fail(AD_ERR_FORMAT, "%s:/summary/%s has %llu rows, but rounds_complete is %d",
+                        path, name, (unsigned long long)dims[0], rows);
+            break;
+        }
+        if (dims[0] == (hsize_t)rows) continue;
+        hid_t d = H5Dopen2(g, name, H5P_DEFAULT);
+        dims[0] = (hsize_t)rows;
+        if (d < 0 || H5Dset_extent(d, dims) < 0)
+            s = ad_h5_fail(AD_ERR_FORMAT, g, name, "cannot cut the table to %d rows", rows);
+        ad_h5_close_quietly(d);
+    }
+    return close_group(g, s);
+}
+
+static AdStatus append_summary(hid_t f, const AdRoundSummary *s, int n_eval) {
+    const int64_t ints[N_INT_COLS] = {s->round,          s->length_lo,   s->length_hi,
+                                      s->n_prompts,      s->n_candidates, s->n_selected,
+                                      s->train_examples, s->train_steps, s->frontier_90};
+    const double floats[N_FLOAT_COLS] = {
+        s->acceptance,    s->label_accuracy, s->candidate_accuracy, s->train_loss,
+        s->time_generate, s->time_score,     s->time_train,         s->time_eval,
+        s->time_total,    s->gen_tokens_per_s, s->train_tokens_per_s};
+    double *row = ad_malloc((size_t)n_eval * sizeof *row, "run file summary row");
+    if (!row) return AD_ERR_NOMEM;
+    hid_t g;
+    AdStatus st = ad_h5_group_open(f, "summary", &g);
+    for (int i = 0; i < N_INT_COLS && st == AD_OK; i++)
+        st = ad_h5_table_append(g, INT_COLS[i], AD_H5_I64, 1, 0, &ints[i]);
+    for (int i = 0; i < N_FLOAT_COLS && st == AD_OK; i++)
+        st = ad_h5_table_append(g, FLOAT_COLS[i], AD_H5_F64, 1, 0, &floats[i]);
+    const double *eval[N_EVAL_COLS] = {s->eval_accuracy, s->eval_loss};
+    for (int c = 0; c < N_EVAL_COLS && st == AD_OK; c++) {
+        for (int i = 0; i < n_eval; i++) row[i] = eval[c] ? eval[c][i] : NAN;
+        st = ad_h5_table_append(g, EVAL_COLS[c], AD_H5_F64, 1, (hsize_t)n_eval, row);
+    }
+    free(row);
+    return close_group(g, st);
+}
+
+static AdStatus write_round_attrs(hid_t g, const AdRoundSummary *s) {
+    const double times[N_TIME_COLS] = {s->time_generate, s->time_score, s->time_train,
+                                       s->time_eval, s->time_total};
+    AdStatus st = ad_h5_attr_write_i64(g, "round", s->round);
+    if (st == AD_OK) st = ad_h5_attr_write_i64(g, "length_lo", s->length_lo);
+    if (st == AD_OK) st = ad_h5_attr_write_i64(g, "length_hi", s->length_hi);
+    if (st == AD_OK) st = ad_h5_attr_write_str(g, "teacher", s->teacher ? s->teacher : "none");
+    if (st == AD_OK) st = ad_h5_attr_write_i64(g, "n_selected", s->n_selected);
+    if (st == AD_OK) st = ad_h5_attr_write_f64(g, "label_accuracy", s->label_accuracy);
+    for (int i = 0; i < N_TIME_COLS && st == AD_OK; i++)
+        st = ad_h5_attr_write_f64(g, FLOAT_COLS[FIRST_TIME_COL + i], times[i]);
+    return st;
+}
+
+/* Completes the round group: datasets the round did not write (no candidates, no
+ * training, evaluation only in the summary) are written empty or from the summary. */
+static AdStatus finish_round_group(AdRunLog *r, const AdRoundSummary *s) {
+    hid_t g;
+    AdStatus st = round_group(r, s->round, &g);
+    if (st != AD_OK) return st;
+    int has = 0;
+    st = ad_h5_exists(g, "candidates", &has);
+    if (st == AD_OK && !has) st = write_candidate_sets(g, NULL);
+    if (st == AD_OK) st = ad_h5_exists(g, "train", &has);
+    if (st == AD_OK && !has) st = write_train_sets(g, NULL, 0);
+    if (st == AD_OK) st = ad_h5_exists(g, "eval", &has);
+    if (st == AD_OK && !has) {
+        int64_t *grid = ad_malloc((size_t)r->n_eval * sizeof *grid, "run file eval_lengths");
+        st = grid ? read_grid(r, grid) : AD_ERR_NOMEM;
+        if (st == AD_OK)
+            st = write_eval_sets(g, r->n_eval, grid, s->eval_accuracy, s->eval_loss, s->eval_n);
+        free(grid);
+    }
+    if (st == AD_OK) st = write_round_attrs(g, s);
+    return close_group(g, st);
+}
+
+/* Writes buf to path (created or truncated), then fsyncs and closes it, all checked. */
+static AdStatus write_synced(const char *path, const void *buf, size_t size) {
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) return ad_fail(AD_ERR_IO, "cannot create %s: %s", path, strerror(errno));
+    const char *p = buf;
+    while (size > 0) {
+        ssize_t n = write(fd, p, size);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            int e = n < 0 ? errno : EIO;
+            close(fd);
+            return ad_fail(AD_ERR_IO, "cannot write %s: %s", path, strerror(e));
+        }
+        p += n;
+        size -= (size_t)n;
+    }
+    if (fsync(fd) != 0) {
+        int e = errno;
+        close(fd);
+        return ad_fail(AD_ERR_IO, "cannot sync %s: %s", path, strerror(e));
+    }
+    if (close(fd) != 0) return ad_fail(AD_ERR_IO, "cannot close %s: %s", path, strerror(errno));
+    return AD_OK;
+}
+
+/* fsync(2) of the directory holding `path`. */
+static AdStatus fsync_parent(const char *path) {
+    char dir[sizeof(((AdRunLog *)0)->path)];
+    const char *slash = strrchr(path, '/');
+    if (!slash) snprintf(dir, sizeof dir, ".");
+    else if (slash == path) snprintf(dir, sizeof dir, "/");
+    else snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd < 0) return ad_fail(AD_ERR_IO, "cannot open directory %s to sync it: %s", dir,
+                               strerror(errno));
+    if (fsync(fd) != 0) {
+        int e = errno;
+        close(fd);
+        return ad_fail(AD_ERR_IO, "cannot sync directory %s: %s", dir, strerror(e));
+    }
+    if (close(fd) != 0)
+        return ad_fail(AD_ERR_IO, "cannot close directory %s: %s", dir, strerror(errno));
+    return AD_OK;
+}
+
+/* Writes the image of the in-memory file to `path`: "<path>.tmp", fsync, rename, fsync
+ * of the directory. *renamed tells whether `path` now holds the new image. On a failure
+ * before the rename the temporary file is removed (if it is a regular file: a directory
+ * in the way is someone else's) and `path` is untouched. */
+static AdStatus write_image(hid_t f, const char *path, int *renamed) {
+    *renamed = 0;
+    char tmp[sizeof(((AdRunLog *)0)->path) + 8];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    void *image = NULL;
+    size_t size = 0;
+    AdStatus s = ad_h5_mem_image(f, &image, &size);
+    if (s != AD_OK) return s;
+    s = write_synced(tmp, image, size);
+    free(image);
+    if (s == AD_OK && rename(tmp, path) != 0)
+        s = ad_fail(AD_ERR_IO, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+    if (s != AD_OK) {
+        struct stat sb;
+        if (lstat(tmp, &sb) == 0 && S_ISREG(sb.st_mode)) unlink(tmp);
+        return s;
+    }
+    *renamed = 1;
+    s = fsync_parent(path);
+    if (s != AD_OK) ad_fail_context(s, "%s was written, but", path);
+    return s;
+}
+
+/* Commit protocol: the round group is completed (see finish_round_group), the summary
+ * row appended and rounds_complete set, all in memory; then the image goes to disk. If
+ * any of it fails before the file is renamed into place, the summary and rounds_complete
+ * are put back, so the same round can be committed again (its datasets stay). A failure
+ * to sync the directory after the rename is reported, but the round counts as
+ * committed: the file on disk holds it. */
+AdStatus ad_runlog_commit_round(AdRunLog *r, const AdRoundSummary *s) {
+    AdStatus st = check_open(r, "commit round");
+    if (st != AD_OK) return st;
+    if (!s) return ad_fail(AD_ERR_ARG, "%s: commit without a round summary", r->path);
+    st = check_round(r, s->round, "commit");
+    if (st != AD_OK) return st;
+    if (r->rounds_complete >= RUN_MAX_ROUNDS)
+        return ad_fail(AD_ERR_ARG, "%s: more than %d rounds", r->path, RUN_MAX_ROUNDS);
+    int R = r->rounds_complete, renamed = 0;
+    st = truncate_summary(r->file, r->path, R, r->n_eval); /* leftovers of a failed commit */
+    if (st == AD_OK) st = finish_round_group(r, s);
+    if (st == AD_OK) st = append_summary(r->file, s, r->n_eval);
+    if (st == AD_OK) st = ad_h5_attr_write_i64(r->file, "rounds_complete", R + 1);
+    if (st == AD_OK) st = write_image(r->file, r->path, &renamed);
+    if (renamed) {
+        r->rounds_complete = R + 1;
+    } else if (st != AD_OK) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", ad_errmsg());
+        AdStatus back = truncate_summary(r->file, r->path, R, r->n_eval);
+        if (back == AD_OK) back = ad_h5_attr_write_i64(r->file, "rounds_complete", R);
+        if (back != AD_OK)
+            ad_log(AD_LOG_WARN, "%s: cannot undo the summary row of round %d in memory: %s",
+                   r->path, R, ad_errmsg());
+        ad_fail(st, "%s", msg);
+    }
+    if (st != AD_OK) ad_fail_context(st, "committing round %d to run file %s", R, r->path);
+    return st;
+}
+
+void ad_runlog_close(AdRunLog *r) {
+    if (!r) return;
+    if (r->file > 0) ad_h5_close_quietly(r->file); /* in memory: nothing reaches the disk */
+    memset(r, 0, sizeof *r);
+    r->file = -1;
+}
+
+/* ================================================================ opening */
+
+static AdStatus check_format(hid_t f, const char *path) {
+    int has;
+    AdStatus s = ad_h5_attr_exists(f, "format", &has);
+    if (s != AD_OK) return s;
+    if (!has)
+        return ad_fail(AD_ERR_FORMAT, "%s is not an autodidact run file (it has no root "
+                       "attribute \"format\")", path);
+    char *fmt = NULL;
+    s = ad_h5_attr_read_str(f, "format", RUN_MAX_NAME, &fmt);
+    if (s != AD_OK) return ad_fail_context(AD_ERR_FORMAT, "%s is not an autodidact run file", path);
+    int ok = strcmp(fmt, AD_RUN_FORMAT) == 0;
+    if (!ok)
+        s = ad_fail(AD_ERR_FORMAT, "%s is not an autodidact run file (its format is \"%.64s\", "
+                    "expected \"%s\")", path, fmt, AD_RUN_FORMAT);
+    free(fmt);
+    if (!ok) return s;
+    int64_t version;
+    s = ad_h5_attr_read_i64(f, "format_version", &version);
+    if (s != AD_OK) return ad_fail_context(AD_ERR_FORMAT, "%s", path);
+    if (version > AD_RUN_VERSION)
+        return ad_fail(AD_ERR_FORMAT, "%s is an autodidact run file of format version %lld; this "
+                       "program (autodidact %s) reads version %d: use a newer autodidact", path,
+                       (long long)version, AD_VERSION_STRING, AD_RUN_VERSION);
+    if (version < 1)
+        return ad_fail(AD_ERR_FORMAT, "%s has an invalid format_version %lld (this program reads "
+                       "version %d)", path, (long long)version, AD_RUN_VERSION);
+    return AD_OK;
+}
+
+/* Reads the whole file into *buf (malloc'd): missing or unreadable is AD_ERR_IO. */
+static AdStatus read_file(const char *path, void **buf, size_t *size) {
+    *buf = NULL;
+    *size = 0;
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return ad_fail(AD_ERR_IO, "cannot open run file %s: %s", path, strerror(errno));
+    struct stat sb;
+    AdStatus s = AD_OK;
+    if (fstat(fd, &sb) != 0)
+        s = ad_fail(AD_ERR_IO, "cannot stat run file %s: %s", path, strerror(errno));
+    else if (!S_ISREG(sb.st_mode))
+        s = ad_fail(AD_ERR_IO, "cannot open run file %s: not a regular file", path);
+    else if (sb.st_size == 0)
+        s = ad_fail(AD_ERR_FORMAT, "run file %s is empty", path);
+    else if ((int64_t)sb.st_size > RUN_MAX_FILE_BYTES)
+        s = ad_fail(AD_ERR_FORMAT, "run file %s is %lld bytes, more than the %lld a run file may "
+                    "have", path, (long long)sb.st_size, (long long)RUN_MAX_FILE_BYTES);
+    char *b = NULL;
+    size_t n = (size_t)sb.st_size, got = 0;
+    if (s == AD_OK) {
+        b = ad_malloc(n, "run file image");
+        if (!b) s = AD_ERR_NOMEM;
+    }
+    while (s == AD_OK && got < n) {
+        ssize_t k = read(fd, b + got, n - got);
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0) s = ad_fail(AD_ERR_IO, "cannot read run file %s: %s", path, strerror(errno));
+        else if (k == 0) s = ad_fail(AD_ERR_IO, "run file %s shrank while being read", path);
+        else got += (size_t)k;
+    }
+    close(fd);
+    if (s != AD_OK) {
+        free(b);
+        return s;
+    }
+    *buf = b;
+    *size = n;
+    return AD_OK;
+}
+
+static herr_t innermost_cb(unsigned n, const H5E_error2_t *e, void *data) {
+    (void)n;
+    if (e->desc && e->desc[0]) snprintf(data, 256, "%s", e->desc);
+    return 0;
+}
+
+/* The most specific description on the calling thread's HDF5 error stack ("" if none). */
+static void h5_reason(char out[256]) {
+    out[0] = '\0';
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, innermost_cb, out);
+}
+
+/* Opens a file image as a writable in-memory HDF5 file (the library copies the bytes). */
+static AdStatus open_image(const char *path, const void *buf, size_t size, hid_t *file) {
+    *file = -1;
+    char name[MEM_NAME_LEN];
+    mem_name(path, name);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    size_t increment = size < (1u << 20) ? (1u << 20) : size / 4;
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    if (fapl < 0 || H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) < 0 ||
+        H5Pset_fapl_core(fapl, increment, 0) < 0 ||
+        H5Pset_file_image(fapl, (void *)buf, size) < 0) {
+        char why[256];
+        h5_reason(why);
+        ad_h5_close_quietly(fapl);
+        return ad_fail(AD_ERR_HDF5, "cannot set up opening run file %s in memory: %s", path, why);
+    }
+    hid_t f = H5Fopen(name, H5F_ACC_RDWR, fapl);
+    AdStatus s = AD_OK;
+    if (f < 0) {
+        char why[256];
+        h5_reason(why);
+        s = ad_fail(AD_ERR_FORMAT, "%s is not a readable HDF5 file (damaged, truncated or of "
+                    "another format): %s", path, why);
+    }
+    ad_h5_close_quietly(fapl);
+    *file = f;
+    return s;
+}
+
+/* Reads rounds_complete and the grid size E, checking both against their bounds. */
+static AdStatus read_counts(hid_t f, const char *path, int *rounds, int *n_eval) {
+    int64_t v;
+    AdStatus s = ad_h5_attr_read_i64(f, "rounds_complete", &v);
+    if (s != AD_OK) return ad_fail_context(AD_ERR_FORMAT, "%s", path);
+    if (v < 0 || v > RUN_MAX_ROUNDS)
+        return ad_fail(AD_ERR_FORMAT, "%s: attribute rounds_complete = %lld is outside [0, %d]",
+                       path, (long long)v, RUN_MAX_ROUNDS);
+    *rounds = (int)v;
+    int rank;
+    hsize_t dims[AD_H5_MAX_RANK];
+    s = ad_h5_array_shape(f, "eval_lengths", AD_H5_MAX_RANK, &rank, dims);
+    if (s != AD_OK) return s;
+    if (rank != 1 || dims[0] < 1 || dims[0] > RUN_MAX_EVAL)
+        return ad_fail(AD_ERR_FORMAT, "%s:/eval_lengths has rank %d and %llu lengths (one "
+                       "dimension of 1..%d expected)", path, rank,
+                       (unsigned long long)(rank >= 1 ? dims[0] : 0), RUN_MAX_EVAL);
+    *n_eval = (int)dims[0];
+    return AD_OK;
+}
+
+/* Deletes /rounds/NNN for every NNN >= rounds (groups of a round never committed). */
+static AdStatus drop_rounds_from(hid_t f, const char *path, int rounds) {
+    hid_t g;
+    AdStatus s = ad_h5_group_open(f, "rounds", &g);
+    if (s != AD_OK) return s;
+    H5G_info_t info;
+    if (H5Gget_info(g, &info) < 0) {
+        s = ad_h5_fail(AD_ERR_FORMAT, g, NULL, "cannot list the round groups");
+        ad_h5_close_quietly(g);
+        return s;
+    }
+    /* Walk backwards by index, so that a deletion does not move links not yet seen. */
+    for (hsize_t i = info.nlinks; i-- > 0 && s == AD_OK;) {
+        char name[ROUND_NAME_LEN];
+        ssize_t len = H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, name, sizeof name,
+                                         H5P_DEFAULT);
+        if (len < 0) {
+            s = ad_h5_fail(AD_ERR_FORMAT, g, NULL, "cannot read the name of round group %llu",
+                           (unsigned long long)i);
+            break;
+        }
+        if (len == 0 || (size_t)len >= sizeof name || strspn(name, "0123456789") != (size_t)len)
+            continue; /* not a round group: left alone */
+        long round = len > 9 ? LONG_MAX : strtol(name, NULL, 10);
+        if (round < rounds) continue;
+        ad_log(AD_LOG_INFO, "%s: dropping /rounds/%s of a round that was never committed", path,
+               name);
+        if (H5Ldelete(g, name, H5P_DEFAULT) < 0)
+            s = ad_h5_fail(AD_ERR_HDF5, g, name, "cannot drop the uncommitted round group");
+    }
+    return close_group(g, s);
+}
+
+AdStatus ad_runlog_open(AdRunLog *r, const char *path) {
+    memset(r, 0, sizeof *r);
+    r->file = -1;
+    AdStatus s = check_path(path, "run file open");
+    if (s != AD_OK) return s;
+    void *buf;
+    size_t size;
+    s = read_file(path, &buf, &size);
+    if (s != AD_OK) return s;
+    hid_t f;
+    s = open_image(path, buf, size, &f);
+    free(buf);
+    if (s != AD_OK) return s;
+    int rounds = 0, n_eval = 0;
+    s = check_format(f, path);
+    if (s == AD_OK) s = read_counts(f, path, &rounds, &n_eval);
+    if (s == AD_OK) s = truncate_summary(f, path, rounds, n_eval);
+    if (s == AD_OK) s = drop_rounds_from(f, path, rounds);
+    if (s != AD_OK) {
+        ad_h5_close_quietly(f);
+        return ad_fail_context(s, "opening run file %s", path);
+    }
+    r->file = f;
+    snprintf(r->path, sizeof r->path, "%s", path);
+    r->n_eval = n_eval;
+    r->rounds_complete = rounds;
+    return AD_OK;
+}
+
+AdStatus ad_runlog_read_config(const char *path, char **config_json) {
+    *config_json = NULL;
+    AdStatus s = check_path(path, "run file read config");
+    if (s != AD_OK) return s;
+    hid_t f;
+    s = ad_h5_open(path, 0, &f);
+    if (s != AD_OK) return s;
+    s = check_format(f, path);
+    if (s == AD_OK) s = ad_h5_read_string(f, "config", RUN_MAX_CONFIG_JSON, config_json);
+    if (s == AD_OK) {
+        s = ad_h5_close_file(f);
+    } else {
+        ad_h5_close_quietly(f);
+        free(*config_json);
+        *config_json = NULL;
+    }
+    return s;
+}

@@ -1,0 +1,292 @@
+/* test_run.c: end-to-end tests of the round engine: a tiny run's file has every
+ * documented object with the right shapes; stopping after a round and resuming, or
+ * killing the process at a random moment and resuming, ends with exactly the numbers of
+ * an uninterrupted run; bad configs fail with a message naming the key. */
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../src/h5util.h"
+#include "autodidact/experiment.h"
+#include "autodidact/round.h"
+#include "testutil.h"
+
+static const char *TINY =
+    "{\"seed\": 7, \"threads\": 2, \"keep_checkpoints\": 0,"
+    " \"model\": {\"family\": \"gpt2\", \"pos\": \"none\", \"d_model\": 32, \"n_layer\": 2,"
+    "             \"n_head\": 2, \"max_seq_len\": 24},"
+    " \"task\": {\"name\": \"copy\", \"train_min_len\": 1, \"train_max_len\": 4,"
+    "            \"eval_min_len\": 1, \"eval_max_len\": 6, \"eval_per_len\": 16},"
+    " \"pretrain\": {\"steps\": 60, \"batch_size\": 16, \"log_every\": 0, \"warmup_steps\": 5},"
+    " \"train\": {\"steps\": 20, \"batch_size\": 16, \"log_every\": 0, \"warmup_steps\": 2},"
+    " \"rounds\": {\"count\": 2, \"prompts\": 24},"
+    " \"generate\": {\"samples\": 2, \"temperature\": 0.8, \"batch\": 16},"
+    " \"score\": {\"self_judge\": true}}";
+
+static void load_tiny(AdExperimentConfig *c, const char *run_file) {
+    char over[1200];
+    snprintf(over, sizeof over, "run_file=%s", run_file);
+    const char *ov[] = {over};
+    AdStatus st = ad_experiment_config_parse(c, TINY, "tiny", ov, 1);
+    ck_assert_msg(st == AD_OK, "%s", ad_errmsg());
+}
+
+static void run_fresh(const char *file, int stop_after) __attribute__((unused));
+static void run_fresh(const char *file, int stop_after) {
+    AdExperimentConfig c;
+    load_tiny(&c, file);
+    AdRunOptions o = {1, stop_after};
+    AdStatus st = ad_run_start(&c, TINY, 1, &o);
+    ck_assert_msg(st == AD_OK, "%s", ad_errmsg());
+}
+
+static hid_t open_run(const char *file) {
+    hid_t f;
+    AdStatus st = ad_h5_open(file, 0, &f);
+    ck_assert_msg(st == AD_OK, "%s", ad_errmsg());
+    return f;
+}
+
+static void expect_rows(hid_t f, const char *name, int rank, hsize_t d0, hsize_t d1) {
+    int r = 0;
+    hsize_t shape[4] = {0};
+    AdStatus st = ad_h5_array_shape(f, name, 4, &r, shape);
+    ck_assert_msg(st == AD_OK, "%s: %s", name, ad_errmsg());
+    ck_assert_msg(r == rank, "%s: rank %d, expected %d", name, r, rank);
+    ck_assert_msg(shape[0] == d0, "%s: %llu rows, expected %llu", name, (unsigned long long)shape[0],
+                  (unsigned long long)d0);
+    if (rank > 1) ck_assert_msg(shape[1] == d1, "%s: %llu columns, expected %llu", name,
+                                (unsigned long long)shape[1], (unsigned long long)d1);
+}
+
+/* The numbers that must agree between runs: everything but timings and throughput. */
+static const char *NUMERIC[] = {"summary/round", "summary/length_lo", "summary/length_hi",
+                                "summary/n_prompts", "summary/n_candidates", "summary/n_selected",
+                                "summary/acceptance", "summary/label_accuracy",
+                                "summary/candidate_accuracy", "summary/train_examples",
+                                "summary/train_steps", "summary/train_loss", "summary/frontier_90"};
+
+static void read_numbers(const char *file, double *out /* 13 x 3 + 3 x 6 */, double *curve /* 20 */) {
+    hid_t f = open_run(file);
+    hsize_t shape[2] = {3, 6};
+    for (int k = 0; k < 13; k++) {
+        AdStatus st = ad_h5_read_array(f, NUMERIC[k], AD_H5_F64, 1, shape, out + 3 * k);
+        if (st) { /* an integer column */
+            int64_t tmp[3];
+            st = ad_h5_read_array(f, NUMERIC[k], AD_H5_I64, 1, shape, tmp);
+            for (int i = 0; i < 3; i++) out[3 * k + i] = (double)tmp[i];
+        }
+        ck_assert_msg(st == AD_OK, "%s: %s", NUMERIC[k], ad_errmsg());
+    }
+    AdStatus st = ad_h5_read_array(f, "summary/eval_accuracy", AD_H5_F64, 2, shape, out + 39);
+    ck_assert_msg(st == AD_OK, "%s", ad_errmsg());
+    hsize_t cs[1] = {20};
+    st = ad_h5_read_array(f, "rounds/002/train/loss", AD_H5_F64, 1, cs, curve);
+    ck_assert_msg(st == AD_OK, "%s", ad_errmsg());
+    ad_h5_close_quietly(f);
+}
+
+static void expect_same(const char *a, const char *b) {
+    double x[57], y[57], cx[20], cy[20];
+    read_numbers(a, x, cx);
+    read_numbers(b, y, cy);
+    for (int i = 0; i < 57; i++) {
+        int both_nan = isnan(x[i]) && isnan(y[i]);
+        ck_assert_msg(both_nan || memcmp(&x[i], &y[i], sizeof(double)) == 0,
+                      "value %d differs: %.17g vs %.17g (%s)", i, x[i], y[i],
+                      i < 39 ? NUMERIC[i / 3] : "summary/eval_accuracy");
+    }
+    for (int i = 0; i < 20; i++)
+        ck_assert_msg(memcmp(&cx[i], &cy[i], sizeof(double)) == 0,
+                      "round 2 training loss at step %d differs: %.17g vs %.17g", i + 1, cx[i], cy[i]);
+}
+
+/* The uninterrupted run, made once by main() before the tests fork. */
+static char reference_path[512];
+static const char *reference_run(void) { return reference_path; }
+
+START_TEST(test_layout) {
+    const char *file = reference_run();
+    hid_t f = open_run(file);
+    char *s = NULL;
+    ck_assert_int_eq(ad_h5_attr_read_str(f, "format", 64, &s), AD_OK);
+    ck_assert_str_eq(s, "autodidact-run");
+    free(s);
+    int64_t v = 0;
+    ck_assert_int_eq(ad_h5_attr_read_i64(f, "format_version", &v), AD_OK);
+    ck_assert_int_eq(v, 1);
+    ck_assert_int_eq(ad_h5_attr_read_i64(f, "rounds_complete", &v), AD_OK);
+    ck_assert_int_eq(v, 3);
+    ck_assert_int_eq(ad_h5_attr_read_i64(f, "seed", &v), AD_OK);
+    ck_assert_int_eq(v, 7);
+    const char *attrs[] = {"program_version", "git_commit", "start_time", "blas", "cpu"};
+    for (int i = 0; i < 5; i++) {
+        ck_assert_msg(ad_h5_attr_read_str(f, attrs[i], 4096, &s) == AD_OK, "%s: %s", attrs[i], ad_errmsg());
+        ck_assert_msg(strlen(s) > 0, "%s is empty", attrs[i]);
+        free(s);
+    }
+    ck_assert_int_eq(ad_h5_read_string(f, "config", 1 << 20, &s), AD_OK);
+    ck_assert_msg(strstr(s, "\"eval_per_len\"") != NULL, "config lacks keys: %s", s);
+    free(s);
+    ck_assert_int_eq(ad_h5_read_string(f, "config_original", 1 << 20, &s), AD_OK);
+    free(s);
+    expect_rows(f, "eval_lengths", 1, 6, 0);
+    const char *cols[] = {"round", "length_lo", "length_hi", "n_prompts", "n_candidates", "n_selected",
+                          "acceptance", "label_accuracy", "candidate_accuracy", "train_examples",
+                          "train_steps", "train_loss", "frontier_90", "time_generate", "time_score",
+                          "time_train", "time_eval", "time_total", "gen_tokens_per_s",
+                          "train_tokens_per_s"};
+    char name[128];
+    for (size_t i = 0; i < sizeof cols / sizeof cols[0]; i++) {
+        snprintf(name, sizeof name, "summary/%s", cols[i]);
+        expect_rows(f, name, 1, 3, 0);
+    }
+    expect_rows(f, "summary/eval_accuracy", 2, 3, 6);
+    expect_rows(f, "summary/eval_loss", 2, 3, 6);
+    for (int r = 1; r <= 2; r++) {
+        const char *per_cand[] = {"candidates", "candidate_prompt", "candidate_sample", "candidate_ended",
+                                  "selected", "correct", "scores/verifier", "scores/length",
+                                  "scores/majority", "scores/logprob_mean", "scores/logprob_min",
+                                  "scores/perplexity", "scores/judge"};
+        for (size_t i = 0; i < sizeof per_cand / sizeof per_cand[0]; i++) {
+            snprintf(name, sizeof name, "rounds/%03d/%s", r, per_cand[i]);
+            expect_rows(f, name, 1, 48, 0);
+        }
+        snprintf(name, sizeof name, "rounds/%03d/prompts", r);
+        expect_rows(f, name, 1, 24, 0);
+        snprintf(name, sizeof name, "rounds/%03d/prompt_length", r);
+        expect_rows(f, name, 1, 24, 0);
+    }
+    for (int r = 0; r <= 2; r++) {
+        const char *curve[] = {"step", "loss", "lr", "grad_norm", "tokens_per_s"};
+        for (int i = 0; i < 5; i++) {
+            snprintf(name, sizeof name, "rounds/%03d/train/%s", r, curve[i]);
+            expect_rows(f, name, 1, r == 0 ? 60 : 20, 0);
+        }
+        const char *ev[] = {"length", "accuracy", "loss", "n"};
+        for (int i = 0; i < 4; i++) {
+            snprintf(name, sizeof name, "rounds/%03d/eval/%s", r, ev[i]);
+            expect_rows(f, name, 1, 6, 0);
+        }
+    }
+    /* round 1 labels length 5 (train_max_len + 1), round 2 length 6 */
+    int64_t lo[3];
+    hsize_t three[1] = {3};
+    ck_assert_int_eq(ad_h5_read_array(f, "summary/length_lo", AD_H5_I64, 1, three, lo), AD_OK);
+    ck_assert(lo[0] == 1 && lo[1] == 5 && lo[2] == 6);
+    ad_h5_close_quietly(f);
+    /* the report reads it */
+    char rpt[512];
+    snprintf(rpt, sizeof rpt, "%s/report.txt", ad_test_tmpdir());
+    FILE *out = fopen(rpt, "w");
+    ck_assert_int_eq(ad_run_report(file, out), AD_OK);
+    fclose(out);
+}
+END_TEST
+
+START_TEST(test_stop_and_resume_equal) {
+    char file[512];
+    snprintf(file, sizeof file, "%s/stopped.h5", ad_test_tmpdir());
+    run_fresh(file, 1); /* round 0 only */
+    AdRunOptions o = {1, 0};
+    AdStatus st = ad_run_resume(file, NULL, 0, &o);
+    ck_assert_msg(st == AD_OK, "%s", ad_errmsg());
+    expect_same(reference_run(), file);
+}
+END_TEST
+
+/* Runs the CLI on the tiny config, kills it after a random delay, resumes (or restarts if
+ * nothing was committed yet), and compares with the uninterrupted run. */
+START_TEST(test_kill_and_resume_equal) {
+    const char *bin = ad_test_bin();
+    if (!bin) {
+        printf("test_kill_and_resume_equal: skipped: AD_BIN (the autodidact binary) is not set\n");
+        return;
+    }
+    const char *dir = ad_test_tmpdir();
+    char cfg[512], file[512], cmd[2048];
+    snprintf(cfg, sizeof cfg, "%s/tiny.json", dir);
+    snprintf(file, sizeof file, "%s/killed.h5", dir);
+    FILE *f = fopen(cfg, "w");
+    fputs(TINY, f);
+    fclose(f);
+    unsigned seed = (unsigned)time(NULL) ^ (unsigned)getpid();
+    double delay = 0.3 + (seed % 1000) / 1000.0 * 2.5; /* somewhere in the run */
+    printf("test_kill_and_resume_equal: killing after %.2f s\n", delay);
+    char setarg[600];
+    snprintf(setarg, sizeof setarg, "run_file=%s", file);
+    pid = fork();
+    ck_assert(pid >= 0);
+    if (pid == 0) {
+        freopen("/dev/null", "w", stdout);
+        freopen("/dev/null", "w", stderr);
+        execl(bin, bin, "run", cfg, "--quiet", "--overwrite", "--set", setarg, (char *)NULL);
+        _exit(127);
+    }
+    struct timespec ts = {(time_t)delay, (long)((delay - (time_t)delay) * 1e9)};
+    nanosleep(&ts, NULL);
+    kill(pid, SIGKILL);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (access(file, F_OK) == 0)
+        snprintf(cmd, sizeof cmd, "%s resume %s --quiet >/dev/null 2>&1", bin, file);
+    else
+        snprintf(cmd, sizeof cmd, "%s run %s --quiet --overwrite --set %s >/dev/null 2>&1", bin, cfg, setarg);
+    int rc = system(cmd);
+    ck_assert_msg(rc == 0, "'%s' failed with %d", cmd, rc);
+    expect_same(reference_run(), file);
+}
+END_TEST
+
+START_TEST(test_bad_configs) {
+    AdExperimentConfig c;
+    const char *ov1[] = {"rounds.teacher=self", "train.loss=jsd"};
+    ck_assert_int_eq(ad_experiment_config_parse(&c, TINY, "tiny", ov1, 2), AD_ERR_CONFIG);
+    ck_assert_msg(strstr(ad_errmsg(), "train.loss") != NULL, "%s", ad_errmsg());
+    const char *ov2[] = {"rounds.cuont=3"};
+    ck_assert_int_eq(ad_experiment_config_parse(&c, TINY, "tiny", ov2, 1), AD_ERR_CONFIG);
+    ck_assert_msg(strstr(ad_errmsg(), "rounds.cuont") != NULL, "%s", ad_errmsg());
+    /* resuming something that is not a run file */
+    char path[512];
+    snprintf(path, sizeof path, "%s/not_a_run.h5", ad_test_tmpdir());
+    FILE *f = fopen(path, "w");
+    fputs("hello", f);
+    fclose(f);
+    AdRunOptions o = {1, 0};
+    ck_assert_int_ne(ad_run_resume(path, NULL, 0, &o), AD_OK);
+    ck_assert_msg(strstr(ad_errmsg(), path) != NULL, "message does not name the file: %s", ad_errmsg());
+    /* starting over an existing run file is refused */
+    AdExperimentConfig c2;
+    load_tiny(&c2, reference_run());
+    ck_assert_int_eq(ad_run_start(&c2, TINY, 0, &o), AD_ERR_IO);
+    ck_assert_msg(strstr(ad_errmsg(), "resume") != NULL, "%s", ad_errmsg());
+}
+END_TEST
+
+int main(void) {
+    snprintf(reference_path, sizeof reference_path, "%s/reference.h5", ad_test_tmpdir());
+    AdExperimentConfig c;
+    char over[1200];
+    snprintf(over, sizeof over, "run_file=%s", reference_path);
+    const char *ov[] = {over};
+    AdRunOptions o = {1, 0};
+    if (ad_experiment_config_parse(&c, TINY, "tiny", ov, 1) || ad_run_start(&c, TINY, 1, &o)) {
+        fprintf(stderr, "test_run: the reference run failed: %s\n", ad_errmsg());
+        return 1;
+    }
+    Suite *s = suite_create("run");
+    TCase *tc = tcase_create("end to end");
+    tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, test_layout);
+    tcase_add_test(tc, test_stop_and_resume_equal);
+    tcase_add_test(tc, test_kill_and_resume_equal);
+    tcase_add_test(tc, test_bad_configs);
+    suite_add_tcase(s, tc);
+    return ad_test_run(s);
+}
