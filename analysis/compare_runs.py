@@ -80,17 +80,22 @@ def main():
     else:
         print("the runs' configs are the same (apart from run_file)")
 
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.8), layout="constrained")
-    for run, name in zip(runs, names):
+    legend_height = 0.25 * len(runs) + 0.3
+    fig, (axes, below) = plt.subplots(2, 3, figsize=(15, 4.8 + legend_height),
+                                      height_ratios=[4.8, legend_height], layout="constrained")
+    for i, (run, name) in enumerate(zip(runs, names)):
         s = run.summary
-        line, = axes[0].plot(s["round"], s["frontier_90"], "o-", label=name)
-        axes[1].plot(s["round"], s["label_accuracy"], "o-", color=line.get_color())
+        # earlier runs get bigger markers and wider lines so identical curves stay visible
+        style = dict(marker="osD^v<>p"[i % 8], ms=4 + 2 * (len(runs) - 1 - i),
+                     lw=1 + (len(runs) - 1 - i), color=f"C{i % 10}")
+        axes[0].plot(s["round"], s["frontier_90"], label=name, **style)
+        axes[1].plot(s["round"], s["label_accuracy"], **style)
         acc = accuracy_at(run, length)
         if acc is None:
             print(f"compare_runs.py: {run.path}: length {length} is not in its evaluation "
                   f"grid; left out of the accuracy panel", file=sys.stderr)
         else:
-            axes[2].plot(s["round"], acc, "o-", color=line.get_color())
+            axes[2].plot(s["round"], acc, **style)
     axes[0].set_ylabel("longest length with accuracy >= 90%\nat every length up to it")
     axes[0].set_title("90% frontier")
     axes[0].yaxis.set_major_locator(MaxNLocator(integer=True))
@@ -98,13 +103,19 @@ def main():
     axes[1].set_title("label accuracy")
     axes[2].set_ylabel("exact-match accuracy")
     axes[2].set_title(f"accuracy at length {length}")
+    last_round = max(run.rounds_complete for run in runs) - 1
     for ax in axes:
         ax.set_xlabel("round")
+        ax.set_xlim(-0.3, max(last_round, 1) + 0.3)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     for ax in axes[1:]:
         ax.set_ylim(-0.03, 1.03)
-    fig.legend(loc="outside lower center", ncol=1 if len(runs) > 3 else len(runs), fontsize=9)
+    for ax in below[1:]:
+        ax.remove()
+    below[0].axis("off")
+    below[0].legend(*axes[0].get_legend_handles_labels(), loc="upper left", fontsize=9,
+                    frameon=False)
     out = args.out or os.path.join(os.path.dirname(args.runs[0]), "compare_runs.png")
     fig.savefig(out, dpi=110)
     print(f"accuracy panel: length {length}")

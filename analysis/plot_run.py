@@ -27,6 +27,11 @@ def round_colours(n):
     return plt.cm.viridis(np.linspace(0.0, 0.9, n))
 
 
+def legend_right(ax, run):
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+              ncol=2 if run.rounds_complete > 16 else 1)
+
+
 def mark_train_range(ax, run):
     lo, hi = run.train_range()
     ax.axvspan(lo - 0.5, hi + 0.5, color="0.9", zorder=0, label=f"training lengths {lo}-{hi}")
@@ -41,14 +46,16 @@ def integer_rounds(ax, run):
 def heatmap(run, ax):
     acc = 100 * run.summary["eval_accuracy"]
     lengths, R, E = run.eval_lengths, acc.shape[0], acc.shape[1]
-    im = ax.imshow(np.ma.masked_invalid(acc), cmap="viridis", vmin=0, vmax=100, aspect="auto")
+    cmap = plt.get_cmap("viridis").copy()
+    cmap.set_bad("0.85")  # a length without an evaluation
+    im = ax.imshow(np.ma.masked_invalid(acc), cmap=cmap, vmin=0, vmax=100, aspect="auto")
     ax.figure.colorbar(im, ax=ax, label="exact-match accuracy (%)")
     size = 9 if E <= 16 else 7
     for r in range(R):
         for e in range(E):
             v = acc[r, e]
             ax.text(e, r, "-" if np.isnan(v) else f"{v:.0f}", ha="center", va="center",
-                    fontsize=size, color="black" if v >= 60 else "white")
+                    fontsize=size, color="white" if v < 60 else "black")
         lo, hi = run.summary["length_lo"][r], run.summary["length_hi"][r]
         cols = np.flatnonzero((lengths >= lo) & (lengths <= hi))
         if cols.size:
@@ -59,13 +66,13 @@ def heatmap(run, ax):
     ax.set_yticks(range(R), [str(x) for x in run.summary["round"]])
     ax.set_xlabel("length")
     ax.set_ylabel("round")
-    ax.set_title(f"{run.name}: accuracy (%) by round and length")
+    ax.set_title(f"{run.name}: accuracy (%) by round and length", pad=24)
     lo, hi = run.train_range()
     ax.legend(handles=[Patch(fill=False, edgecolor=TRAIN_COLOUR, lw=2,
                              label=f"round 0 ground-truth lengths ({lo}-{hi})"),
                        Patch(fill=False, edgecolor=LABEL_COLOUR, lw=2,
                              label="lengths the round labelled itself")],
-              loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, fontsize=8,
+              loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, fontsize=8,
               frameon=False)
 
 
@@ -79,7 +86,7 @@ def accuracy_curves(run, ax):
     ax.set_ylim(-0.03, 1.03)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title(f"{run.name}: accuracy by length after each round")
-    ax.legend(fontsize=8, ncol=2 if run.rounds_complete > 8 else 1)
+    legend_right(ax, run)
     ax.grid(alpha=0.3)
 
 
@@ -93,15 +100,18 @@ def training_curves(run, ax):
     ax.set_xlabel("training step")
     ax.set_ylabel("training loss (log scale)")
     ax.set_title(f"{run.name}: training loss in each round")
-    ax.legend(fontsize=8, ncol=2 if run.rounds_complete > 8 else 1)
+    legend_right(ax, run)
     ax.grid(alpha=0.3, which="both")
 
 
 def selection(run, ax):
     rounds, s = run.summary["round"], run.summary
-    ax.plot(rounds, s["acceptance"], "s-", label="acceptance (selected / candidates)")
+    ax.plot(rounds, s["acceptance"], "s-", ms=8, label="acceptance (selected / candidates)")
     ax.plot(rounds, s["label_accuracy"], "o-", label="label accuracy (selected that are right)")
     ax.plot(rounds, s["candidate_accuracy"], "^--", label="candidate accuracy (all candidates)")
+    if s["n_candidates"][0] == 0:
+        ax.text(rounds[0], 0.5, "ground truth,\nno selection", ha="center", fontsize=8,
+                color="0.4")
     ax.set_ylim(-0.03, 1.03)
     ax.set_ylabel("share")
     integer_rounds(ax, run)

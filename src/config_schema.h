@@ -142,50 +142,51 @@ AdStatus ad_config_model_check(const AdModelConfig *m, const char *source);
 /* The model rows of struct T: family_hook is T's model.family on_set (a call of
  * ad_config_model_family); max_seq_len_def is the default of model.max_seq_len;
  * pos_def the default of model.pos (NULL: the family preset's). */
-#define AD_CONFIG_MODEL_ROWS(T, family_hook, max_seq_len_def, pos_def)                           \
-    {.key = "model.family", .type = AD_SCHEMA_CHOICE, .offset = offsetof(T, family),              \
-     .cap = sizeof(((T *)0)->family), .choices = ad_config_family_names,                          \
-     .flags = AD_SCHEMA_EARLY, .def = "gpt2", .on_set = family_hook,                              \
-     .help = "architecture preset; sets norm, mlp, pos, bias, tied, norm_eps and rope_theta "     \
-             "before the other model keys apply"},                                               \
-    {.key = "model.vocab_size", .type = AD_SCHEMA_INT, .offset = offsetof(T, model.vocab_size),   \
-     .min = 0, .max = 1 << 21, .def = "0", .help = "vocabulary size V; 0 = the tokenizer's"},     \
-    {.key = "model.max_seq_len", .type = AD_SCHEMA_INT, .offset = offsetof(T, model.max_seq_len), \
-     .min = 1, .max = 1 << 16, .def = max_seq_len_def,                                            \
-     .help = "longest sequence the model handles (learned position table, RoPE limit)"},         \
-    {.key = "model.n_layer", .type = AD_SCHEMA_INT, .offset = offsetof(T, model.n_layer),         \
-     .min = 1, .max = 1024, .def = "4", .help = "transformer blocks"},                            \
-    {.key = "model.n_head", .type = AD_SCHEMA_INT, .offset = offsetof(T, model.n_head), .min = 1, \
-     .max = 4096, .def = "4", .help = "query heads; must divide d_model"},                        \
-    {.key = "model.n_kv_head", .type = AD_SCHEMA_INT, .offset = offsetof(T, model.n_kv_head),     \
-     .min = 0, .max = 4096, .def = "0",                                                           \
-     .help = "key/value heads (grouped-query attention); must divide n_head; 0 = n_head"},       \
-    {.key = "model.d_model", .type = AD_SCHEMA_INT, .offset = offsetof(T, model.d_model),         \
-     .min = 1, .max = 1 << 16, .def = "128", .help = "embedding width C"},                        \
-    {.key = "model.d_ff", .type = AD_SCHEMA_INT, .offset = offsetof(T, model.d_ff), .min = 0,     \
-     .max = 1 << 20, .def = "0",                                                                  \
-     .help = "MLP hidden width; 0 = 4*d_model for gelu, 2/3 of 4*d_model rounded up to a "        \
-             "multiple of 32 for swiglu"},                                                        \
-    {.key = "model.norm", .type = AD_SCHEMA_ENUM, .offset = offsetof(T, model.norm),              \
-     .enum_parse = ad_norm_parse, .enum_name = ad_config_norm_name, .n_enum = 2,                  \
-     .help = "normalisation (family preset)"},                                                    \
-    {.key = "model.mlp", .type = AD_SCHEMA_ENUM, .offset = offsetof(T, model.mlp),                \
-     .enum_parse = ad_mlp_parse, .enum_name = ad_config_mlp_name, .n_enum = 2,                    \
-     .help = "MLP kind (family preset)"},                                                         \
-    {.key = "model.pos", .type = AD_SCHEMA_ENUM, .offset = offsetof(T, model.pos),                \
-     .enum_parse = ad_pos_parse, .enum_name = ad_config_pos_name, .n_enum = 3, .def = pos_def,    \
-     .help = "position encoding (family preset); none = no positional encoding"},                 \
-    {.key = "model.bias", .type = AD_SCHEMA_BOOL, .offset = offsetof(T, model.bias),              \
-     .help = "biases in linear layers and norms (family preset)"},                                \
-    {.key = "model.tied", .type = AD_SCHEMA_BOOL, .offset = offsetof(T, model.tied),              \
-     .help = "classifier shares the token embedding (family preset)"},                            \
-    {.key = "model.norm_eps", .type = AD_SCHEMA_FLOAT, .offset = offsetof(T, model.norm_eps),     \
-     .min = 0, .max = 1, .flags = AD_SCHEMA_MIN_OPEN, .help = "epsilon of the norms (family preset)"}, \
-    {.key = "model.rope_theta", .type = AD_SCHEMA_FLOAT, .offset = offsetof(T, model.rope_theta), \
-     .min = 0, .max = 1e12, .flags = AD_SCHEMA_MIN_OPEN,                                          \
-     .help = "RoPE base frequency (family preset)"},                                              \
-    {.key = "model.init_from", .type = AD_SCHEMA_STRING, .offset = offsetof(T, init_from),        \
-     .cap = sizeof(((T *)0)->init_from), .def = "",                                               \
+#define AD_CONFIG_MODEL_ROWS(T, family_hook, max_seq_len_def, pos_def)                             \
+    {.key = "model.family", .type = AD_SCHEMA_CHOICE, .offset = offsetof(T, family),               \
+     .cap = sizeof(((T *)0)->family), .choices = ad_config_family_names,                           \
+     .flags = AD_SCHEMA_EARLY, .def = "gpt2", .on_set = family_hook,                               \
+     .help = "architecture preset; sets norm, mlp, pos, bias, tied, norm_eps and rope_theta "      \
+             "before the other model keys apply"},                                                 \
+    {.key = "model.vocab_size", .type = AD_SCHEMA_INT, .offset = offsetof(T, model.vocab_size),    \
+     .min = 0, .max = 1 << 21, .def = "0", .help = "vocabulary size V; 0 = the tokenizer's"},      \
+    {.key = "model.max_seq_len", .type = AD_SCHEMA_INT, .offset = offsetof(T, model.max_seq_len),  \
+     .min = 1, .max = 1 << 16, .def = max_seq_len_def,                                             \
+     .help = "longest sequence the model handles (learned position table, RoPE limit)"},           \
+    {.key = "model.n_layer", .type = AD_SCHEMA_INT, .offset = offsetof(T, model.n_layer),          \
+     .min = 1, .max = 1024, .def = "4", .help = "transformer blocks"},                             \
+    {.key = "model.n_head", .type = AD_SCHEMA_INT, .offset = offsetof(T, model.n_head), .min = 1,  \
+     .max = 4096, .def = "4", .help = "query heads; must divide d_model"},                         \
+    {.key = "model.n_kv_head", .type = AD_SCHEMA_INT, .offset = offsetof(T, model.n_kv_head),      \
+     .min = 0, .max = 4096, .def = "0",                                                            \
+     .help = "key/value heads (grouped-query attention); must divide n_head; 0 = n_head"},         \
+    {.key = "model.d_model", .type = AD_SCHEMA_INT, .offset = offsetof(T, model.d_model),          \
+     .min = 1, .max = 1 << 16, .def = "128", .help = "embedding width C"},                         \
+    {.key = "model.d_ff", .type = AD_SCHEMA_INT, .offset = offsetof(T, model.d_ff), .min = 0,      \
+     .max = 1 << 20, .def = "0",                                                                   \
+     .help = "MLP hidden width; 0 = 4*d_model for gelu, 2/3 of 4*d_model rounded up to a "         \
+             "multiple of 32 for swiglu"},                                                         \
+    {.key = "model.norm", .type = AD_SCHEMA_ENUM, .offset = offsetof(T, model.norm),               \
+     .enum_parse = ad_norm_parse, .enum_name = ad_config_norm_name, .n_enum = 2,                   \
+     .help = "normalisation (family preset)"},                                                     \
+    {.key = "model.mlp", .type = AD_SCHEMA_ENUM, .offset = offsetof(T, model.mlp),                 \
+     .enum_parse = ad_mlp_parse, .enum_name = ad_config_mlp_name, .n_enum = 2,                     \
+     .help = "MLP kind (family preset)"},                                                          \
+    {.key = "model.pos", .type = AD_SCHEMA_ENUM, .offset = offsetof(T, model.pos),                 \
+     .enum_parse = ad_pos_parse, .enum_name = ad_config_pos_name, .n_enum = 3, .def = pos_def,     \
+     .help = "position encoding (family preset); none = no positional encoding"},                  \
+    {.key = "model.bias", .type = AD_SCHEMA_BOOL, .offset = offsetof(T, model.bias),               \
+     .help = "biases in linear layers and norms (family preset)"},                                 \
+    {.key = "model.tied", .type = AD_SCHEMA_BOOL, .offset = offsetof(T, model.tied),               \
+     .help = "classifier shares the token embedding (family preset)"},                             \
+    {.key = "model.norm_eps", .type = AD_SCHEMA_FLOAT, .offset = offsetof(T, model.norm_eps),      \
+     .min = 0, .max = 1, .flags = AD_SCHEMA_MIN_OPEN,                                              \
+     .help = "epsilon of the norms (family preset)"},                                              \
+    {.key = "model.rope_theta", .type = AD_SCHEMA_FLOAT, .offset = offsetof(T, model.rope_theta),  \
+     .min = 0, .max = 1e12, .flags = AD_SCHEMA_MIN_OPEN,                                           \
+     .help = "RoPE base frequency (family preset)"},                                               \
+    {.key = "model.init_from", .type = AD_SCHEMA_STRING, .offset = offsetof(T, init_from),         \
+     .cap = sizeof(((T *)0)->init_from), .def = "",                                                \
      .help = "checkpoint to start from; \"\" = random init"}
 
 #endif

@@ -7,25 +7,20 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "autodidact/losses.h"
 #include "autodidact/optim.h"
+#include "autodidact/score.h"
 #include "autodidact/tasks.h"
 
 #include "config_schema.h"
 
 #define MAX_TASK_LEN 512 /* the range of every task length key */
 
-/* Names of modules whose parse functions are used to validate (list-less CHOICE rows). */
+/* Names owned by other modules: the rows take them from their name/parse functions. */
 static const char *task_name(int k) { return ad_task_name((AdTaskKind)k); }
 static const char *sched_name(int k) { return ad_sched_name((AdSchedKind)k); }
-
-/* Kept in step with losses.h (AdLossKind) and score.h (AD_SCORE_*, AdSelectPolicy);
- * the tests compare them with the modules' names. */
-static const char *const loss_names[] = {"sft", "fkl", "rkl", "jsd", "tvd", "skl", "srkl", NULL};
-static const char *const policy_names[] = {"all",      "threshold", "topk",   "best_of_n",
-                                           "top_frac", "random",    "oracle", NULL};
-static const char *const scorer_names[] = {"verifier",     "length",      "majority",
-                                           "ensemble",     "logprob_mean", "logprob_min",
-                                           "perplexity",   "judge",       NULL};
+static const char *loss_name(int k) { return ad_loss_name((AdLossKind)k); }
+static const char *policy_name(int k) { return ad_select_name((AdSelectPolicy)k); }
 
 static const char *const source_names[] = {"task", "file", "bos", NULL};
 static const char *const teacher_names[] = {"self", "snapshot", "ema", "checkpoint", NULL};
@@ -38,60 +33,60 @@ static AdStatus apply_family(void *target, const char *source) {
 
 #define OFF(f) offsetof(AdExperimentConfig, f)
 #define CAP(f) sizeof(((AdExperimentConfig *)0)->f)
-#define INT(k, f, lo, hi, d, h) \
+#define INT(k, f, lo, hi, d, h)                                                                    \
     {.key = k, .type = AD_SCHEMA_INT, .offset = OFF(f), .min = lo, .max = hi, .def = d, .help = h}
-#define NUM(k, f, lo, hi, fl, d, h)                                                          \
-    {.key = k, .type = AD_SCHEMA_DOUBLE, .offset = OFF(f), .min = lo, .max = hi, .flags = fl, \
+#define NUM(k, f, lo, hi, fl, d, h)                                                                \
+    {.key = k, .type = AD_SCHEMA_DOUBLE, .offset = OFF(f), .min = lo, .max = hi, .flags = fl,      \
      .def = d, .help = h}
-#define FLT(k, f, lo, hi, fl, d, h)                                                         \
-    {.key = k, .type = AD_SCHEMA_FLOAT, .offset = OFF(f), .min = lo, .max = hi, .flags = fl, \
+#define FLT(k, f, lo, hi, fl, d, h)                                                                \
+    {.key = k, .type = AD_SCHEMA_FLOAT, .offset = OFF(f), .min = lo, .max = hi, .flags = fl,       \
      .def = d, .help = h}
 #define BOOL(k, f, d, h) {.key = k, .type = AD_SCHEMA_BOOL, .offset = OFF(f), .def = d, .help = h}
-#define STR(k, f, d, h) \
+#define STR(k, f, d, h)                                                                            \
     {.key = k, .type = AD_SCHEMA_STRING, .offset = OFF(f), .cap = CAP(f), .def = d, .help = h}
-#define CHOICE(k, f, names, d, h)                                                        \
-    {.key = k, .type = AD_SCHEMA_CHOICE, .offset = OFF(f), .cap = CAP(f), .choices = names, \
+#define CHOICE(k, f, names, d, h)                                                                  \
+    {.key = k, .type = AD_SCHEMA_CHOICE, .offset = OFF(f), .cap = CAP(f), .choices = names,        \
      .def = d, .help = h}
-#define NAMED(k, f, parse, name, n, d, h)                                                   \
-    {.key = k, .type = AD_SCHEMA_CHOICE, .offset = OFF(f), .cap = CAP(f), .enum_parse = parse, \
+#define NAMED(k, f, parse, name, n, d, h)                                                          \
+    {.key = k, .type = AD_SCHEMA_CHOICE, .offset = OFF(f), .cap = CAP(f), .enum_parse = parse,     \
      .enum_name = name, .n_enum = n, .def = d, .help = h}
 
 /* The keys of one training phase P ("pretrain" or "train", struct member f); the
  * defaults that differ between the two are arguments. */
-#define PHASE_ROWS(P, f, d_steps, d_lr, d_min_lr, d_warmup)                                              \
+#define PHASE_ROWS(P, f, d_steps, d_lr, d_min_lr, d_warmup)                                        \
     INT(P ".steps", f.steps, 1, 100000000, d_steps, "optimizer updates"),                          \
-    INT(P ".batch_size", f.batch_size, 1, 1 << 20, "64", "sequences per micro-batch"),           \
-    INT(P ".seq_len", f.seq_len, 0, 1 << 16, "0",                                                \
-        "tokens per training sequence; <= model.max_seq_len; 0 = model.max_seq_len"),            \
-    INT(P ".grad_accum", f.grad_accum, 1, 1 << 16, "1", "micro-batches per update"),             \
+    INT(P ".batch_size", f.batch_size, 1, 1 << 20, "64", "sequences per micro-batch"),             \
+    INT(P ".seq_len", f.seq_len, 0, 1 << 16, "0",                                                  \
+        "tokens per training sequence; <= model.max_seq_len; 0 = model.max_seq_len"),              \
+    INT(P ".grad_accum", f.grad_accum, 1, 1 << 16, "1", "micro-batches per update"),               \
     NUM(P ".lr", f.lr, 0, 10, AD_SCHEMA_MIN_OPEN, d_lr, "peak learning rate"),                     \
     NUM(P ".min_lr", f.min_lr, 0, 10, 0, d_min_lr,                                                 \
-        "learning rate at the end of the decay; <= " P ".lr"),                                   \
-    NAMED(P ".schedule", f.schedule, ad_sched_parse, sched_name, AD_SCHED_WSD + 1, "cosine",     \
-          "learning-rate schedule after warmup"),                                                \
+        "learning rate at the end of the decay; <= " P ".lr"),                                     \
+    NAMED(P ".schedule", f.schedule, ad_sched_parse, sched_name, AD_SCHED_WSD + 1, "cosine",       \
+          "learning-rate schedule after warmup"),                                                  \
     INT(P ".warmup_steps", f.warmup_steps, 0, 100000000, d_warmup, "linear warmup steps"),         \
-    INT(P ".decay_steps", f.decay_steps, 0, 100000000, "0",                                      \
-        "wsd: steps of the final linear decay to min_lr"),                                       \
-    NUM(P ".weight_decay", f.weight_decay, 0, 10, 0, "0.1",                                      \
-        "AdamW decoupled weight decay (matrices only)"),                                         \
-    NUM(P ".beta1", f.beta1, 0, 1, AD_SCHEMA_MAX_OPEN, "0.9", "AdamW beta1"),                    \
-    NUM(P ".beta2", f.beta2, 0, 1, AD_SCHEMA_MAX_OPEN, "0.98", "AdamW beta2"),                   \
-    NUM(P ".eps", f.eps, 0, 1, AD_SCHEMA_MIN_OPEN, "1e-8", "AdamW epsilon"),                     \
-    NUM(P ".grad_clip", f.grad_clip, 0, 1e6, 0, "1.0",                                           \
-        "maximum global gradient norm; 0 = no clipping"),                                        \
-    INT(P ".log_every", f.log_every, 0, 100000000, "100",                                        \
-        "steps between progress lines; 0 = never"),                                              \
-    CHOICE(P ".loss", f.loss, loss_names, "sft",                                                 \
-           "sft: cross-entropy on the sequences' tokens; fkl, rkl, jsd, tvd, skl, srkl: a "      \
-           "divergence from the teacher's distribution (needs rounds.teacher other than self)"), \
-    NUM(P ".beta", f.beta, 0, 1, 0, "0.5",                                                       \
-        "jsd: beta (0 = forward KL, 1 = reverse KL, exactly)"),                                  \
-    NUM(P ".alpha", f.alpha, 0, 1, AD_SCHEMA_MIN_OPEN | AD_SCHEMA_MAX_OPEN, "0.1",               \
-        "skl, srkl: skew mixing weight (DistiLLM: 0.1)"),                                        \
-    NUM(P ".temperature", f.temperature, 0, 100, AD_SCHEMA_MIN_OPEN, "1.0",                      \
-        "distillation temperature of teacher and student distributions"),                        \
-    NUM(P ".on_policy", f.on_policy, 0, 1, 0, "0",                                               \
-        "distillation: fraction of sequences the student generates (GKD lambda); the rest "      \
+    INT(P ".decay_steps", f.decay_steps, 0, 100000000, "0",                                        \
+        "wsd: steps of the final linear decay to min_lr"),                                         \
+    NUM(P ".weight_decay", f.weight_decay, 0, 10, 0, "0.1",                                        \
+        "AdamW decoupled weight decay (matrices only)"),                                           \
+    NUM(P ".beta1", f.beta1, 0, 1, AD_SCHEMA_MAX_OPEN, "0.9", "AdamW beta1"),                      \
+    NUM(P ".beta2", f.beta2, 0, 1, AD_SCHEMA_MAX_OPEN, "0.98", "AdamW beta2"),                     \
+    NUM(P ".eps", f.eps, 0, 1, AD_SCHEMA_MIN_OPEN, "1e-8", "AdamW epsilon"),                       \
+    NUM(P ".grad_clip", f.grad_clip, 0, 1e6, 0, "1.0",                                             \
+        "maximum global gradient norm; 0 = no clipping"),                                          \
+    INT(P ".log_every", f.log_every, 0, 100000000, "100",                                          \
+        "steps between progress lines; 0 = never"),                                                \
+    NAMED(P ".loss", f.loss, ad_loss_parse, loss_name, AD_LOSS_SRKL + 1, "sft",                    \
+          "sft: cross-entropy on the sequences' tokens; fkl, rkl, jsd, tvd, skl, srkl: a "         \
+          "divergence from the teacher's distribution (needs rounds.teacher other than self)"),    \
+    NUM(P ".beta", f.beta, 0, 1, 0, "0.5",                                                         \
+        "jsd: beta (0 = forward KL, 1 = reverse KL, exactly)"),                                    \
+    NUM(P ".alpha", f.alpha, 0, 1, AD_SCHEMA_MIN_OPEN | AD_SCHEMA_MAX_OPEN, "0.1",                 \
+        "skl, srkl: skew mixing weight (DistiLLM: 0.1)"),                                          \
+    NUM(P ".temperature", f.temperature, 0, 100, AD_SCHEMA_MIN_OPEN, "1.0",                        \
+        "distillation temperature of teacher and student distributions"),                          \
+    NUM(P ".on_policy", f.on_policy, 0, 1, 0, "0",                                                 \
+        "distillation: fraction of sequences the student generates (GKD lambda); the rest "        \
         "are the teacher's selected outputs")
 
 static const AdSchemaRow experiment_rows[] = {
@@ -122,8 +117,8 @@ static const AdSchemaRow experiment_rows[] = {
     INT("task.eval_per_len", task.eval_per_len, 1, 10000000, "100",
         "evaluation prompts per length (exact-match accuracy)"),
     INT("task.seed_examples", task.seed_examples, 0, 100000000, "0",
-        "> 0: round 0 trains on only this many ground-truth examples; 0 = fresh examples "
-        "every batch"),
+        "> 0: round 0 trains on only this many ground-truth examples (the rounds grow the "
+        "data at the same lengths); 0 = no limit"),
 
     PHASE_ROWS("pretrain", pretrain, "2000", "2e-3", "2e-4", "100"),
 
@@ -185,13 +180,15 @@ static const AdSchemaRow experiment_rows[] = {
         "drop candidates whose majority share is below this; 0 = off"),
     NUM("select.min_ensemble", select.min_ensemble, 0, 1, 0, "0",
         "drop candidates whose ensemble agreement is below this; 0 = off"),
-    CHOICE("select.policy", select.policy, policy_names, "all",
-           "what survives the filters: all, threshold (score >= threshold), topk (k best per "
-           "prompt), best_of_n, top_frac (best frac of all), random (frac, a baseline), oracle "
-           "(the verifier's choice, an upper bound)"),
-    CHOICE("select.scorer", select.scorer, scorer_names, "logprob_mean",
-           "scorer the policy and one_per_prompt rank by (perplexity: lower is better); must "
-           "be enabled by the score.* keys"),
+    NAMED("select.policy", select.policy, ad_select_parse, policy_name, AD_SELECT_ORACLE + 1,
+          "all",
+          "what survives the filters: all, threshold (score >= threshold), topk (k best per "
+          "prompt), best_of_n, top_frac (best frac of all), random (frac, a baseline), oracle "
+          "(the verifier's choice, an upper bound)"),
+    NAMED("select.scorer", select.scorer, ad_score_parse, ad_score_name, AD_SCORE_COUNT,
+          "logprob_mean",
+          "scorer the policy and one_per_prompt rank by (perplexity: lower is better); must "
+          "be enabled by the score.* keys"),
     NUM("select.threshold", select.threshold, -1e9, 1e9, 0, "0", "threshold policy: minimum score"),
     INT("select.k", select.k, 0, 1 << 20, "1", "topk policy: candidates kept per prompt"),
     NUM("select.frac", select.frac, 0, 1, 0, "1", "top_frac and random policies: fraction kept"),
@@ -208,16 +205,12 @@ const AdSchema *ad_experiment_config_schema(void) { return &experiment_schema; }
 
 /* ---- rules beyond the table ---- */
 
-/* Tokens of the longest "<bos> prompt answer <eos>" of a task at this length, one token
- * per character: prompts are "d..d=" or "a..a+b..b=", answers at most n symbols (copy,
- * reverse, sort), n + 1 digits (add, radd) or 2n digits (mul). */
+/* Tokens of the longest "<bos> prompt answer <eos>" of a task at length n, one token per
+ * character: the prompt is "d..d=" (n + 1) or "a..a+b..b=" (2n + 2). */
 static int example_tokens(AdTaskKind k, int n) {
-    switch (k) {
-    case AD_TASK_ADD:
-    case AD_TASK_RADD: return 1 + (2 * n + 2) + (n + 1) + 1;
-    case AD_TASK_MUL: return 1 + (2 * n + 2) + 2 * n + 1;
-    default: return 1 + (n + 1) + n + 1;
-    }
+    int two_operands = k == AD_TASK_ADD || k == AD_TASK_RADD || k == AD_TASK_MUL;
+    int prompt = two_operands ? 2 * n + 2 : n + 1;
+    return 1 + prompt + ad_task_max_answer_len(k, n) + 1;
 }
 
 /* The longest prompt length the rounds use (0 without rounds). */
@@ -242,7 +235,7 @@ static AdStatus check_phase(const AdExperimentConfig *c, const AdPhaseConfig *p,
     if (p->min_lr > p->lr)
         return ad_fail(AD_ERR_CONFIG, "%s: %s.min_lr: %g is greater than %s.lr (%g)", src, name,
                        p->min_lr, name, p->lr);
-    int distill = strcmp(p->loss, "sft") != 0;
+    int distill = ad_loss_parse(p->loss) != AD_LOSS_SFT;
     if (distill && strcmp(c->rounds.teacher, "self") == 0)
         return ad_fail(AD_ERR_CONFIG,
                        "%s: %s.loss: \"%s\" is a divergence from the teacher's distribution, but "
@@ -289,29 +282,19 @@ static AdStatus check_lengths(const AdExperimentConfig *c, const char *src) {
 
 /* 1 if select.scorer is computed under the score.* switches; *needs names the switch. */
 static int scorer_enabled(const AdExperimentConfig *c, const char **needs) {
-    const char *s = c->select.scorer;
-    *needs = "";
-    if (strcmp(s, "majority") == 0) {
-        *needs = "score.majority = true";
-        return c->score.majority;
+    switch (ad_score_parse(c->select.scorer)) {
+    case AD_SCORE_MAJORITY: *needs = "score.majority = true"; return c->score.majority;
+    case AD_SCORE_ENSEMBLE: *needs = "score.ensemble > 0"; return c->score.ensemble > 0;
+    case AD_SCORE_JUDGE: *needs = "score.self_judge = true"; return c->score.self_judge;
+    case AD_SCORE_LOGPROB_MEAN:
+    case AD_SCORE_LOGPROB_MIN:
+    case AD_SCORE_PERPLEXITY: *needs = "score.logprob = true"; return c->score.logprob;
+    default: *needs = ""; return 1; /* verifier, length: always computed */
     }
-    if (strcmp(s, "ensemble") == 0) {
-        *needs = "score.ensemble > 0";
-        return c->score.ensemble > 0;
-    }
-    if (strcmp(s, "judge") == 0) {
-        *needs = "score.self_judge = true";
-        return c->score.self_judge;
-    }
-    if (strncmp(s, "logprob_", 8) == 0 || strcmp(s, "perplexity") == 0) {
-        *needs = "score.logprob = true";
-        return c->score.logprob;
-    }
-    return 1; /* verifier, length */
 }
 
 static AdStatus check_select(const AdExperimentConfig *c, const char *src) {
-    const char *policy = c->select.policy;
+    AdSelectPolicy policy = (AdSelectPolicy)ad_select_parse(c->select.policy);
     if (c->select.min_agreement > 0 && c->generate.samples == 1)
         return ad_fail(AD_ERR_CONFIG, "%s: select.min_agreement: %g needs generate.samples > 1 "
                        "(with one sample per prompt each answer agrees only with itself)", src,
@@ -322,20 +305,20 @@ static AdStatus check_select(const AdExperimentConfig *c, const char *src) {
     if (c->select.min_ensemble > 0 && c->score.ensemble == 0)
         return ad_fail(AD_ERR_CONFIG, "%s: select.min_ensemble: %g needs score.ensemble > 0", src,
                        c->select.min_ensemble);
-    int ranks = strcmp(policy, "threshold") == 0 || strcmp(policy, "topk") == 0 ||
-                strcmp(policy, "best_of_n") == 0 || strcmp(policy, "top_frac") == 0 ||
+    /* the policies that rank, and one_per_prompt, order candidates by select.scorer */
+    int ranks = policy == AD_SELECT_THRESHOLD || policy == AD_SELECT_TOPK ||
+                policy == AD_SELECT_BEST_OF_N || policy == AD_SELECT_TOP_FRAC ||
                 c->select.one_per_prompt;
     const char *needs;
     if (ranks && !scorer_enabled(c, &needs))
         return ad_fail(AD_ERR_CONFIG, "%s: select.scorer: \"%s\" is not computed; it needs %s",
                        src, c->select.scorer, needs);
-    if (strcmp(policy, "topk") == 0 && c->select.k < 1)
+    if (policy == AD_SELECT_TOPK && c->select.k < 1)
         return ad_fail(AD_ERR_CONFIG, "%s: select.k: %d must be >= 1 for select.policy \"topk\"",
                        src, c->select.k);
-    if ((strcmp(policy, "top_frac") == 0 || strcmp(policy, "random") == 0) &&
-        !(c->select.frac > 0))
+    if ((policy == AD_SELECT_TOP_FRAC || policy == AD_SELECT_RANDOM) && !(c->select.frac > 0))
         return ad_fail(AD_ERR_CONFIG, "%s: select.frac: %g must be in (0, 1] for select.policy "
-                       "\"%s\"", src, c->select.frac, policy);
+                       "\"%s\"", src, c->select.frac, c->select.policy);
     return AD_OK;
 }
 

@@ -204,8 +204,9 @@ AdStatus ad_generate(AdGenerator *g, const AdTokenizer *tok, const AdGenRequest 
             memset(sl, 0, sizeof *sl);
             sl->req = start + s;
             sl->plen = rq->prompt_len;
+            /* one stream per (prompt, sample): distinct for indices below 2^32 */
             ad_rng_init(&sl->rng, sc->seed, AD_STREAM_SAMPLE,
-                        ((uint64_t)rq->prompt_index << 24) ^ (uint64_t)rq->sample_index);
+                        ((uint64_t)(uint32_t)rq->prompt_index << 32) | (uint32_t)rq->sample_index);
             sl->out.tokens = g->out_tokens + (size_t)s * g->max_new;
             sl->out.logprobs = g->out_logprobs + (size_t)s * g->max_new;
             sl->out.entropy = sc->want_entropy && g->want_entropy ? g->out_entropy + (size_t)s * g->max_new : NULL;

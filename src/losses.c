@@ -1,14 +1,14 @@
-/* losses.c: token losses on logits: hard-label cross-entropy (SFT) and the distillation
- * divergences between teacher and student softmaxes (forward/reverse KL, JSD, TVD, skew KL),
- * each giving the summed loss and dlogits scaled by 1/(unmasked tokens of the accumulated
- * batch); the training loop calls them after the forward pass. Rows are OpenMP-parallel;
- * sums are combined in a fixed order so results do not depend on thread timing. No
- * sampling, no allocation, no teacher gradient. */
+/* losses.c: token losses on logits, called by the training loop after the forward pass:
+ * cross-entropy on hard labels and the distillation divergences (KL both ways, JSD, TVD, skew
+ * KL) between teacher and student softmaxes. Rows are OpenMP-parallel and sums combined in a
+ * fixed order. No sampling, no allocation, no gradient for the teacher. */
 #include "autodidact/losses.h"
 #include "autodidact/kernels.h"
 
+#include <float.h>
 #include <math.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 #include <omp.h>
@@ -65,17 +65,24 @@ double ad_loss_ce(float *dlogits, float *token_loss, const float *logits, const 
 }
 
 /* ---- Distillation divergences ------------------------------------------------------------
- * Every row is handled in log space: xs = (s - max s) / tau and xt likewise (floats),
- * zs = sum e^xs and zt = sum e^xt (doubles), so log q_j = xs_j - log zs and log p_j =
- * xt_j - log zt stay finite for finite logits even where q_j or p_j underflow. Each loss
- * term is a weight (p_j or q_j, possibly 0) times a finite log ratio, which gives 0 log 0 = 0
- * without a test. Log ratios against a mixture m come from log_mix (log1p/expm1), never
- * from log(m) - log(q), which would cancel when the mixture weight is near 0 or 1.
- * The gradient uses h_j = q_j dL/dq_j: dL/dz_j = (1/tau) (h_j - q_j sum_k h_k), so dL/dq_j
- * itself (p_j / q_j for forward KL) is never formed where q_j underflows. Pass order per
- * row: maxima, normalisers, the loss (storing h in dlogits), then dlogits from h. */
+ * Each row is normalised once: xs = (s - max s) / tau and xt likewise (floats), zs = sum
+ * e^xs and zt = sum e^xt (doubles). Forward and reverse KL then need no per-entry log:
+ * FKL = sum_j e^xt_j (xt_j - xs_j) / zt - (log zt - log zs), finite whatever underflows, and
+ * RKL mirrors it. The other kinds use the weights q_j = e^xs_j / zs, p_j = e^xt_j / zt
+ * (doubles) and logs of their ratios, log(m_j / q_j) = log(beta p_j / q_j + 1 - beta) rather
+ * than log m_j - log q_j: one log per ratio, exactly 0 where p = q, accurate for a result
+ * near 0 (a mixture weight near 0 or 1), and a tiny weight only meets ratios it multiplies;
+ * a zero weight gives a zero term (0 log 0 = 0) and is never divided by. (ad_expf stops at
+ * FLT_MIN, so weights below ~1e-38 are too large, by amounts that vanish in every sum.)
+ * The gradient is dL/dz_j = (1/tau) q_j (g_j - sum_k q_k g_k), g = dL/dq; g may be shifted
+ * by any constant and is chosen bounded (or logarithmic) and exactly 0 where p = q. Passes
+ * per row: maxima; normalisers; the loss, storing g in dlogits; dlogits from g. Sums are
+ * double, kept in LANES fixed partial sums so that gcc vectorises the loops. */
 
 #define LANES 8 /* independent partial sums: gcc vectorises them, and the order is fixed */
+/* The generic term pass must be inlined into each kind's call, or its term stays an indirect
+ * call and the loop is not vectorised. */
+#define INLINE_ALWAYS static inline __attribute__((always_inline))
 
 static const char *const loss_names[] = {"sft", "fkl", "rkl", "jsd", "tvd", "skl", "srkl"};
 #define N_LOSS_KINDS ((int)(sizeof loss_names / sizeof loss_names[0]))
@@ -136,104 +143,113 @@ static void row_stats(Row *r) {
     r->ws = Ws, r->wt = Wt;
 }
 
-/* log(w e^u + 1 - w) for w in [0, 1] and any u, without overflow, and accurate when
- * w e^u is close to w (u near 0) or w is near 0 or 1. */
-static double log_mix(double u, double w) {
-    if (u <= 0.0) return log1p(w * expm1(u));
-    return u + log1p((1.0 - w) * expm1(-u));
+/* Natural log of a double x >= DBL_MIN, in a form gcc vectorises (libm's log is a call per
+ * entry): the fdlibm algorithm (also musl's), error below 1 ulp. x = 2^k (1 + f) with
+ * 1 + f in [sqrt(2)/2, sqrt(2)); log(1 + f) = f - f^2/2 + s (f^2/2 + R(s^2)), s = f / (2 + f),
+ * so log(1 + f) keeps full relative accuracy for small f. NaN and +inf are returned as is
+ * (a NaN logit must reach the loss). */
+static inline double vlog(double x) {
+    double x0 = x;
+    static const double ln2_hi = 6.93147180369123816490e-01, ln2_lo = 1.90821492927058770002e-10,
+                        Lg1 = 6.666666666666735130e-01, Lg2 = 3.999999999940941908e-01,
+                        Lg3 = 2.857142874366239149e-01, Lg4 = 2.222219843214978396e-01,
+                        Lg5 = 1.818357216161805012e-01, Lg6 = 1.531383769920937332e-01,
+                        Lg7 = 1.479819860511658591e-01;
+    uint64_t i;
+    memcpy(&i, &x, sizeof i);
+    /* Offset the high word so that the exponent rounds at sqrt(2)/2 instead of 1. */
+    uint64_t hx = (i >> 32) + (0x3ff00000 - 0x3fe6a09e);
+    int k = (int)(hx >> 20) - 0x3ff;
+    i = ((hx & 0x000fffff) + 0x3fe6a09e) << 32 | (i & 0xffffffff);
+    memcpy(&x, &i, sizeof x);
+    double f = x - 1.0, hfsq = 0.5 * f * f, s = f / (2.0 + f), z = s * s, w = z * z;
+    double R = z * (Lg1 + w * (Lg3 + w * (Lg5 + w * Lg7))) + w * (Lg2 + w * (Lg4 + w * Lg6));
+    double dk = k;
+    double y = s * (hfsq + R) + dk * ln2_lo - hfsq + f + dk * ln2_hi;
+    return x0 < INFINITY ? y : x0 + y; /* x0 + y == x0 there; gcc vectorises this form */
 }
 
-/* The per-entry quantities of pass 3: q_j, p_j and d_j = log p_j - log q_j. */
-static inline double entry(const Row *r, int j, double *q, double *p) {
-    float xs = scaled(r->s[j], r->ms, r->inv_tau), xt = scaled(r->t[j], r->mt, r->inv_tau);
-    *q = ad_expf(xs) * r->izs;
-    *p = ad_expf(xt) * r->izt;
-    return ((double)xt - (double)xs) - r->lz;
-}
-
-/* dlogits from h (stored in d by the loss pass): d_j = c (h_j - q_j gbar). */
-static void grad_from_h(float *d, const Row *r, double gbar, double c) {
+/* dlogits from g (stored in d by the loss pass): d_j = c q_j (g_j - gbar). */
+static void grad_from_g(float *d, const Row *r, double gbar, double c) {
     for (int j = 0; j < r->V; j++) {
         double q = ad_expf(scaled(r->s[j], r->ms, r->inv_tau)) * r->izs;
-        d[j] = (float)(c * ((double)d[j] - q * gbar));
+        d[j] = (float)(c * q * ((double)d[j] - gbar));
     }
 }
 
-/* TVD = 1/2 sum |p - q|; h_j = q_j sign(q_j - p_j) / 2 (0 where they are equal). */
-static inline void tvd_add(double *a, double *g, float *d, const Row *r, int j) {
-    double q, p;
-    entry(r, j, &q, &p);
-    double h = 0.5 * q * ((q > p) - (q < p));
-    *a += fabs(p - q), *g += h;
-    if (d) d[j] = (float)h;
+/* The kinds that need a value per entry: term(q_j, p_j, w, &g_j) returns entry j's share of
+ * the divergence and sets g_j. A term whose weight is 0 is 0; a g_j whose q_j is 0 is never
+ * used. Ratios divide by 1 in place of a zero weight, so no term is ever 0 * inf. */
+typedef double (*TermFn)(double q, double p, double w, float *g);
+
+/* TVD = 1/2 sum |p - q|; g_j = sign(q_j - p_j) / 2 (0 where they are equal). */
+static inline double tvd_term(double q, double p, double w, float *g) {
+    *g = 0.5f * (float)((q > p) - (q < p));
+    return 0.5 * fabs(p - q);
 }
 
-static inline void tvd_lanes(double *a, double *g, float *d, const Row *r) {
+/* JSD(beta), 0 < beta < 1, m = beta p + (1 - beta) q, with A = log(m / q) =
+ * log(beta p / q + 1 - beta) and B = log(m / p) = log(beta + (1 - beta) q / p): the term is
+ * -beta p B - (1 - beta) q A; g = (1 - beta) log(q / m) = -(1 - beta) A. */
+static inline double jsd_term(double q, double p, double beta, float *g) {
+    double A = vlog(beta * (p / (q > 0.0 ? q : 1.0)) + (1.0 - beta));
+    double B = vlog(beta + (1.0 - beta) * (q / (p > 0.0 ? p : 1.0)));
+    *g = (float)(-(1.0 - beta) * A);
+    return -beta * p * B - (1.0 - beta) * q * A;
+}
+
+/* Skew KL(alpha), 0 < alpha: m = alpha p + (1 - alpha) q; the term is -p log(m / p) with
+ * m / p = alpha + (1 - alpha) q / p. dL/dq = -(1 - alpha) p / m; shifted by 1 - alpha,
+ * g = (1 - alpha)^2 (q - p) / m, which lies in [-1 / alpha, 1]: a float, as alpha >= FLT_MIN. */
+static inline double skl_term(double q, double p, double alpha, float *g) {
+    double m = alpha * p + (1.0 - alpha) * q;
+    double gd = (1.0 - alpha) * (1.0 - alpha) * (q - p) / (m > 0.0 ? m : 1.0);
+    *g = (float)gd;
+    return -p * vlog(alpha + (1.0 - alpha) * (q / (p > 0.0 ? p : 1.0)));
+}
+
+/* Skew reverse KL(alpha), 0 < alpha: m = (1 - alpha) p + alpha q; the term is q log(q / m)
+ * with m / q = (1 - alpha) p / q + alpha. dL/dq = log(q / m) + 1 - alpha q / m; shifted by
+ * alpha - 1, g = log(q / m) + alpha (1 - alpha) (p - q) / m, whose second term lies in
+ * [-(1 - alpha), alpha]. */
+static inline double srkl_term(double q, double p, double alpha, float *g) {
+    double m = (1.0 - alpha) * p + alpha * q;
+    double lqm = -vlog((1.0 - alpha) * (p / (q > 0.0 ? q : 1.0)) + alpha); /* log(q / m) */
+    *g = (float)(lqm + alpha * (1.0 - alpha) * (p - q) / (m > 0.0 ? m : 1.0));
+    return q * lqm;
+}
+
+INLINE_ALWAYS void term_add(double *L, double *gq, float *d, const Row *r, int j, double w,
+                            TermFn term) {
+    double q = ad_expf(scaled(r->s[j], r->ms, r->inv_tau)) * r->izs;
+    double p = ad_expf(scaled(r->t[j], r->mt, r->inv_tau)) * r->izt;
+    float g;
+    *L += term(q, p, w, &g);
+    *gq += q * g;
+    if (d) d[j] = g;
+}
+
+INLINE_ALWAYS void term_lanes(double *L, double *gq, float *d, const Row *r, double w,
+                              TermFn term) {
     int j = 0, V = r->V;
     for (; j + LANES <= V; j += LANES)
-        for (int k = 0; k < LANES; k++) tvd_add(a + k, g + k, d, r, j + k);
-    for (int k = 0; j < V; j++, k++) tvd_add(a + k, g + k, d, r, j);
+        for (int k = 0; k < LANES; k++) term_add(L + k, gq + k, d, r, j + k, w, term);
+    for (int k = 0; j < V; j++, k++) term_add(L + k, gq + k, d, r, j, w, term);
 }
 
-static double tvd_pass(float *d, const Row *r, double *gbar) {
-    double a[LANES] = {0}, g[LANES] = {0};
-    if (d) /* two inlined copies, so that neither loop tests d */
-        tvd_lanes(a, g, d, r);
+/* One pass over the row: returns the divergence, stores g (as float) in d if d is not NULL,
+ * and sets *gbar = sum_j q_j g_j over the stored (rounded) g, so that the gradient sums to 0
+ * to double precision. */
+INLINE_ALWAYS double term_pass(float *d, const Row *r, double w, double *gbar, TermFn term) {
+    double L[LANES] = {0}, gq[LANES] = {0};
+    if (d) /* two copies, so that neither loop tests d */
+        term_lanes(L, gq, d, r, w, term);
     else
-        tvd_lanes(a, g, NULL, r);
-    double L = 0, G = 0;
-    for (int k = 0; k < LANES; k++) L += a[k], G += g[k];
+        term_lanes(L, gq, NULL, r, w, term);
+    double Ls = 0, G = 0;
+    for (int k = 0; k < LANES; k++) Ls += L[k], G += gq[k];
     *gbar = G;
-    return 0.5 * L;
-}
-
-/* JSD(beta), 0 < beta < 1, m = beta p + (1 - beta) q, with A_j = log(m_j / q_j) =
- * log_mix(d_j, beta) and log(m_j / p_j) = A_j - d_j (an exact identity; the subtraction
- * loses only |d_j| ulps). L = -beta sum p (A - d) - (1 - beta) sum q A;
- * h_j = (1 - beta) q_j log(q_j / m_j). */
-static double jsd_pass(float *d, const Row *r, double beta, double *gbar) {
-    double sp = 0, sq = 0;
-    for (int j = 0; j < r->V; j++) {
-        double q, p, dj = entry(r, j, &q, &p);
-        double A = log_mix(dj, beta);
-        sp += p * (A - dj), sq += q * A;
-        if (d) d[j] = (float)(-(1.0 - beta) * q * A);
-    }
-    *gbar = -(1.0 - beta) * sq;
-    return -beta * sp - (1.0 - beta) * sq;
-}
-
-/* Skew KL(alpha): m = alpha p + (1 - alpha) q, L = sum p log(p / m) with log(m_j / p_j) =
- * log_mix(-d_j, 1 - alpha); h_j = -(1 - alpha) p_j q_j / m_j, which is at most p_j. */
-static double skl_pass(float *d, const Row *r, double alpha, double *gbar) {
-    double L = 0, g = 0;
-    for (int j = 0; j < r->V; j++) {
-        double q, p, dj = entry(r, j, &q, &p);
-        L -= p * log_mix(-dj, 1.0 - alpha);
-        double m = alpha * p + (1.0 - alpha) * q;
-        double h = m > 0.0 ? -(1.0 - alpha) * p * q / m : 0.0;
-        g += h;
-        if (d) d[j] = (float)h;
-    }
-    *gbar = g;
-    return L;
-}
-
-/* Skew reverse KL(alpha): m = (1 - alpha) p + alpha q, L = sum q log(q / m) with
- * log(m_j / q_j) = log_mix(d_j, 1 - alpha); h_j = q_j log(q_j / m_j) - alpha q_j^2 / m_j
- * (the constant 1 of dL/dq drops out of h_j - q_j sum h), and q_j^2 / m_j <= q_j / alpha. */
-static double srkl_pass(float *d, const Row *r, double alpha, double *gbar) {
-    double L = 0, g = 0;
-    for (int j = 0; j < r->V; j++) {
-        double q, p, dj = entry(r, j, &q, &p);
-        double lq = -q * log_mix(dj, 1.0 - alpha);
-        double m = (1.0 - alpha) * p + alpha * q;
-        double h = lq - (m > 0.0 ? alpha * q * q / m : 0.0);
-        L += lq, g += h;
-        if (d) d[j] = (float)h;
-    }
-    *gbar = g;
-    return L;
+    return Ls;
 }
 
 /* One unmasked row: returns its divergence and, if d, writes d = c dL/d(student logits)
@@ -248,11 +264,15 @@ static double row_divergence(float *d, const float *s, const float *t, int V, Ad
     switch (kind) {
     case AD_LOSS_FKL: /* sum p (log p - log q); dL/dz = (q - p) / tau */
         L = r.wt * r.izt - r.lz;
-        if (d)
+        if (d) {
+            /* q - p = (e^xs - e^xt zs / zt) / zs: exactly 0 where p = q, even when the
+             * compiler fuses the multiply-subtract. */
+            double ratio = r.izt / r.izs, cq = c * r.izs;
             for (int j = 0; j < V; j++) {
                 float xs = scaled(s[j], r.ms, inv_tau), xt = scaled(t[j], r.mt, inv_tau);
-                d[j] = (float)(c * (ad_expf(xs) * r.izs - ad_expf(xt) * r.izt));
+                d[j] = (float)(cq * ((double)ad_expf(xs) - (double)ad_expf(xt) * ratio));
             }
+        }
         return L;
     case AD_LOSS_RKL: /* sum q (log q - log p); dL/dz_j = q_j (log q_j - log p_j - L) / tau */
         L = r.ws * r.izs + r.lz;
@@ -265,19 +285,21 @@ static double row_divergence(float *d, const float *s, const float *t, int V, Ad
             }
         }
         return L;
-    case AD_LOSS_TVD: L = tvd_pass(d, &r, &gbar); break;
-    case AD_LOSS_JSD: L = jsd_pass(d, &r, w, &gbar); break;
-    case AD_LOSS_SKL: L = skl_pass(d, &r, w, &gbar); break;
-    case AD_LOSS_SRKL: L = srkl_pass(d, &r, w, &gbar); break;
+    case AD_LOSS_TVD: L = term_pass(d, &r, w, &gbar, tvd_term); break;
+    case AD_LOSS_JSD: L = term_pass(d, &r, w, &gbar, jsd_term); break;
+    case AD_LOSS_SKL: L = term_pass(d, &r, w, &gbar, skl_term); break;
+    case AD_LOSS_SRKL: L = term_pass(d, &r, w, &gbar, srkl_term); break;
     default: AD_ASSERT(0 && "not a divergence");
     }
-    if (d) grad_from_h(d, &r, gbar, c);
+    if (d) grad_from_g(d, &r, gbar, c);
     return L;
 }
 
 /* Validates the arguments (programmer errors abort with file:line: the config layer checks
- * user values first), maps JSD at beta = 0 / 1 onto forward / reverse KL, and splits the
- * rows over the threads as ad_loss_ce does. Logits must be finite. */
+ * user values first), maps JSD at beta = 0 / 1 and the skew kinds at alpha = 0 onto forward
+ * / reverse KL (which they equal exactly; a skew KL alpha below FLT_MIN counts as 0), and
+ * splits the rows over the threads as ad_loss_ce does. Logits should be finite; a NaN one
+ * makes its row's loss NaN. */
 double ad_loss_divergence(float *dlogits, float *token_loss, const float *student_logits,
                           const float *teacher_logits, const int *targets, int N, int V,
                           AdLossKind kind, float param, float tau, float scale) {
@@ -289,6 +311,8 @@ double ad_loss_divergence(float *dlogits, float *token_loss, const float *studen
         AD_ASSERT(w >= 0.0 && w <= 1.0);
     if (kind == AD_LOSS_JSD && w == 0.0) kind = AD_LOSS_FKL;
     if (kind == AD_LOSS_JSD && w == 1.0) kind = AD_LOSS_RKL;
+    if (kind == AD_LOSS_SKL && w < FLT_MIN) kind = AD_LOSS_FKL; /* denormal alpha: as 0 */
+    if (kind == AD_LOSS_SRKL && w == 0.0) kind = AD_LOSS_RKL;
     float inv_tau = 1.0f / tau;
     double c = (double)scale / tau;
 

@@ -610,19 +610,23 @@ static AdStatus save_round_state(Run *r, int round) {
         ckpt_path(r, round, ".ema.h5", path, sizeof path);
         if ((st = ad_checkpoint_save(path, &r->ema, &r->tok, NULL))) return st;
     }
-    /* keep the last N rounds (round 0 stays while init = restart needs it) */
-    int keep = r->cfg->keep_checkpoints;
-    if (keep > 0 && round - keep >= 0) {
-        int old = round - keep;
-        if (old > 0 || strcmp(r->cfg->rounds.init, "restart")) {
-            const char *suffixes[] = {".h5", ".pool.jsonl", ".ema.h5"};
-            for (int i = 0; i < 3; i++) {
-                ckpt_path(r, old, suffixes[i], path, sizeof path);
-                remove(path);
-            }
-        }
-    }
     return AD_OK;
+}
+
+/* After a round is committed: keep the last N rounds' files (round 0 stays while
+ * init = restart needs it). Never before the commit, or a crash in between would leave
+ * the run file pointing at a deleted checkpoint. */
+static void prune_round_state(Run *r, int round) {
+    int keep = r->cfg->keep_checkpoints;
+    if (keep <= 0 || round - keep < 0) return;
+    int old = round - keep;
+    if (old == 0 && !strcmp(r->cfg->rounds.init, "restart")) return;
+    const char *suffixes[] = {".h5", ".pool.jsonl", ".ema.h5"};
+    char path[AD_PATH_MAX + 64];
+    for (int i = 0; i < 3; i++) {
+        ckpt_path(r, old, suffixes[i], path, sizeof path);
+        remove(path);
+    }
 }
 
 static AdStatus load_round_state(Run *r, int round) {
@@ -817,6 +821,7 @@ static AdStatus run_round(Run *r, int round) {
                         t_gen, t_score, t_train, t_eval, ad_time_now() - t0, gen_tps, train_tps,
                         cfg->rounds.teacher};
     st = ad_runlog_commit_round(&r->log, &s);
+    if (!st) prune_round_state(r, round);
     if (!st) {
         char dur[32];
         ad_format_duration(s.time_total, dur, sizeof dur);

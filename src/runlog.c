@@ -55,9 +55,36 @@ enum {
 
 static void round_name(int round, char *out) { snprintf(out, ROUND_NAME_LEN, "rounds/%03d", round); }
 
-/* The name the in-memory file carries in HDF5's messages. It must not name an existing
- * file: the core driver refuses to open an image under the name of a file on disk. */
-static void mem_name(const char *path, char *out) { snprintf(out, MEM_NAME_LEN, "%s (in memory)", path); }
+/* 1 if an HDF5 file named `name` is open in this process (-1 if that cannot be told). */
+static int name_in_use(const char *name) {
+    ssize_t n = H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_FILE);
+    if (n <= 0) return n < 0 ? -1 : 0;
+    hid_t *ids = ad_malloc((size_t)n * sizeof *ids, "open HDF5 file list");
+    if (!ids) return -1;
+    ssize_t got = H5Fget_obj_ids(H5F_OBJ_ALL, H5F_OBJ_FILE, (size_t)n, ids);
+    int used = got < 0 ? -1 : 0;
+    for (ssize_t i = 0; i < got && !used; i++) {
+        char other[MEM_NAME_LEN];
+        if (H5Fget_name(ids[i], other, sizeof other) >= 0 && strcmp(other, name) == 0) used = 1;
+    }
+    free(ids);
+    return used;
+}
+
+/* The name the in-memory file of `path` carries in HDF5's messages: "<path> (in memory)",
+ * numbered if that name is taken. It must differ from the name of every HDF5 file open in
+ * the process (the core driver would hand back that file instead of a new one) and must
+ * not name a file on disk (the core driver refuses to open an image under such a name). */
+static AdStatus mem_name(const char *path, char *out) {
+    for (int k = 1; k <= 1000; k++) {
+        if (k == 1) snprintf(out, MEM_NAME_LEN, "%s (in memory)", path);
+        else snprintf(out, MEM_NAME_LEN, "%s (in memory %d)", path, k);
+        int used = name_in_use(out);
+        if (used < 0) return ad_fail(AD_ERR_HDF5, "%s: cannot list the open HDF5 files", path);
+        if (!used && access(out, F_OK) != 0) return AD_OK;
+    }
+    return ad_fail(AD_ERR_ARG, "%s: a thousand run logs of this file are open already", path);
+}
 
 static AdStatus check_path(const char *path, const char *what) {
     if (!path || !path[0]) return ad_fail(AD_ERR_ARG, "%s: empty path", what);
@@ -198,6 +225,15 @@ done:
 
 /* ================================================================ creating */
 
+/* New objects use HDF5 1.10's formats: their chunk indexes need no B-tree nodes, which
+ * makes a run file about a third the size. Readers need HDF5 1.10 or later. */
+static AdStatus use_v110_formats(hid_t f, const char *path) {
+    if (H5Fset_libver_bounds(f, H5F_LIBVER_V110, H5F_LIBVER_V110) < 0)
+        return ad_h5_fail(AD_ERR_HDF5, f, NULL, "cannot select the HDF5 1.10 object formats "
+                          "for run file %s", path);
+    return AD_OK;
+}
+
 /* The first "model name" of /proc/cpuinfo, or "unknown". */
 static void cpu_model(char *out, size_t cap) {
     snprintf(out, cap, "unknown");
@@ -240,6 +276,46 @@ static AdStatus write_root(hid_t f, uint64_t seed, int threads) {
     return s;
 }
 
+/* A (R, E) summary table. With E = 0 (a run without an evaluation grid) its rows are
+ * empty: h5util's tables need a column, so it is made here, unfiltered. */
+static AdStatus create_eval_table(hid_t g, const char *name, int n_eval) {
+    if (n_eval > 0) return ad_h5_table_create(g, name, AD_H5_F64, (hsize_t)n_eval, SUMMARY_CHUNK_ROWS);
+    AdStatus s = AD_OK;
+    hsize_t dims[2] = {0, 0}, maxdims[2] = {H5S_UNLIMITED, H5S_UNLIMITED};
+    hsize_t chunk[2] = {SUMMARY_CHUNK_ROWS, 1};
+    hid_t space = H5Screate_simple(2, dims, maxdims), dcpl = H5Pcreate(H5P_DATASET_CREATE), d = -1;
+    if (space < 0 || dcpl < 0 || H5Pset_chunk(dcpl, 2, chunk) < 0) {
+        s = ad_h5_fail(AD_ERR_HDF5, g, name, "cannot set up the dataspace of the table");
+        goto done;
+    }
+    d = H5Dcreate2(g, name, H5T_IEEE_F64LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    if (d < 0) {
+        s = ad_h5_fail(AD_ERR_IO, g, name, "cannot create table");
+        goto done;
+    }
+    hid_t closing = d;
+    d = -1;
+    if (H5Dclose(closing) < 0) s = ad_h5_fail(AD_ERR_IO, g, name, "cannot close table");
+done:
+    ad_h5_close_quietly(d);
+    ad_h5_close_quietly(dcpl);
+    ad_h5_close_quietly(space);
+    return s;
+}
+
+/* Appends one row to a (R, E) summary table; with E = 0 the table only grows. */
+static AdStatus append_eval_row(hid_t g, const char *name, int n_eval, const double *row) {
+    if (n_eval > 0) return ad_h5_table_append(g, name, AD_H5_F64, 1, (hsize_t)n_eval, row);
+    hsize_t rows;
+    AdStatus s = ad_h5_table_rows(g, name, &rows);
+    if (s != AD_OK) return s;
+    hsize_t grown[2] = {rows + 1, 0};
+    hid_t d = H5Dopen2(g, name, H5P_DEFAULT);
+    if (d < 0 || H5Dset_extent(d, grown) < 0) s = ad_h5_fail(AD_ERR_IO, g, name, "cannot extend table");
+    ad_h5_close_quietly(d);
+    return s;
+}
+
 static AdStatus create_summary(hid_t f, int n_eval) {
     hid_t g;
     AdStatus s = ad_h5_group_create(f, "summary", &g);
@@ -249,7 +325,7 @@ static AdStatus create_summary(hid_t f, int n_eval) {
     for (int i = 0; i < N_FLOAT_COLS && s == AD_OK; i++)
         s = ad_h5_table_create(g, FLOAT_COLS[i], AD_H5_F64, 0, SUMMARY_CHUNK_ROWS);
     for (int i = 0; i < N_EVAL_COLS && s == AD_OK; i++)
-        s = ad_h5_table_create(g, EVAL_COLS[i], AD_H5_F64, (hsize_t)n_eval, SUMMARY_CHUNK_ROWS);
+        s = create_eval_table(g, EVAL_COLS[i], n_eval);
     return close_group(g, s);
 }
 
@@ -262,17 +338,20 @@ AdStatus ad_runlog_create(AdRunLog *r, const char *path, const char *config_json
     if (s != AD_OK) return s;
     if (!config_json)
         return ad_fail(AD_ERR_ARG, "run file %s: no resolved config to store", path);
-    if (n_eval < 1 || n_eval > RUN_MAX_EVAL || !eval_lengths)
-        return ad_fail(AD_ERR_ARG, "run file %s: evaluation grid of %d lengths (1..%d expected)",
-                       path, n_eval, RUN_MAX_EVAL);
-    int64_t *lengths = ad_malloc((size_t)n_eval * sizeof *lengths, "run file eval_lengths");
+    if (n_eval < 0 || n_eval > RUN_MAX_EVAL || (n_eval > 0 && !eval_lengths))
+        return ad_fail(AD_ERR_ARG, "run file %s: evaluation grid of %d lengths%s (0..%d expected)",
+                       path, n_eval, eval_lengths ? "" : " and no array", RUN_MAX_EVAL);
+    int64_t *lengths = ad_malloc((size_t)(n_eval > 0 ? n_eval : 1) * sizeof *lengths,
+                                 "run file eval_lengths");
     if (!lengths) return AD_ERR_NOMEM;
     for (int i = 0; i < n_eval; i++) lengths[i] = eval_lengths[i];
     char name[MEM_NAME_LEN];
-    mem_name(path, name);
     size_t hint = strlen(config_json) + (config_original ? strlen(config_original) : 0);
     hid_t f = -1, g = -1;
-    s = ad_h5_create_mem(name, hint + (1u << 20), &f);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    s = mem_name(path, name);
+    if (s == AD_OK) s = ad_h5_create_mem(name, hint + (1u << 20), &f);
+    if (s == AD_OK) s = use_v110_formats(f, path);
     if (s == AD_OK) s = write_root(f, seed, threads);
     if (s == AD_OK) s = ad_h5_write_string(f, "config", config_json);
     if (s == AD_OK) s = ad_h5_write_string(f, "config_original", config_original ? config_original : "");
@@ -324,9 +403,9 @@ static int scorer_ran(const AdCandidates *c, int k) {
 static AdStatus write_candidate_sets(hid_t g, const AdCandidates *c) {
     long p = c ? c->n_prompts : 0, n = c ? c->n : 0;
     size_t pn = (size_t)(p > 0 ? p : 1), nn = (size_t)(n > 0 ? n : 1);
-    int64_t *plen = ad_malloc(pn * sizeof *plen, "run file prompt lengths");
-    int64_t *cprompt = ad_malloc(nn * sizeof *cprompt, "run file candidate prompts");
-    int64_t *csample = ad_malloc(nn * sizeof *csample, "run file candidate samples");
+    int64_t *plen = ad_calloc(pn, sizeof *plen, "run file prompt lengths");
+    int64_t *cprompt = ad_calloc(nn, sizeof *cprompt, "run file candidate prompts");
+    int64_t *csample = ad_calloc(nn, sizeof *csample, "run file candidate samples");
     uint8_t *ended = ad_malloc(nn, "run file candidate_ended");
     uint8_t *selected = ad_malloc(nn, "run file selection mask");
     int8_t *correct = ad_malloc(nn, "run file correctness");
@@ -385,8 +464,8 @@ AdStatus ad_runlog_write_candidates(AdRunLog *r, int round, const AdCandidates *
 /* Writes the train/ group of a round group from n records (n may be 0). */
 static AdStatus write_train_sets(hid_t g, const AdTrainRecord *recs, long n) {
     size_t nn = (size_t)(n > 0 ? n : 1);
-    int64_t *step = ad_malloc(nn * sizeof *step, "run file train steps");
-    double *col = ad_malloc(4 * nn * sizeof *col, "run file training curve");
+    int64_t *step = ad_calloc(nn, sizeof *step, "run file train steps");
+    double *col = ad_calloc(nn, 4 * sizeof *col, "run file training curve");
     hid_t tg = -1;
     AdStatus s = step && col ? AD_OK : AD_ERR_NOMEM;
     if (s == AD_OK) {
@@ -434,8 +513,9 @@ static AdStatus read_grid(const AdRunLog *r, int64_t *lengths) {
 /* Writes the eval/ group of a round group; accuracy and loss may be NULL (NaN), n too (0). */
 static AdStatus write_eval_sets(hid_t g, int E, const int64_t *lengths, const double *accuracy,
                                 const double *loss, const long *n) {
-    double *acc = ad_malloc(2 * (size_t)E * sizeof *acc, "run file evaluation");
-    int64_t *cnt = ad_malloc((size_t)E * sizeof *cnt, "run file evaluation counts");
+    size_t cap = (size_t)(E > 0 ? E : 1);
+    double *acc = ad_malloc(2 * cap * sizeof *acc, "run file evaluation");
+    int64_t *cnt = ad_malloc(cap * sizeof *cnt, "run file evaluation counts");
     hid_t eg = -1;
     AdStatus s = acc && cnt ? AD_OK : AD_ERR_NOMEM;
     if (s == AD_OK) {
@@ -460,11 +540,12 @@ AdStatus ad_runlog_write_eval(AdRunLog *r, int round, const int *lengths, const 
                               const double *loss, const long *n, int n_eval) {
     AdStatus s = check_round(r, round, "evaluation");
     if (s != AD_OK) return s;
-    if (n_eval != r->n_eval || !lengths || !accuracy || !loss || !n)
+    if (n_eval != r->n_eval || (n_eval > 0 && (!lengths || !accuracy || !loss || !n)))
         return ad_fail(AD_ERR_ARG, "%s: evaluation of %d lengths given (arrays %s), the run's "
                        "grid has %d", r->path, n_eval,
                        lengths && accuracy && loss && n ? "present" : "missing", r->n_eval);
-    int64_t *grid = ad_malloc((size_t)n_eval * sizeof *grid, "run file eval_lengths");
+    int64_t *grid = ad_malloc((size_t)(n_eval > 0 ? n_eval : 1) * sizeof *grid,
+                              "run file eval_lengths");
     if (!grid) return AD_ERR_NOMEM;
     s = read_grid(r, grid);
     for (int i = 0; i < n_eval && s == AD_OK; i++)
@@ -498,9 +579,14 @@ static AdStatus truncate_summary(hid_t f, const char *path, int rows, int n_eval
         hsize_t dims[2];
         s = ad_h5_array_shape(g, name, 2, &rank, dims);
         if (s != AD_OK) break;
-        if (rank != want_rank || (rank == 2 && dims[1] != (hsize_t)n_eval)) {
-            s = ad_fail(AD_ERR_FORMAT, "%s:/summary/%s has rank %d%s, expected (R%s)", path, name,
-                        rank, rank == 2 ? " and another width" : "", want_rank == 2 ? ", E" : "");
+        if (rank != want_rank) {
+            s = ad_fail(AD_ERR_FORMAT, "%s:/summary/%s has rank %d, expected %d", path, name, rank,
+                        want_rank);
+            break;
+        }
+        if (rank == 2 && dims[1] != (hsize_t)n_eval) {
+            s = ad_fail(AD_ERR_FORMAT, "%s:/summary/%s has %llu columns, but /eval_lengths has %d "
+                        "lengths", path, name, (unsigned long long)dims[1], n_eval);
             break;
         }
         if (dims[0] < (hsize_t)rows) {
@@ -526,7 +612,7 @@ static AdStatus append_summary(hid_t f, const AdRoundSummary *s, int n_eval) {
         s->acceptance,    s->label_accuracy, s->candidate_accuracy, s->train_loss,
         s->time_generate, s->time_score,     s->time_train,         s->time_eval,
         s->time_total,    s->gen_tokens_per_s, s->train_tokens_per_s};
-    double *row = ad_malloc((size_t)n_eval * sizeof *row, "run file summary row");
+    double *row = ad_malloc((size_t)(n_eval > 0 ? n_eval : 1) * sizeof *row, "run file summary row");
     if (!row) return AD_ERR_NOMEM;
     hid_t g;
     AdStatus st = ad_h5_group_open(f, "summary", &g);
@@ -537,7 +623,7 @@ static AdStatus append_summary(hid_t f, const AdRoundSummary *s, int n_eval) {
     const double *eval[N_EVAL_COLS] = {s->eval_accuracy, s->eval_loss};
     for (int c = 0; c < N_EVAL_COLS && st == AD_OK; c++) {
         for (int i = 0; i < n_eval; i++) row[i] = eval[c] ? eval[c][i] : NAN;
-        st = ad_h5_table_append(g, EVAL_COLS[c], AD_H5_F64, 1, (hsize_t)n_eval, row);
+        st = append_eval_row(g, EVAL_COLS[c], n_eval, row);
     }
     free(row);
     return close_group(g, st);
@@ -570,7 +656,8 @@ static AdStatus finish_round_group(AdRunLog *r, const AdRoundSummary *s) {
     if (st == AD_OK && !has) st = write_train_sets(g, NULL, 0);
     if (st == AD_OK) st = ad_h5_exists(g, "eval", &has);
     if (st == AD_OK && !has) {
-        int64_t *grid = ad_malloc((size_t)r->n_eval * sizeof *grid, "run file eval_lengths");
+        int64_t *grid = ad_malloc((size_t)(r->n_eval > 0 ? r->n_eval : 1) * sizeof *grid,
+                                  "run file eval_lengths");
         st = grid ? read_grid(r, grid) : AD_ERR_NOMEM;
         if (st == AD_OK)
             st = write_eval_sets(g, r->n_eval, grid, s->eval_accuracy, s->eval_loss, s->eval_n);
@@ -782,8 +869,9 @@ static void h5_reason(char out[256]) {
 static AdStatus open_image(const char *path, const void *buf, size_t size, hid_t *file) {
     *file = -1;
     char name[MEM_NAME_LEN];
-    mem_name(path, name);
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    AdStatus s = mem_name(path, name);
+    if (s != AD_OK) return s;
     size_t increment = size < (1u << 20) ? (1u << 20) : size / 4;
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     if (fapl < 0 || H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) < 0 ||
@@ -795,7 +883,6 @@ static AdStatus open_image(const char *path, const void *buf, size_t size, hid_t
         return ad_fail(AD_ERR_HDF5, "cannot set up opening run file %s in memory: %s", path, why);
     }
     hid_t f = H5Fopen(name, H5F_ACC_RDWR, fapl);
-    AdStatus s = AD_OK;
     if (f < 0) {
         char why[256];
         h5_reason(why);
@@ -820,9 +907,9 @@ static AdStatus read_counts(hid_t f, const char *path, int *rounds, int *n_eval)
     hsize_t dims[AD_H5_MAX_RANK];
     s = ad_h5_array_shape(f, "eval_lengths", AD_H5_MAX_RANK, &rank, dims);
     if (s != AD_OK) return s;
-    if (rank != 1 || dims[0] < 1 || dims[0] > RUN_MAX_EVAL)
+    if (rank != 1 || dims[0] > RUN_MAX_EVAL)
         return ad_fail(AD_ERR_FORMAT, "%s:/eval_lengths has rank %d and %llu lengths (one "
-                       "dimension of 1..%d expected)", path, rank,
+                       "dimension of 0..%d expected)", path, rank,
                        (unsigned long long)(rank >= 1 ? dims[0] : 0), RUN_MAX_EVAL);
     *n_eval = (int)dims[0];
     return AD_OK;
@@ -876,6 +963,7 @@ AdStatus ad_runlog_open(AdRunLog *r, const char *path) {
     if (s != AD_OK) return s;
     int rounds = 0, n_eval = 0;
     s = check_format(f, path);
+    if (s == AD_OK) s = use_v110_formats(f, path);
     if (s == AD_OK) s = read_counts(f, path, &rounds, &n_eval);
     if (s == AD_OK) s = truncate_summary(f, path, rounds, n_eval);
     if (s == AD_OK) s = drop_rounds_from(f, path, rounds);

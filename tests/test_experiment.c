@@ -9,7 +9,9 @@
 #include <string.h>
 
 #include "autodidact/experiment.h"
+#include "autodidact/losses.h"
 #include "autodidact/optim.h"
+#include "autodidact/score.h"
 #include "autodidact/tasks.h"
 #include "testutil.h"
 
@@ -181,6 +183,28 @@ START_TEST(test_names_follow_modules) {
     }
     EXPECT_ERR("{\"pretrain\": {\"schedule\": \"cosin\"}}",
                "pretrain.schedule: \"cosin\" is not one of constant, cosine, linear, wsd");
+
+    for (int k = AD_LOSS_SFT; k <= AD_LOSS_SRKL; k++) {
+        char j[256];
+        snprintf(j, sizeof j, "{\"pretrain\": {\"loss\": \"%s\"}, \"rounds\": {\"teacher\": "
+                 "\"snapshot\"}}", ad_loss_name((AdLossKind)k));
+        AdExperimentConfig c = parse_ok(j);
+        ck_assert_str_eq(c.pretrain.loss, ad_loss_name((AdLossKind)k));
+    }
+    for (int k = AD_SELECT_ALL; k <= AD_SELECT_ORACLE; k++) {
+        char j[256];
+        snprintf(j, sizeof j, "{\"select\": {\"policy\": \"%s\"}}",
+                 ad_select_name((AdSelectPolicy)k));
+        AdExperimentConfig c = parse_ok(j);
+        ck_assert_str_eq(c.select.policy, ad_select_name((AdSelectPolicy)k));
+    }
+    for (int k = 0; k < AD_SCORE_COUNT; k++) {
+        char j[256];
+        snprintf(j, sizeof j, "{\"select\": {\"scorer\": \"%s\"}, \"score\": {\"self_judge\": "
+                 "true, \"ensemble\": 1}}", ad_score_name(k));
+        AdExperimentConfig c = parse_ok(j);
+        ck_assert_str_eq(c.select.scorer, ad_score_name(k));
+    }
 
     /* losses.h, score.h: every documented name, and nothing else */
     const char *losses[] = {"sft", "fkl", "rkl", "jsd", "tvd", "skl", "srkl"};

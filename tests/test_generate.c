@@ -198,6 +198,7 @@ static void greedy_by_full_forward(AdModel *m, const int *prompt, int plen, int 
     AdStatus st = ad_acts_init(&a, &m->cfg, 1, T);
     ck_assert_msg(st == AD_OK, "ad_acts_init: %s", ad_errmsg());
     int *seq = malloc(sizeof(int) * (size_t)T);
+    ck_assert_ptr_nonnull(seq);
     memcpy(seq, prompt, sizeof(int) * (size_t)plen);
     *min_gap = INFINITY;
     for (int i = 0; i < n_new; i++) {
@@ -220,7 +221,8 @@ static void greedy_by_full_forward(AdModel *m, const int *prompt, int plen, int 
 START_TEST(test_real_model_greedy) {
     const char *dir = ad_test_models_dir();
     if (!dir) {
-        printf("test_real_model_greedy: SKIPPED: no stories260K.bin found (set AD_SHARED_MODELS)\n");
+        printf("test_real_model_greedy: SKIPPED: no stories260K.bin found "
+               "(set AD_SHARED_MODELS)\n");
         return;
     }
     AdModel m, mg;
@@ -305,7 +307,6 @@ START_TEST(test_real_model_greedy) {
     /* both requests in one batch of 2: the same tokens */
     AdGenRequest both[2] = {rq, rq2};
     static Out ob2[2];
-    sc2.max_new_tokens = NCONT;
     run_generate(&m, &tok, both, 2, &sc2, 2, SEQ, 0, ob2);
     for (int i = 0; i < NCONT; i++) {
         ck_assert_msg(ob2[0].tok[i] == ob.tok[i], "batched BOS greedy token %d differs", i);
@@ -373,7 +374,8 @@ START_TEST(test_kv_vs_full_forward) {
         int seq[S], len = plens[r] + o[r].n;
         memcpy(seq, prompts[r], sizeof(int) * plens[r]);
         for (int i = 0; i < o[r].n; i++) {
-            ck_assert_msg(o[r].tok[i] >= 0 && o[r].tok[i] < V, "token %d out of range", o[r].tok[i]);
+            ck_assert_msg(o[r].tok[i] >= 0 && o[r].tok[i] < V, "token %d out of range",
+                          o[r].tok[i]);
             seq[plens[r] + i] = o[r].tok[i];
         }
         ad_model_forward(&m, &a, seq, 1, len);
@@ -386,10 +388,12 @@ START_TEST(test_kv_vs_full_forward) {
                           "%s request %d token %d (position %d): generate logprob %.7g, full "
                           "forward %.7g",
                           k->label, r, i, p + 1, o[r].lp[i], ref);
-            ck_assert_msg(dh <= KV_LP_TOL, "%s request %d token %d: entropy %.7g, full forward %.7g",
-                          k->label, r, i, o[r].ent[i], href);
+            ck_assert_msg(dh <= KV_LP_TOL,
+                          "%s request %d token %d: entropy %.7g, full forward %.7g", k->label, r,
+                          i, o[r].ent[i], href);
             worst = fmax(worst, d), worst_h = fmax(worst_h, dh);
-            if (p > 0) shift_max = fmax(shift_max, fabs(ref - log_softmax_at(z - V, V, o[r].tok[i])));
+            if (p > 0)
+                shift_max = fmax(shift_max, fabs(ref - log_softmax_at(z - V, V, o[r].tok[i])));
         }
     }
     printf("%-15s KV vs full forward: max|logprob diff| %.2e, max|entropy diff| %.2e; "
@@ -397,6 +401,69 @@ START_TEST(test_kv_vs_full_forward) {
            k->label, worst, worst_h, shift_max);
     ck_assert_msg(shift_max > 100 * KV_LP_TOL, "%s: logprobs barely depend on the position (%.3g)",
                   k->label, shift_max);
+    ad_acts_free(&a);
+    ad_model_free(&m);
+}
+END_TEST
+
+/* Greedy decoding with a repetition penalty against the same by full forward passes:
+ * each step applies CTRL's penalty to every token already in the sequence, prompt
+ * included, and takes the first argmax. */
+START_TEST(test_penalty_greedy_vs_full_forward) {
+    enum { S = 24, NREQ = 3, NEW = 14 };
+    const float pen = 1.6f;
+    AdModel m;
+    build_model(&m, "llama", 19, S, 2, 4, 2, 16, 24, -1, 10.0f, 300);
+    int V = m.cfg.vocab_size;
+    static const int plens[NREQ] = {2, 5, 8};
+    int prompts[NREQ][S];
+    AdGenRequest reqs[NREQ];
+    for (int r = 0; r < NREQ; r++) {
+        random_tokens(prompts[r], plens[r], 0, 6, 11, r); /* tokens 0..5 only, with repeats */
+        reqs[r] = (AdGenRequest){prompts[r], plens[r], r, 0};
+    }
+    AdSampleConfig sc;
+    ad_sample_config_default(&sc);
+    sc.temperature = 0.0f;
+    sc.repetition_penalty = pen;
+    sc.max_new_tokens = NEW;
+    sc.stop_at_eos = 0;
+    static Out o[NREQ], plain[NREQ];
+    run_generate(&m, NULL, reqs, NREQ, &sc, 2, S, 0, o);
+    sc.repetition_penalty = 1.0f;
+    run_generate(&m, NULL, reqs, NREQ, &sc, 2, S, 0, plain);
+
+    AdActs a;
+    memset(&a, 0, sizeof a);
+    ck_assert_int_eq(ad_acts_init(&a, &m.cfg, 1, S), AD_OK);
+    double min_gap = INFINITY;
+    int changed = 0;
+    for (int r = 0; r < NREQ; r++) {
+        int seq[S], len = plens[r];
+        memcpy(seq, prompts[r], sizeof(int) * len);
+        ck_assert_int_eq(o[r].n, NEW);
+        for (int i = 0; i < NEW; i++) {
+            ad_model_forward(&m, &a, seq, 1, len);
+            float z[64];
+            memcpy(z, a.logits + (size_t)(len - 1) * V, sizeof(float) * V);
+            for (int j = 0; j < V; j++) {
+                int present = 0;
+                for (int t = 0; t < len; t++) present |= seq[t] == j;
+                if (present) z[j] = z[j] > 0 ? z[j] / pen : z[j] * pen;
+            }
+            int best = argmax_first(z, V);
+            for (int j = 0; j < V; j++)
+                if (j != best) min_gap = fmin(min_gap, z[best] - z[j]);
+            ck_assert_msg(o[r].tok[i] == best,
+                          "request %d token %d: penalised greedy gives %d, the reference %d", r, i,
+                          o[r].tok[i], best);
+            seq[len++] = best;
+        }
+        for (int i = 0; i < NEW; i++) changed |= o[r].tok[i] != plain[r].tok[i];
+    }
+    printf("penalised greedy vs full forward: identical (smallest penalised top-1/top-2 gap "
+           "%.3g)\n", min_gap);
+    ck_assert_msg(changed, "the penalty changed no greedy token: the test has no power");
     ad_acts_free(&a);
     ad_model_free(&m);
 }
@@ -945,6 +1012,7 @@ static Suite *generate_suite(void) {
     tc = tcase_create("kv_cache");
     tcase_set_timeout(tc, TIMEOUT);
     tcase_add_loop_test(tc, test_kv_vs_full_forward, 0, sizeof KV_CFGS / sizeof KV_CFGS[0]);
+    tcase_add_test(tc, test_penalty_greedy_vs_full_forward);
     suite_add_tcase(s, tc);
     tc = tcase_create("batching");
     tcase_set_timeout(tc, TIMEOUT);

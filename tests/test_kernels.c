@@ -499,7 +499,9 @@ typedef struct {
 static size_t att_qkv_size(AttShape s) { return (size_t)s.B * s.T * (s.H + 2 * s.Hkv) * s.hs; }
 static size_t att_out_size(AttShape s) { return (size_t)s.B * s.T * s.H * s.hs; }
 static size_t att_p_size(AttShape s) { return (size_t)s.B * s.H * s.T * s.T; }
-static float *att_scratch(AttShape s) { return fbuf((size_t)omp_get_max_threads() * s.T * s.T); }
+/* Per-thread attention-backward scratch as kernels.h sizes it. */
+static size_t att_scratch_n(AttShape s) { return (size_t)omp_get_max_threads() * AD_ATT_SCRATCH(s.T); }
+static float *att_scratch(AttShape s) { return fbuf(att_scratch_n(s)); }
 
 /* q, k scaled by 1.5 so the softmax is far from uniform; v ~ N(0, 1). */
 static void att_fill_qkv(float *qkv, AttShape s, AdRng *rng) {
@@ -643,7 +645,7 @@ START_TEST(test_attention_backward_vs_naive) {
                 fill_normal(dout, no, &rng, 0.0f, 1.0f);
                 ad_attention_forward(out, att, qkv, s.B, s.T, s.H, s.Hkv, s.hs);
                 fill_value(gf, nq, NAN), fill_value(gn, nq, NAN); /* dqkv is overwritten */
-                fill_value(scratch, (size_t)omp_get_max_threads() * s.T * s.T, NAN);
+                fill_value(scratch, att_scratch_n(s), NAN);
                 ad_attention_backward(gf, scratch, dout, qkv, att, s.B, s.T, s.H, s.Hkv, s.hs);
                 ad_attention_backward_naive(gn, dout, qkv, att, s.B, s.T, s.H, s.Hkv, s.hs);
                 attention_backward_ref(gd, ab, dout, qkv, att, s);
@@ -1148,7 +1150,7 @@ START_TEST(test_backward_determinism) {
     ad_rng_init(&rng, 81, 100, 0);
     AttShape s = {3, 129, 6, 3, 8};
     size_t nq = att_qkv_size(s), no = att_out_size(s), np = att_p_size(s);
-    size_t nscr = (size_t)omp_get_max_threads() * s.T * s.T;
+    size_t nscr = att_scratch_n(s);
     float *qkv = fbuf(nq), *out = fbuf(no), *att = fbuf(np), *dout = fbuf(no);
     float *g1 = fbuf(nq), *g2 = fbuf(nq), *scratch = att_scratch(s);
     att_fill_qkv(qkv, s, &rng);

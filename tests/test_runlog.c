@@ -649,6 +649,38 @@ START_TEST(test_resume_drops_uncommitted) {
 }
 END_TEST
 
+/* A run without an evaluation grid (E = 0, e.g. a text corpus): the (R, E) tables have
+ * no columns but one row a round, and the file resumes like any other. */
+START_TEST(test_no_eval_grid) {
+    const char *path = scratch("no_eval.h5");
+    AdRunLog r;
+    assert_ok(ad_runlog_create(&r, path, "{}", NULL, 7, 1, NULL, 0));
+    ck_assert_int_eq(r.n_eval, 0);
+    AdRoundSummary s;
+    memset(&s, 0, sizeof s);
+    for (int k = 0; k < 2; k++) {
+        s.round = k;
+        assert_ok(ad_runlog_commit_round(&r, &s));
+    }
+    ad_runlog_close(&r);
+    assert_ok(ad_runlog_open(&r, path));
+    ck_assert_int_eq(r.rounds_complete, 2);
+    ck_assert_int_eq(r.n_eval, 0);
+    s.round = 2;
+    assert_ok(ad_runlog_commit_round(&r, &s));
+    ad_runlog_close(&r);
+    hid_t f = open_ro(path);
+    hsize_t zero = 0, three_by_zero[2] = {3, 0};
+    H5Dclose(open_checked(f, "eval_lengths", H5T_STD_I64LE, 1, &zero));
+    H5Dclose(open_checked(f, "summary/eval_accuracy", H5T_IEEE_F64LE, 2, three_by_zero));
+    H5Dclose(open_checked(f, "summary/eval_loss", H5T_IEEE_F64LE, 2, three_by_zero));
+    H5Dclose(open_checked(f, "rounds/002/eval/accuracy", H5T_IEEE_F64LE, 1, &zero));
+    const int64_t rounds[3] = {0, 1, 2};
+    check_i64(f, "summary/round", 3, rounds);
+    H5Fclose(f);
+}
+END_TEST
+
 /* ---- foreign files --------------------------------------------------------------------- */
 
 static void write_text(const char *path, const char *text) {
@@ -741,7 +773,8 @@ START_TEST(test_misuse) {
     long n[E];
     AdRoundSummary s = make_summary(0, acc, loss, n);
     ck_assert_int_eq(ad_runlog_commit_round(&r, &s), AD_ERR_ARG); /* not open */
-    ck_assert_int_eq(ad_runlog_create(&r, path, "{}", NULL, 1, 1, GRID, 0), AD_ERR_ARG);
+    ck_assert_int_eq(ad_runlog_create(&r, path, "{}", NULL, 1, 1, GRID, -1), AD_ERR_ARG);
+    ck_assert_int_eq(ad_runlog_create(&r, path, "{}", NULL, 1, 1, NULL, E), AD_ERR_ARG);
     ck_assert_int_eq(ad_runlog_create(&r, path, NULL, NULL, 1, 1, GRID, E), AD_ERR_ARG);
     ck_assert_int_eq(ad_runlog_create(&r, "", "{}", NULL, 1, 1, GRID, E), AD_ERR_ARG);
     assert_ok(ad_runlog_create(&r, path, "{}", NULL, 1, 1, GRID, E));
@@ -852,6 +885,8 @@ START_TEST(test_failed_commit_disk_full) {
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     ck_assert_int_ne(access(tmp, F_OK), 0); /* the partial file is gone */
     check_file(path, 1);
+    /* a second log of the same file, opened while the first is open, is independent:
+     * dropping its uncommitted /rounds/001 must not touch the first one's */
     AdRunLog back;
     assert_ok(ad_runlog_open(&back, path));
     ck_assert_int_eq(back.rounds_complete, 1);
@@ -931,6 +966,7 @@ static Suite *runlog_suite(void) {
     tcase_set_timeout(tc, TIMEOUT);
     tcase_add_test(tc, test_resume);
     tcase_add_test(tc, test_resume_drops_uncommitted);
+    tcase_add_test(tc, test_no_eval_grid);
     suite_add_tcase(s, tc);
     tc = tcase_create("errors");
     tcase_set_timeout(tc, TIMEOUT);

@@ -42,7 +42,8 @@ typedef struct {
 } AdGenOutput;
 
 /* One request: a prompt (token ids; start with <bos> if the model expects it), and the
- * (prompt index, sample index) pair that names its RNG stream. */
+ * (prompt index, sample index) pair that names its RNG stream (distinct streams for
+ * indices in [0, 2^32)). */
 typedef struct {
     const int *prompt;
     int prompt_len;

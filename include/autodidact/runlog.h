@@ -47,14 +47,17 @@ AdStatus ad_runlog_open(AdRunLog *r, const char *path);
 /* The resolved config JSON stored in a run file (caller frees). */
 AdStatus ad_runlog_read_config(const char *path, char **config_json);
 
-/* Per-round contents; each may be called once per round before commit. */
+/* Per-round contents of round rounds_complete; each may be called once per round before
+ * commit (another round or a second call is AD_ERR_ARG). What a round leaves out is
+ * written at commit: no candidates (c may be NULL) and no training as length-0 datasets,
+ * the evaluation from the summary. */
 AdStatus ad_runlog_write_candidates(AdRunLog *r, int round, const AdCandidates *c);
 AdStatus ad_runlog_write_train_curve(AdRunLog *r, int round, const AdTrainRecord *recs, long n);
 AdStatus ad_runlog_write_eval(AdRunLog *r, int round, const int *lengths, const double *accuracy,
                               const double *loss, const long *n, int n_eval);
 /* Appends the summary row, sets the round group's attributes and rounds_complete, and
  * writes the whole file atomically. On failure (e.g. disk full) the previous file on disk
- * is intact and the error names the path. */
+ * is intact, the error names the path, and the same round may be committed again. */
 AdStatus ad_runlog_commit_round(AdRunLog *r, const AdRoundSummary *s);
 void ad_runlog_close(AdRunLog *r);
 
