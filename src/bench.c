@@ -1,5 +1,6 @@
-/* bench.c: timing of training steps and of sgemm, for `autodidact bench`. Pure
- * measurement: the comparison with PyTorch is run by the CLI from bench/torch_train.py. */
+/* bench.c: timing of training steps, of batched KV-cache generation and of sgemm, for
+ * `autodidact bench`. Pure measurement: the comparisons with PyTorch are run by the CLI
+ * from bench/torch_train.py and bench/torch_generate.py. */
 #include "autodidact/bench.h"
 
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 
 #include <cblas.h>
 
+#include "autodidact/generate.h"
 #include "autodidact/losses.h"
 #include "autodidact/optim.h"
 
@@ -89,6 +91,61 @@ done:
     ad_adamw_free(&opt);
     ad_acts_free(&a);
     ad_model_free(&m);
+    return st;
+}
+
+static void count_tokens(long request, const AdGenOutput *out, void *user) {
+    (void)request;
+    *(long *)user += out->n;
+}
+
+AdStatus ad_bench_generate(const AdModel *m, const AdTokenizer *tok, int bos, int batch,
+                           int new_tokens, int warmup, int repeats, AdBenchGenResult *r) {
+    memset(r, 0, sizeof *r);
+    const AdModelConfig *c = &m->cfg;
+    if (repeats > 16) repeats = 16;
+    if (repeats < 1) return ad_fail(AD_ERR_ARG, "generation benchmark: repeats must be at least 1");
+    if (warmup < 0) warmup = 0;
+    if (batch < 1 || new_tokens < 1 || new_tokens >= c->max_seq_len)
+        return ad_fail(AD_ERR_ARG, "generation benchmark: batch %d and %d new tokens after <bos> "
+                       "do not fit a context of %d positions", batch, new_tokens, c->max_seq_len);
+    if (bos < 0 || bos >= c->vocab_size)
+        return ad_fail(AD_ERR_ARG, "generation benchmark: <bos> id %d is outside the vocabulary "
+                       "of %d", bos, c->vocab_size);
+    AdGenerator g;
+    AdStatus st = ad_generator_init(&g, m, batch, c->max_seq_len, new_tokens, 0);
+    if (st) return st;
+    AdGenRequest *reqs = ad_calloc((size_t)batch, sizeof *reqs, "benchmark requests");
+    if (!reqs) {
+        ad_generator_free(&g);
+        return AD_ERR_NOMEM;
+    }
+    for (int b = 0; b < batch; b++) {
+        reqs[b].prompt = &bos;
+        reqs[b].prompt_len = 1;
+        reqs[b].prompt_index = 0;
+        reqs[b].sample_index = b;
+    }
+    AdSampleConfig sc;
+    ad_sample_config_default(&sc);
+    sc.max_new_tokens = new_tokens;
+    sc.temperature = 1.0f;
+    sc.stop_at_eos = 0;
+    for (int rep = -warmup; rep < repeats; rep++) {
+        long n_tok = 0;
+        sc.seed = (uint64_t)(rep + warmup); /* a fresh sample each run */
+        double t0 = ad_time_now();
+        st = ad_generate(&g, tok, reqs, batch, &sc, count_tokens, &n_tok, NULL, NULL);
+        double dt = ad_time_now() - t0;
+        if (st) break;
+        if (rep >= 0) {
+            r->runs[r->n_runs++] = (double)n_tok / dt;
+            r->tokens_per_run = n_tok;
+        }
+    }
+    if (!st) r->tokens_per_s = median(r->runs, r->n_runs);
+    free(reqs);
+    ad_generator_free(&g);
     return st;
 }
 

@@ -884,6 +884,7 @@ static int cmd_report(int argc, char **argv) {
 static const char *BENCH_HELP =
     "usage: autodidact bench [--shape small|medium|all] [--family gpt2|llama] [--threads N]\n"
     "                        [--steps N] [--repeats N] [--no-torch]\n"
+    "       autodidact bench --generate [--new N] [--threads N] [--repeats N] [--no-torch]\n"
     "\n"
     "Trains randomly initialised models on random tokens and reports the median tokens/s of\n"
     "several timed repeats, the model FLOPs utilisation against a measured cblas_sgemm peak,\n"
@@ -892,20 +893,23 @@ static const char *BENCH_HELP =
     "(bench/torch_train.py under /usr/bin/python3, Debian python3-torch) with the same\n"
     "threads in the same run, and the speed ratio is printed.\n"
     "Shapes (vocab 512): small = d 128, 4 layers, 4 heads, T 128, batch 16;\n"
-    "                    medium = d 256, 6 layers, 8 heads, T 256, batch 8.\n";
+    "                    medium = d 256, 6 layers, 8 heads, T 256, batch 8.\n"
+    "\n"
+    "--generate times batched sampling instead (ad_generate, KV cache): batches of 64 and of 1\n"
+    "sequence, each sampling N new tokens (--new, default 100) from <bos> at temperature 1\n"
+    "without early stop, for a random gpt2 model of the small shape and for stories260K\n"
+    "(stories260K.bin + tok512.bin from $AD_SHARED_MODELS, else ../shared/models beside the\n"
+    "source tree; skipped when absent). The PyTorch side is bench/torch_generate.py: the same\n"
+    "decoder with a preallocated KV cache and torch.multinomial sampling.\n";
 
 typedef struct {
     const char *name;
     int d, L, H, T, B;
 } BenchShape;
 
-static double run_torch(const char *family, const BenchShape *s, int threads, int steps, int repeats) {
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd,
-             "/usr/bin/python3 %s/bench/torch_train.py --family %s --vocab 512 --d-model %d "
-             "--n-layer %d --n-head %d --n-kv-head %d --seq-len %d --batch %d --threads %d --steps %d "
-             "--repeats %d --json 2>/dev/null",
-             AD_SOURCE_DIR, family, s->d, s->L, s->H, s->H, s->T, s->B, threads, steps, repeats);
+/* Runs a bench/ reference script (a shell command printing one JSON object) and returns
+ * its "tokens_per_s", or 0 when it fails. */
+static double run_reference(const char *cmd) {
     FILE *p = popen(cmd, "r");
     if (!p) return 0.0;
     char out[8192];
@@ -918,10 +922,120 @@ static double run_torch(const char *family, const BenchShape *s, int threads, in
     return k ? atof(k + 1) : 0.0;
 }
 
+static double run_torch(const char *family, const BenchShape *s, int threads, int steps, int repeats) {
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "/usr/bin/python3 %s/bench/torch_train.py --family %s --vocab 512 --d-model %d "
+             "--n-layer %d --n-head %d --n-kv-head %d --seq-len %d --batch %d --threads %d --steps %d "
+             "--repeats %d --json 2>/dev/null",
+             AD_SOURCE_DIR, family, s->d, s->L, s->H, s->H, s->T, s->B, threads, steps, repeats);
+    return run_reference(cmd);
+}
+
+static int file_readable(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    fclose(f);
+    return 1;
+}
+
+/* One model of the generation benchmark: a random small gpt2 (which = 0) or stories260K
+ * from dir (which = 1). Fills the arguments that give bench/torch_generate.py the same
+ * model. Returns 1 when loaded, 0 when skipped (message printed), -1 on error. */
+static int load_generate_model(int which, const char *dir, AdModel *m, AdTokenizer *tok,
+                               const char **name, int *bos, char *targs, size_t cap) {
+    memset(m, 0, sizeof *m);
+    memset(tok, 0, sizeof *tok);
+    *bos = 1;
+    if (which == 0) {
+        *name = "random-small";
+        AdModelConfig c;
+        ad_model_config_preset(&c, "gpt2");
+        c.vocab_size = 512, c.d_model = 128, c.n_layer = 4, c.n_head = 4, c.n_kv_head = 4;
+        c.d_ff = 4 * 128, c.max_seq_len = 128;
+        if (ad_model_init(m, &c, 0)) return -1;
+        AdRng rng;
+        ad_rng_init(&rng, 1, AD_STREAM_INIT, 0);
+        ad_model_init_weights(m, &rng);
+        snprintf(targs, cap, "--family gpt2 --vocab 512 --d-model 128 --n-layer 4 --n-head 4 "
+                 "--seq-len 128");
+        return 1;
+    }
+    *name = "stories260K";
+    char bin[AD_PATH_MAX], tokp[AD_PATH_MAX];
+    snprintf(bin, sizeof bin, "%s/stories260K.bin", dir);
+    snprintf(tokp, sizeof tokp, "%s/tok512.bin", dir);
+    if (!file_readable(bin) || !file_readable(tokp)) {
+        printf("%-12s skipped: %s or %s is not readable (set AD_SHARED_MODELS)\n", *name, bin, tokp);
+        return 0;
+    }
+    if (ad_import(bin, AD_IMPORT_LLAMA2C, tokp, m, tok)) return -1;
+    if (tok->bos_id >= 0) *bos = tok->bos_id;
+    snprintf(targs, cap, "--llama2c '%s'", bin);
+    return 1;
+}
+
+static int bench_generate(int nt, int new_tokens, int repeats, int torch) {
+    const char *env = getenv("AD_SHARED_MODELS");
+    const char *dir = env && *env ? env : AD_SOURCE_DIR "/../shared/models";
+    const int batches[] = {64, 1};
+    printf("threads %d | BLAS %s\n", nt, ad_blas_info());
+    printf("generation: %d new tokens per sequence from <bos>, temperature 1, no early stop, "
+           "median of %d repeats\n\n", new_tokens, repeats);
+    printf("%-12s %6s %12s %12s %7s\n", "model", "batch", "autodidact", "pytorch", "ratio");
+    for (int which = 0; which < 2; which++) {
+        AdModel m;
+        AdTokenizer tok;
+        const char *name;
+        int bos;
+        char targs[AD_PATH_MAX + 64];
+        int got = load_generate_model(which, dir, &m, &tok, &name, &bos, targs, sizeof targs);
+        if (got < 0) return die("bench");
+        if (got == 0) continue;
+        for (size_t i = 0; i < sizeof batches / sizeof batches[0]; i++) {
+            int B = batches[i];
+            AdBenchGenResult r;
+            if (ad_bench_generate(&m, tok.vocab_size ? &tok : NULL, bos, B, new_tokens, 1, repeats, &r)) {
+                ad_model_free(&m);
+                ad_tokenizer_free(&tok);
+                return die("bench");
+            }
+            double tt = 0.0;
+            if (torch) {
+                char cmd[2 * AD_PATH_MAX + 256];
+                snprintf(cmd, sizeof cmd,
+                         "/usr/bin/python3 %s/bench/torch_generate.py %s --bos %d --batch %d "
+                         "--new %d --threads %d --repeats %d --json 2>/dev/null",
+                         AD_SOURCE_DIR, targs, bos, B, new_tokens, nt, repeats);
+                tt = run_reference(cmd);
+            }
+            char tbuf[32] = "-", rbuf[16] = "-";
+            if (tt > 0) {
+                snprintf(tbuf, sizeof tbuf, "%.0f", tt);
+                snprintf(rbuf, sizeof rbuf, "%.2fx", r.tokens_per_s / tt);
+            } else if (torch) {
+                snprintf(tbuf, sizeof tbuf, "unavailable");
+            }
+            printf("%-12s %6d %12.0f %12s %7s\n", name, B, r.tokens_per_s, tbuf, rbuf);
+            printf("             autodidact runs (tokens/s):");
+            for (int k = 0; k < r.n_runs; k++) printf(" %.0f", r.runs[k]);
+            printf("\n");
+            fflush(stdout);
+        }
+        ad_model_free(&m);
+        ad_tokenizer_free(&tok);
+    }
+    if (torch)
+        printf("\npytorch: bench/torch_generate.py, same models and settings, %d threads, "
+               "torch.inference_mode, median of %d repeats; ratio = autodidact / pytorch\n",
+               nt, repeats);
+    return 0;
+}
+
 static int cmd_bench(int argc, char **argv) {
     const char *shape = "all", *family = "gpt2";
-    long threads = 0, steps = 0, repeats = 5;
-    int torch = 1;
+    long threads = 0, steps = 0, repeats = 5, new_tokens = 100;
+    int torch = 1, generate = 0;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int ok = 1;
@@ -934,6 +1048,8 @@ static int cmd_bench(int argc, char **argv) {
         else if (!strcmp(a, "--steps")) ok = parse_int_arg("bench", a, v, 1, 100000, &steps), i++;
         else if (!strcmp(a, "--repeats")) ok = parse_int_arg("bench", a, v, 1, 15, &repeats), i++;
         else if (!strcmp(a, "--no-torch")) torch = 0;
+        else if (!strcmp(a, "--generate")) generate = 1;
+        else if (!strcmp(a, "--new")) ok = parse_int_arg("bench", a, v, 1, 127, &new_tokens), i++;
         else return usage_error("bench", "unknown or incomplete argument", a);
         if (!ok) return 2;
     }
@@ -941,6 +1057,7 @@ static int cmd_bench(int argc, char **argv) {
     BenchShape shapes[] = {{"small", 128, 4, 4, 128, 16}, {"medium", 256, 6, 8, 256, 8}};
     if (threads > 0) ad_set_threads((int)threads);
     int nt = ad_get_threads();
+    if (generate) return bench_generate(nt, (int)new_tokens, (int)repeats, torch);
     double peak = ad_bench_sgemm_gflops(1024, 7);
     printf("threads %d | BLAS %s\n", nt, ad_blas_info());
     printf("cblas_sgemm 1024^3 peak: %.1f GFLOP/s (median of 7)\n\n", peak);

@@ -39,6 +39,9 @@ typedef struct {
     AdModel ema;          /* teacher = ema */
     AdModel frozen;       /* teacher = checkpoint, or the snapshot of the round */
     AdAdamW opt_state;    /* the student's optimizer, carried across rounds (continue) */
+    int n_members;        /* score.ensemble: extra models of other seeds that vote */
+    AdModel *member;      /* (n_members) with gradients */
+    AdAdamW *member_opt;  /* (n_members) */
     AdData pool;          /* selected examples of all rounds */
     AdRunLog log;
     char ckpt_dir[AD_PATH_MAX + 16];
@@ -322,8 +325,11 @@ static void curve_observe(const AdTrainRecord *rec, void *user) {
     if (c->n < c->cap) c->rec[c->n++] = *rec;
 }
 
-static AdStatus train_phase(Run *r, int round, const AdData *data, const AdModel *teacher,
-                            Curve *curve, double *loss_out, double *tps_out) {
+/* Trains `model` with optimizer `opt` for the round's phase. member 0 is the student;
+ * member m > 0 is ensemble model m, with its own data stream. */
+static AdStatus train_phase(Run *r, int round, int member, AdModel *model, AdAdamW *opt,
+                            const AdData *data, const AdModel *teacher, Curve *curve,
+                            double *loss_out, double *tps_out) {
     const AdPhaseConfig *p = phase(r, round);
     if (p->steps == 0) {
         *loss_out = NAN;
@@ -332,9 +338,9 @@ static AdStatus train_phase(Run *r, int round, const AdData *data, const AdModel
     }
     AdTrainState st;
     memset(&st, 0, sizeof st);
-    st.opt = r->opt_state; /* borrowed: moments carry over between rounds */
+    st.opt = *opt; /* borrowed: moments carry over between rounds */
     st.opt.cfg = (AdAdamWConfig){(float)p->beta1, (float)p->beta2, (float)p->eps, (float)p->weight_decay};
-    ad_rng_init(&st.data_rng, r->cfg->seed, AD_STREAM_DATA, (uint64_t)round);
+    ad_rng_init(&st.data_rng, r->cfg->seed, AD_STREAM_DATA, (uint64_t)round + 1000000ull * (uint64_t)member);
     AdTrainOptions o;
     memset(&o, 0, sizeof o);
     o.steps = p->steps;
@@ -346,8 +352,9 @@ static AdStatus train_phase(Run *r, int round, const AdData *data, const AdModel
     o.grad_clip = (float)p->grad_clip;
     o.log_every = r->opt && r->opt->quiet ? 0 : p->log_every;
     o.seed = r->cfg->seed;
-    char label[32];
-    snprintf(label, sizeof label, "round %d", round);
+    char label[48];
+    if (member) snprintf(label, sizeof label, "round %d | ensemble model %d", round, member);
+    else snprintf(label, sizeof label, "round %d", round);
     o.label = label;
     AdLossKind lk = (AdLossKind)ad_loss_parse(p->loss);
     if (lk != AD_LOSS_SFT) {
@@ -356,19 +363,34 @@ static AdStatus train_phase(Run *r, int round, const AdData *data, const AdModel
         o.loss_param = (float)(lk == AD_LOSS_JSD ? p->beta : p->alpha);
         o.tau = (float)p->temperature;
     }
-    if (!strcmp(r->cfg->rounds.teacher, "ema")) {
+    if (!member && !strcmp(r->cfg->rounds.teacher, "ema")) {
         o.ema = &r->ema;
         o.ema_decay = (float)r->cfg->rounds.ema_decay;
     }
-    o.observer = curve_observe;
-    o.observer_user = curve;
-    AdStatus s = ad_train(&r->student, &st, data, &o);
-    r->opt_state = st.opt; /* hand the (possibly updated) moments back */
-    *loss_out = curve->n ? curve->rec[curve->n - 1].loss : NAN;
+    if (curve) {
+        curve->n = 0;
+        o.observer = curve_observe;
+        o.observer_user = curve;
+    }
+    AdStatus s = ad_train(model, &st, data, &o);
+    *opt = st.opt; /* hand the (possibly updated) moments back */
+    *loss_out = curve && curve->n ? curve->rec[curve->n - 1].loss : NAN;
     double tps = 0;
-    for (long i = 0; i < curve->n; i++) tps += curve->rec[i].tokens_per_s;
-    *tps_out = curve->n ? tps / curve->n : 0;
+    for (long i = 0; curve && i < curve->n; i++) tps += curve->rec[i].tokens_per_s;
+    *tps_out = curve && curve->n ? tps / curve->n : 0;
     return s;
+}
+
+/* Trains every ensemble model on the same data as the student (ground truth in round 0,
+ * the pool afterwards); their curves are not logged. */
+static AdStatus train_members(Run *r, int round, const AdData *data, const AdModel *teacher) {
+    for (int m = 0; m < r->n_members; m++) {
+        double loss, tps;
+        AdStatus st = train_phase(r, round, m + 1, &r->member[m], &r->member_opt[m], data, teacher,
+                                  NULL, &loss, &tps);
+        if (st) return ad_fail_context(st, "ensemble model %d", m + 1);
+    }
+    return AD_OK;
 }
 
 /* ------------------------------------------------------------------ a round's candidates */
@@ -463,6 +485,25 @@ done:
     return st;
 }
 
+/* Each ensemble model answers the round's prompts greedily; ENSEMBLE scores the share of
+ * them that agree with each candidate. */
+static AdStatus ensemble_vote(Run *r, int round, int lo, int hi, AdCandidates *c) {
+    int M = r->n_members;
+    AdCandidates *own = ad_calloc(M, sizeof *own, "ensemble answers");
+    char ***others = ad_calloc(M, sizeof *others, "ensemble answers");
+    AdStatus st = own && others ? AD_OK : AD_ERR_NOMEM;
+    for (int m = 0; m < M && !st; m++) {
+        long tokens = 0;
+        st = make_candidates(r, round, lo, hi, &r->member[m], 1, 0.0f, &own[m], &tokens);
+        if (!st) others[m] = own[m].answer; /* one sample per prompt: answer p is prompt p's */
+    }
+    if (!st) ad_score_ensemble(c, (char *const *const *)others, M);
+    for (int m = 0; own && m < M; m++) ad_candidates_free(&own[m]);
+    free(own);
+    free(others);
+    return st;
+}
+
 static AdStatus score_and_select(Run *r, int round, AdCandidates *c, const AdModel *teacher,
                                  long *n_selected) {
     const AdExperimentConfig *cfg = r->cfg;
@@ -501,6 +542,12 @@ static void run_free(Run *r) {
     ad_model_free(&r->ema);
     ad_model_free(&r->frozen);
     ad_adamw_free(&r->opt_state);
+    for (int m = 0; m < r->n_members; m++) {
+        if (r->member) ad_model_free(&r->member[m]);
+        if (r->member_opt) ad_adamw_free(&r->member_opt[m]);
+    }
+    free(r->member);
+    free(r->member_opt);
     ad_data_free(&r->pool);
     ad_runlog_close(&r->log);
     if (r->eval_prompt)
@@ -566,6 +613,24 @@ static AdStatus run_setup(Run *r, const AdExperimentConfig *cfg, const AdRunOpti
     AdAdamWConfig oc = {(float)cfg->pretrain.beta1, (float)cfg->pretrain.beta2, (float)cfg->pretrain.eps,
                         (float)cfg->pretrain.weight_decay};
     if ((st = ad_adamw_init(&r->opt_state, &oc, r->student.n_params))) return st;
+    r->n_members = cfg->score.ensemble;
+    if (r->n_members) {
+        r->member = ad_calloc(r->n_members, sizeof(AdModel), "ensemble models");
+        r->member_opt = ad_calloc(r->n_members, sizeof(AdAdamW), "ensemble optimizers");
+        if (!r->member || !r->member_opt) return AD_ERR_NOMEM;
+        for (int m = 0; m < r->n_members; m++) {
+            if ((st = ad_model_init(&r->member[m], &r->student.cfg, 1)) ||
+                (st = ad_adamw_init(&r->member_opt[m], &oc, r->student.n_params)))
+                return st;
+            if (cfg->init_from[0]) {
+                ad_model_copy_params(&r->member[m], &r->student);
+            } else {
+                AdRng rng;
+                ad_rng_init(&rng, cfg->seed, AD_STREAM_INIT, (uint64_t)m + 1);
+                ad_model_init_weights(&r->member[m], &rng);
+            }
+        }
+    }
     if (!strcmp(cfg->rounds.teacher, "checkpoint")) {
         AdTokenizer ttok;
         if ((st = ad_checkpoint_load(cfg->rounds.teacher_path, &r->frozen, 0, &ttok, NULL)))
@@ -593,17 +658,47 @@ static const AdModel *round_teacher(Run *r) {
     return &r->student;
 }
 
-static AdStatus save_round_state(Run *r, int round) {
-    char path[AD_PATH_MAX + 64];
-    AdStatus st = make_dir(r->ckpt_dir);
-    if (st) return st;
+/* A learner (the student or an ensemble model) is its weights and optimizer state. */
+static AdStatus save_learner(const Run *r, const char *path, const AdModel *m, const AdAdamW *opt) {
     AdTrainState ts;
     memset(&ts, 0, sizeof ts);
-    ts.opt = r->opt_state;
-    ts.step = r->opt_state.step;
-    ts.config_json = NULL;
+    ts.opt = *opt;
+    ts.step = opt->step;
+    return ad_checkpoint_save(path, m, &r->tok, &ts);
+}
+
+static AdStatus load_learner(const char *path, AdModel *m, AdAdamW *opt) {
+    AdModel tmp;
+    AdTrainState ts;
+    memset(&ts, 0, sizeof ts);
+    AdStatus st = ad_checkpoint_load(path, &tmp, 0, NULL, &ts);
+    if (st) return st;
+    if (tmp.n_params != m->n_params || memcmp(&tmp.cfg, &m->cfg, sizeof tmp.cfg) || !ts.opt.m)
+        st = ad_fail(AD_ERR_FORMAT, "%s does not match the run's model or lacks optimizer state", path);
+    if (!st) {
+        memcpy(m->params_mem, tmp.params_mem, m->n_params * sizeof(float));
+        memcpy(opt->m, ts.opt.m, m->n_params * sizeof(float));
+        memcpy(opt->v, ts.opt.v, m->n_params * sizeof(float));
+        opt->step = ts.opt.step;
+    }
+    ad_model_free(&tmp);
+    ad_train_state_free(&ts);
+    return st;
+}
+
+static void member_suffix(int m, char *buf, size_t cap) { snprintf(buf, cap, ".ensemble%d.h5", m + 1); }
+
+static AdStatus save_round_state(Run *r, int round) {
+    char path[AD_PATH_MAX + 64], suffix[32];
+    AdStatus st = make_dir(r->ckpt_dir);
+    if (st) return st;
     ckpt_path(r, round, ".h5", path, sizeof path);
-    if ((st = ad_checkpoint_save(path, &r->student, &r->tok, &ts))) return st;
+    if ((st = save_learner(r, path, &r->student, &r->opt_state))) return st;
+    for (int m = 0; m < r->n_members; m++) {
+        member_suffix(m, suffix, sizeof suffix);
+        ckpt_path(r, round, suffix, path, sizeof path);
+        if ((st = save_learner(r, path, &r->member[m], &r->member_opt[m]))) return st;
+    }
     ckpt_path(r, round, ".pool.jsonl", path, sizeof path);
     if ((st = pool_save(&r->pool, path))) return st;
     if (!strcmp(r->cfg->rounds.teacher, "ema")) {
@@ -621,35 +716,30 @@ static void prune_round_state(Run *r, int round) {
     if (keep <= 0 || round - keep < 0) return;
     int old = round - keep;
     if (old == 0 && !strcmp(r->cfg->rounds.init, "restart")) return;
+    char path[AD_PATH_MAX + 64], suffix[32];
     const char *suffixes[] = {".h5", ".pool.jsonl", ".ema.h5"};
-    char path[AD_PATH_MAX + 64];
     for (int i = 0; i < 3; i++) {
         ckpt_path(r, old, suffixes[i], path, sizeof path);
+        remove(path);
+    }
+    for (int m = 0; m < r->n_members; m++) {
+        member_suffix(m, suffix, sizeof suffix);
+        ckpt_path(r, old, suffix, path, sizeof path);
         remove(path);
     }
 }
 
 static AdStatus load_round_state(Run *r, int round) {
-    char path[AD_PATH_MAX + 64];
-    AdModel m;
-    AdTokenizer tok;
-    AdTrainState ts;
-    memset(&ts, 0, sizeof ts);
+    char path[AD_PATH_MAX + 64], suffix[32];
     ckpt_path(r, round, ".h5", path, sizeof path);
-    AdStatus st = ad_checkpoint_load(path, &m, 1, &tok, &ts);
+    AdStatus st = load_learner(path, &r->student, &r->opt_state);
     if (st) return ad_fail_context(st, "resuming after round %d", round);
-    ad_tokenizer_free(&tok);
-    if (m.n_params != r->student.n_params || !ts.opt.m) {
-        ad_model_free(&m);
-        ad_train_state_free(&ts);
-        return ad_fail(AD_ERR_FORMAT, "%s does not match the run's model or lacks optimizer state", path);
+    for (int m = 0; m < r->n_members; m++) {
+        member_suffix(m, suffix, sizeof suffix);
+        ckpt_path(r, round, suffix, path, sizeof path);
+        if ((st = load_learner(path, &r->member[m], &r->member_opt[m])))
+            return ad_fail_context(st, "resuming after round %d", round);
     }
-    memcpy(r->student.params_mem, m.params_mem, m.n_params * sizeof(float));
-    memcpy(r->opt_state.m, ts.opt.m, m.n_params * sizeof(float));
-    memcpy(r->opt_state.v, ts.opt.v, m.n_params * sizeof(float));
-    r->opt_state.step = ts.opt.step;
-    ad_model_free(&m);
-    ad_train_state_free(&ts);
     ckpt_path(r, round, ".pool.jsonl", path, sizeof path);
     ad_data_pool_remove(&r->pool, -1000000000, 2000000000);
     if ((st = pool_load(&r->pool, path))) return st;
@@ -710,7 +800,11 @@ static AdStatus run_round(Run *r, int round) {
             goto done;
         }
         double t = ad_time_now();
-        st = train_phase(r, 0, &data, NULL, &curve, &train_loss, &train_tps);
+        st = train_phase(r, 0, 0, &r->student, &r->opt_state, &data, NULL, &curve, &train_loss, &train_tps);
+        if (!st && r->n_members) {
+            say(r, "round 0 | training %d ensemble model(s) with other seeds", r->n_members);
+            st = train_members(r, 0, &data, NULL);
+        }
         t_train = ad_time_now() - t;
         if (cfg->task.seed_examples > 0) memset(&data, 0, sizeof data); /* not ours to free */
         if (st) goto done;
@@ -743,6 +837,7 @@ static AdStatus run_round(Run *r, int round) {
         if ((st = make_candidates(r, round, lo, hi, teacher, cfg->generate.samples,
                                   cfg->generate.temperature, &cand, &gen_tokens)))
             goto done;
+        if (r->n_members && (st = ensemble_vote(r, round, lo, hi, &cand))) goto done;
         t_gen = ad_time_now() - t;
         gen_tps = gen_tokens / (t_gen + 1e-9);
         t = ad_time_now();
@@ -795,9 +890,11 @@ static AdStatus run_round(Run *r, int round) {
             "%d..%d), %d steps, loss %s", round, r->pool.n_ex, 100.0 * r->pool.replay_frac,
             cfg->task.train_min_len, cfg->task.train_max_len, p->steps, p->loss);
         t = ad_time_now();
-        st = train_phase(r, round, &r->pool, teacher, &curve, &train_loss, &train_tps);
-        t_train = ad_time_now() - t;
+        st = train_phase(r, round, 0, &r->student, &r->opt_state, &r->pool, teacher, &curve, &train_loss,
+                         &train_tps);
         ad_data_pool_remove(&r->pool, ON_POLICY_ORIGIN, ON_POLICY_ORIGIN + 1000000);
+        if (!st && r->n_members) st = train_members(r, round, &r->pool, teacher);
+        t_train = ad_time_now() - t;
         if (st) goto done;
     }
 

@@ -28,7 +28,7 @@ static const char *TINY =
     " \"train\": {\"steps\": 20, \"batch_size\": 16, \"log_every\": 0, \"warmup_steps\": 2},"
     " \"rounds\": {\"count\": 2, \"prompts\": 24},"
     " \"generate\": {\"samples\": 2, \"temperature\": 0.8, \"batch\": 16},"
-    " \"score\": {\"self_judge\": true}}";
+    " \"score\": {\"self_judge\": true, \"ensemble\": 1}}";
 
 static void load_tiny(AdExperimentConfig *c, const char *run_file) {
     char over[1200];
@@ -155,7 +155,7 @@ START_TEST(test_layout) {
         const char *per_cand[] = {"candidates", "candidate_prompt", "candidate_sample", "candidate_ended",
                                   "selected", "correct", "scores/verifier", "scores/length",
                                   "scores/majority", "scores/logprob_mean", "scores/logprob_min",
-                                  "scores/perplexity", "scores/judge"};
+                                  "scores/perplexity", "scores/judge", "scores/ensemble"};
         for (size_t i = 0; i < sizeof per_cand / sizeof per_cand[0]; i++) {
             snprintf(name, sizeof name, "rounds/%03d/%s", r, per_cand[i]);
             expect_rows(f, name, 1, 48, 0);
