@@ -40,6 +40,29 @@ static int usage_error(const char *cmd, const char *msg, const char *arg) {
     return 2;
 }
 
+/* Handles "--set key=value" and "--set=key=value" at argv[*i]: 1 if it was one (stored
+ * in ov), 0 if argv[*i] is something else, -1 after printing a usage error. */
+static int take_override(const char *cmd, int argc, char **argv, int *i, const char **ov, int *n) {
+    const char *v;
+    if (!strcmp(argv[*i], "--set")) {
+        if (*i + 1 >= argc) {
+            usage_error(cmd, "--set needs key.path=value", NULL);
+            return -1;
+        }
+        v = argv[++*i];
+    } else if (!strncmp(argv[*i], "--set=", 6)) {
+        v = argv[*i] + 6;
+    } else {
+        return 0;
+    }
+    if (*n == MAX_OVERRIDES) {
+        usage_error(cmd, "too many --set options", NULL);
+        return -1;
+    }
+    ov[(*n)++] = v;
+    return 1;
+}
+
 /* mkdir -p */
 static AdStatus make_dirs(const char *path) {
     char buf[AD_PATH_MAX];
@@ -97,19 +120,15 @@ static int cmd_train(int argc, char **argv) {
     const char *overrides[MAX_OVERRIDES];
     int n_over = 0, quiet = 0;
     for (int i = 0; i < argc; i++) {
+        int k = take_override("train", argc, argv, &i, overrides, &n_over);
+        if (k < 0) return 2;
+        if (k) continue;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             fputs(TRAIN_HELP, stdout);
             return 0;
         } else if (!strcmp(argv[i], "--keys")) {
             ad_train_config_print_keys(stdout);
             return 0;
-        } else if (!strcmp(argv[i], "--set")) {
-            if (i + 1 >= argc) return usage_error("train", "--set needs key.path=value", NULL);
-            if (n_over == MAX_OVERRIDES) return usage_error("train", "too many --set options", NULL);
-            overrides[n_over++] = argv[++i];
-        } else if (!strncmp(argv[i], "--set=", 6)) {
-            if (n_over == MAX_OVERRIDES) return usage_error("train", "too many --set options", NULL);
-            overrides[n_over++] = argv[i] + 6;
         } else if (!strcmp(argv[i], "--resume")) {
             if (i + 1 >= argc) return usage_error("train", "--resume needs a checkpoint path", NULL);
             resume = argv[++i];
@@ -787,16 +806,15 @@ static int cmd_run(int argc, char **argv) {
     int n_over = 0, dry = 0, overwrite = 0;
     AdRunOptions o = {0, 0};
     for (int i = 0; i < argc; i++) {
+        int k = take_override("run", argc, argv, &i, overrides, &n_over);
+        if (k < 0) return 2;
+        if (k) continue;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             fputs(RUN_HELP, stdout);
             return 0;
         } else if (!strcmp(argv[i], "--keys")) {
             ad_experiment_config_print_keys(stdout);
             return 0;
-        } else if (!strcmp(argv[i], "--set")) {
-            if (i + 1 >= argc) return usage_error("run", "--set needs key.path=value", NULL);
-            if (n_over == MAX_OVERRIDES) return usage_error("run", "too many --set options", NULL);
-            overrides[n_over++] = argv[++i];
         } else if (!strcmp(argv[i], "--dry-run")) dry = 1;
         else if (!strcmp(argv[i], "--overwrite")) overwrite = 1;
         else if (!strcmp(argv[i], "--quiet")) o.quiet = 1;
@@ -850,13 +868,12 @@ static int cmd_resume(int argc, char **argv) {
     int n_over = 0;
     AdRunOptions o = {0, 0};
     for (int i = 0; i < argc; i++) {
+        int k = take_override("resume", argc, argv, &i, overrides, &n_over);
+        if (k < 0) return 2;
+        if (k) continue;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             fputs(RESUME_HELP, stdout);
             return 0;
-        } else if (!strcmp(argv[i], "--set")) {
-            if (i + 1 >= argc) return usage_error("resume", "--set needs key.path=value", NULL);
-            if (n_over == MAX_OVERRIDES) return usage_error("resume", "too many --set options", NULL);
-            overrides[n_over++] = argv[++i];
         } else if (!strcmp(argv[i], "--quiet")) o.quiet = 1;
         else if (argv[i][0] == '-') return usage_error("resume", "unknown option", argv[i]);
         else if (!path) path = argv[i];
