@@ -5,20 +5,13 @@
  * not decide when to save or what to resume; the run log is a separate file. */
 #include "autodidact/checkpoint.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <float.h>
 #include <limits.h>
 #include <math.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "h5util.h"
 
-#ifndef AD_GIT_COMMIT
-#define AD_GIT_COMMIT "unknown"
-#endif
 
 /* Bounds on sizes read from a file, checked before anything is allocated. */
 #define CKPT_MAX_PARAMS ((int64_t)1 << 32)          /* floats in the model (16 GiB) */
@@ -70,7 +63,7 @@ static AdStatus write_root(hid_t f) {
     AdStatus s = ad_h5_attr_write_str(f, "format", AD_CHECKPOINT_FORMAT);
     if (s == AD_OK) s = ad_h5_attr_write_i64(f, "format_version", AD_CHECKPOINT_VERSION);
     if (s == AD_OK) s = ad_h5_attr_write_str(f, "program_version", AD_VERSION_STRING);
-    if (s == AD_OK) s = ad_h5_attr_write_str(f, "git_commit", AD_GIT_COMMIT);
+    if (s == AD_OK) s = ad_h5_attr_write_str(f, "git_commit", ad_git_commit());
     return s;
 }
 
@@ -91,11 +84,8 @@ static AdStatus write_model(hid_t f, const AdModel *m) {
     if (s == AD_OK) s = ad_h5_attr_write_str(g, "pos", ad_pos_name(c->pos));
     if (s == AD_OK) s = ad_h5_attr_write_f64(g, "norm_eps", c->norm_eps);
     if (s == AD_OK) s = ad_h5_attr_write_f64(g, "rope_theta", c->rope_theta);
-    if (s == AD_OK) {
-        hid_t closing = g;
-        g = -1;
-        s = ad_h5_close(closing);
-    }
+    s = ad_h5_close_after(g, s);
+    g = -1;
     if (s == AD_OK) s = ad_h5_group_create(f, "weights", &g);
     for (int i = 0; i < AD_P_COUNT && s == AD_OK; i++) {
         const AdTensorInfo *t = &m->info[i];
@@ -103,13 +93,7 @@ static AdStatus write_model(hid_t f, const AdModel *m) {
         hsize_t shape[3] = {(hsize_t)t->shape[0], (hsize_t)t->shape[1], (hsize_t)t->shape[2]};
         s = ad_h5_write_floats(g, t->name, t->ndim, shape, m->params.t[i]);
     }
-    if (s == AD_OK) {
-        hid_t closing = g;
-        g = -1;
-        s = ad_h5_close(closing);
-    }
-    ad_h5_close_quietly(g);
-    return s;
+    return ad_h5_close_after(g, s);
 }
 
 static AdStatus write_tokenizer(hid_t f, const AdTokenizer *t) {
@@ -139,12 +123,7 @@ static AdStatus write_tokenizer(hid_t f, const AdTokenizer *t) {
     if (s == AD_OK) s = ad_h5_write_array(g, "piece_bytes", AD_H5_U8, 1, &n_bytes, bytes);
     if (s == AD_OK) s = ad_h5_write_array(g, "piece_offsets", AD_H5_I64, 1, &n_offsets, offsets);
     if (s == AD_OK) s = ad_h5_write_floats(g, "scores", 1, &n_scores, t->scores ? t->scores : zeros);
-    if (s == AD_OK) {
-        hid_t closing = g;
-        g = -1;
-        s = ad_h5_close(closing);
-    }
-    ad_h5_close_quietly(g);
+    s = ad_h5_close_after(g, s);
     free(bytes);
     free(offsets);
     free(zeros);
@@ -167,13 +146,7 @@ static AdStatus write_train(hid_t f, const AdTrainState *st, size_t n_params) {
     if (s == AD_OK && o->m) s = ad_h5_write_floats(g, "adam_v", 1, &n, o->v);
     if (s == AD_OK) s = ad_h5_write_array(g, "rng_state", AD_H5_U64, 1, &four, st->data_rng.s);
     if (s == AD_OK && st->config_json) s = ad_h5_write_string(g, "config_json", st->config_json);
-    if (s == AD_OK) {
-        hid_t closing = g;
-        g = -1;
-        s = ad_h5_close(closing);
-    }
-    ad_h5_close_quietly(g);
-    return s;
+    return ad_h5_close_after(g, s);
 }
 
 /* Bytes the file will take, about: the floats (compression only shrinks them), the
@@ -213,99 +186,29 @@ static AdStatus build_image(const char *name, const AdModel *m, const AdTokenize
     return s;
 }
 
-/* Writes buf to path (created or truncated), then fsyncs and closes it, all checked. */
-static AdStatus write_synced(const char *path, const void *buf, size_t size) {
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) return ad_fail(AD_ERR_IO, "cannot create %s: %s", path, strerror(errno));
-    const char *p = buf;
-    while (size > 0) {
-        ssize_t n = write(fd, p, size);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) {
-            int e = n < 0 ? errno : EIO;
-            close(fd);
-            return ad_fail(AD_ERR_IO, "cannot write %s: %s", path, strerror(e));
-        }
-        p += n;
-        size -= (size_t)n;
-    }
-    if (fsync(fd) != 0) {
-        int e = errno;
-        close(fd);
-        return ad_fail(AD_ERR_IO, "cannot sync %s: %s", path, strerror(e));
-    }
-    if (close(fd) != 0) return ad_fail(AD_ERR_IO, "cannot close %s: %s", path, strerror(errno));
-    return AD_OK;
-}
-
-/* fsync(2) of a directory. */
-static AdStatus fsync_dir(const char *path) {
-    int fd = open(path, O_RDONLY | O_DIRECTORY);
-    if (fd < 0) return ad_fail(AD_ERR_IO, "cannot open directory %s to sync it: %s", path,
-                               strerror(errno));
-    if (fsync(fd) != 0) {
-        int e = errno;
-        close(fd);
-        return ad_fail(AD_ERR_IO, "cannot sync directory %s: %s", path, strerror(e));
-    }
-    if (close(fd) != 0) return ad_fail(AD_ERR_IO, "cannot close directory %s: %s", path,
-                                       strerror(errno));
-    return AD_OK;
-}
-
-/* The directory holding `path` ("." for a bare name), in a malloc'd string. */
-static char *parent_dir(const char *path) {
-    const char *slash = strrchr(path, '/');
-    size_t n = slash ? (size_t)(slash - path) : 1;
-    if (slash && n == 0) n = 1; /* "/name" */
-    char *d = ad_malloc(n + 1, "checkpoint directory name");
-    if (!d) return NULL;
-    if (slash) memcpy(d, path, n);
-    else d[0] = '.';
-    d[n] = '\0';
-    return d;
-}
-
-/* Save protocol: the file is built in memory, written to "<path>.tmp", synced and closed
- * (each step checked), renamed over `path`, and the directory is synced so the rename is
- * durable. On any failure before the rename the temporary file is removed and an older
- * checkpoint under `path` is untouched. A failure to sync the directory after the rename
- * is reported although `path` then already holds the new checkpoint. Memory: the file
- * image is held twice for a moment (HDF5's buffer and the copy being written). */
+/* Save protocol: the file is built in memory, then written with
+ * ad_h5_write_image_atomic ("<path>.tmp", fsync, rename, fsync of the directory). On
+ * any failure before the rename an older checkpoint under `path` is untouched. A
+ * failure to sync the directory after the rename is reported although `path` then
+ * already holds the new checkpoint. Memory: the file image is held twice for a moment
+ * (HDF5's buffer and the copy being written). */
 AdStatus ad_checkpoint_save(const char *path, const AdModel *m, const AdTokenizer *tok,
                             const AdTrainState *st) {
     AdStatus s = check_save_args(path, m, tok, st);
     if (s != AD_OK) return s;
     size_t n = strlen(path), size = 0;
     char *tmp = ad_malloc(n + 5, "checkpoint temporary name");
-    char *dir = parent_dir(path);
-    void *image = NULL;
-    if (!tmp || !dir) {
-        free(tmp);
-        free(dir);
-        return AD_ERR_NOMEM;
-    }
+    if (!tmp) return AD_ERR_NOMEM;
     memcpy(tmp, path, n);
     memcpy(tmp + n, ".tmp", 5);
-    s = build_image(tmp, m, tok, st, &image, &size);
-    int attempted = 0;
-    if (s == AD_OK) {
-        attempted = 1;
-        s = write_synced(tmp, image, size);
-    }
-    free(image);
-    if (s == AD_OK && rename(tmp, path) != 0)
-        s = ad_fail(AD_ERR_IO, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
-    if (s != AD_OK) {
-        struct stat sb;
-        if (attempted && lstat(tmp, &sb) == 0 && S_ISREG(sb.st_mode)) unlink(tmp);
-        ad_fail_context(s, "saving checkpoint %s", path);
-    } else {
-        s = fsync_dir(dir);
-        if (s != AD_OK) ad_fail_context(s, "checkpoint %s was written, but", path);
-    }
+    void *image = NULL;
+    int renamed = 0;
+    s = build_image(tmp, m, tok, st, &image, &size); /* named as the file it becomes */
     free(tmp);
-    free(dir);
+    if (s == AD_OK) s = ad_h5_write_image_atomic(path, image, size, &renamed);
+    free(image);
+    if (s != AD_OK && !renamed) ad_fail_context(s, "saving checkpoint %s", path);
+    else if (s != AD_OK) ad_fail_context(s, "checkpoint %s was written, but", path);
     return s;
 }
 
@@ -424,14 +327,6 @@ static AdStatus read_config(hid_t f, const char *path, AdModelConfig *c) {
     return AD_OK;
 }
 
-static void shape_text(char *out, size_t cap, int rank, const hsize_t *shape) {
-    size_t k = (size_t)snprintf(out, cap, "(");
-    for (int i = 0; i < rank && k < cap; i++)
-        k += (size_t)snprintf(out + k, cap - k, "%s%llu", i ? ", " : "",
-                              (unsigned long long)shape[i]);
-    if (k < cap) snprintf(out + k, cap - k, ")");
-}
-
 /* Checks /weights against the config before anything is allocated: every present tensor
  * is a dataset of exactly its shape; nothing else is there. */
 static AdStatus check_weights(hid_t w, const char *path, const AdTensorInfo *info) {
@@ -459,8 +354,8 @@ static AdStatus check_weights(hid_t w, const char *path, const AdTensorInfo *inf
         for (int d = 0; d < t->ndim && same; d++) same = got[d] == want[d];
         if (!same) {
             char ws[128], gs[128];
-            shape_text(ws, sizeof ws, t->ndim, want);
-            shape_text(gs, sizeof gs, rank, got);
+            ad_h5_shape_text(ws, sizeof ws, t->ndim, want);
+            ad_h5_shape_text(gs, sizeof gs, rank, got);
             return ad_fail(AD_ERR_FORMAT, "%s:/weights/%s: dataset has shape %s, expected %s",
                            path, t->name, gs, ws);
         }

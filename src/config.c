@@ -142,13 +142,15 @@ static const AdSchema train_schema = {train_rows, (int)(sizeof train_rows / size
 const AdSchema *ad_train_config_schema(void) { return &train_schema; }
 
 /* Replaces the "0 = automatic" sizes by their values. */
-static void resolve(AdTrainConfig *c) {
+static void resolve(void *cfg) {
+    AdTrainConfig *c = cfg;
     ad_config_model_resolve(&c->model);
     if (c->train.seq_len == 0) c->train.seq_len = c->model.max_seq_len;
 }
 
 /* Rules that tie several keys together, on a resolved config. */
-static AdStatus check(const AdTrainConfig *c, const char *src) {
+static AdStatus check(const void *cfg, const char *src) {
+    const AdTrainConfig *c = cfg;
     const AdModelConfig *m = &c->model;
     AdStatus st = ad_config_model_check(m, src);
     if (st != AD_OK) return st;
@@ -166,43 +168,20 @@ static AdStatus check(const AdTrainConfig *c, const char *src) {
     return AD_OK;
 }
 
-void ad_train_config_defaults(AdTrainConfig *c) {
-    memset(c, 0, sizeof *c);
-    ad_schema_defaults(&train_schema, c);
-    resolve(c);
-}
+static const AdConfigSpec train_spec = {
+    .schema = &train_schema, .size = sizeof(AdTrainConfig), .default_source = "config",
+    .parse_name = "ad_train_config_parse", .resolve = resolve, .check = check};
 
-/* Parses into a scratch copy so that *c changes only on success. */
+void ad_train_config_defaults(AdTrainConfig *c) { ad_config_spec_defaults(&train_spec, c); }
+
 AdStatus ad_train_config_parse(AdTrainConfig *c, const char *json_text, const char *source_name,
                                const char *const *overrides, int n_overrides) {
-    const char *src = source_name ? source_name : "config";
-    if (!c || !json_text || n_overrides < 0 || (n_overrides > 0 && !overrides))
-        return ad_fail(AD_ERR_ARG, "%s: bad arguments to ad_train_config_parse", src);
-    AdTrainConfig tmp;
-    memset(&tmp, 0, sizeof tmp);
-    ad_schema_defaults(&train_schema, &tmp);
-
-    cJSON *root = NULL;
-    AdStatus st = ad_schema_parse_text(json_text, src, &root);
-    if (st == AD_OK) st = ad_schema_apply_overrides(&train_schema, root, overrides, n_overrides);
-    if (st == AD_OK) st = ad_schema_parse(&train_schema, &tmp, root, src);
-    cJSON_Delete(root);
-    if (st != AD_OK) return st;
-
-    resolve(&tmp);
-    st = check(&tmp, src);
-    if (st != AD_OK) return st;
-    memcpy(c, &tmp, sizeof tmp);
-    return AD_OK;
+    return ad_config_spec_parse(&train_spec, c, json_text, source_name, overrides, n_overrides);
 }
 
 AdStatus ad_train_config_load(AdTrainConfig *c, const char *path, const char *const *overrides,
                               int n_overrides) {
-    char *text = NULL;
-    AdStatus st = ad_schema_read_file(path, &text);
-    if (st == AD_OK) st = ad_train_config_parse(c, text, path, overrides, n_overrides);
-    free(text);
-    return st;
+    return ad_config_spec_load(&train_spec, c, path, overrides, n_overrides);
 }
 
 char *ad_train_config_to_json(const AdTrainConfig *c) { return ad_schema_to_json(&train_schema, c); }

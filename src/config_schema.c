@@ -931,3 +931,44 @@ void ad_schema_print_keys(const AdSchema *s, const void *defaults, FILE *f) {
         fprintf(f, "  %-*s  %s, default %s\n      %s\n", (int)width, r->key, type, def, r->help);
     }
 }
+
+/* ---- a whole config struct ---- */
+
+void ad_config_spec_defaults(const AdConfigSpec *k, void *cfg) {
+    memset(cfg, 0, k->size);
+    ad_schema_defaults(k->schema, cfg);
+    k->resolve(cfg);
+}
+
+AdStatus ad_config_spec_parse(const AdConfigSpec *k, void *cfg, const char *json_text,
+                              const char *source_name, const char *const *overrides,
+                              int n_overrides) {
+    const char *src = source_name ? source_name : k->default_source;
+    if (!cfg || !json_text || n_overrides < 0 || (n_overrides > 0 && !overrides))
+        return ad_fail(AD_ERR_ARG, "%s: bad arguments to %s", src, k->parse_name);
+    void *tmp = ad_calloc(1, k->size, "config");
+    if (!tmp) return AD_ERR_NOMEM;
+    ad_schema_defaults(k->schema, tmp);
+
+    cJSON *root = NULL;
+    AdStatus st = ad_schema_parse_text(json_text, src, &root);
+    if (st == AD_OK) st = ad_schema_apply_overrides(k->schema, root, overrides, n_overrides);
+    if (st == AD_OK) st = ad_schema_parse(k->schema, tmp, root, src);
+    cJSON_Delete(root);
+    if (st == AD_OK) {
+        k->resolve(tmp);
+        st = k->check(tmp, src);
+    }
+    if (st == AD_OK) memcpy(cfg, tmp, k->size);
+    free(tmp);
+    return st;
+}
+
+AdStatus ad_config_spec_load(const AdConfigSpec *k, void *cfg, const char *path,
+                             const char *const *overrides, int n_overrides) {
+    char *text = NULL;
+    AdStatus st = ad_schema_read_file(path, &text);
+    if (st == AD_OK) st = ad_config_spec_parse(k, cfg, text, path, overrides, n_overrides);
+    free(text);
+    return st;
+}

@@ -115,6 +115,32 @@ char *ad_schema_to_json(const AdSchema *s, const void *target);
  * `defaults`, and the help text. */
 void ad_schema_print_keys(const AdSchema *s, const void *defaults, FILE *f);
 
+/* ---- A whole config struct: its table and the rules a table cannot express ---- */
+typedef struct {
+    const AdSchema *schema;
+    size_t size;                /* sizeof the config struct */
+    const char *default_source; /* names the text in messages when the caller gives no name */
+    const char *parse_name;     /* the public parse function, named in argument errors */
+    void (*resolve)(void *cfg); /* replaces the "0 = automatic" values by their values */
+    AdStatus (*check)(const void *cfg, const char *source); /* rules that tie several keys
+                                                               together, on a resolved struct */
+} AdConfigSpec;
+
+/* Zero-fills *cfg, stores the defaults and resolves them. */
+void ad_config_spec_defaults(const AdConfigSpec *k, void *cfg);
+/* Parses json_text into *cfg over the defaults: the text, the overrides, the rows, then
+ * resolve and check. It works on a scratch copy (allocated: AD_ERR_NOMEM is possible),
+ * so *cfg changes only on success.
+ * Messages start with source_name (NULL: k->default_source); a NULL cfg or text or bad
+ * overrides are AD_ERR_ARG. */
+AdStatus ad_config_spec_parse(const AdConfigSpec *k, void *cfg, const char *json_text,
+                              const char *source_name, const char *const *overrides,
+                              int n_overrides);
+/* Reads the config file at path (ad_schema_read_file) and parses it as above, named by
+ * the path. */
+AdStatus ad_config_spec_load(const AdConfigSpec *k, void *cfg, const char *path,
+                             const char *const *overrides, int n_overrides);
+
 /* The tables (config.c, experiment.c), for tests that check the table itself. */
 const AdSchema *ad_train_config_schema(void);
 const AdSchema *ad_experiment_config_schema(void);

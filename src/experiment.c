@@ -220,7 +220,8 @@ static int rounds_max_len(const AdExperimentConfig *c) {
            c->rounds.length_span;
 }
 
-static void resolve(AdExperimentConfig *c) {
+static void resolve(void *cfg) {
+    AdExperimentConfig *c = cfg;
     ad_config_model_resolve(&c->model);
     if (c->pretrain.seq_len == 0) c->pretrain.seq_len = c->model.max_seq_len;
     if (c->train.seq_len == 0) c->train.seq_len = c->model.max_seq_len;
@@ -323,7 +324,8 @@ static AdStatus check_select(const AdExperimentConfig *c, const char *src) {
 }
 
 /* Rules that tie several keys together, on a resolved config. */
-static AdStatus check(const AdExperimentConfig *c, const char *src) {
+static AdStatus check(const void *cfg, const char *src) {
+    const AdExperimentConfig *c = cfg;
     AdStatus st = ad_config_model_check(&c->model, src);
     if (st == AD_OK) st = check_phase(c, &c->pretrain, "pretrain", src);
     if (st == AD_OK) st = check_phase(c, &c->train, "train", src);
@@ -359,45 +361,25 @@ static AdStatus check(const AdExperimentConfig *c, const char *src) {
 
 /* ---- public ---- */
 
+static const AdConfigSpec experiment_spec = {
+    .schema = &experiment_schema, .size = sizeof(AdExperimentConfig),
+    .default_source = "experiment", .parse_name = "ad_experiment_config_parse",
+    .resolve = resolve, .check = check};
+
 void ad_experiment_config_defaults(AdExperimentConfig *c) {
-    memset(c, 0, sizeof *c);
-    ad_schema_defaults(&experiment_schema, c);
-    resolve(c);
+    ad_config_spec_defaults(&experiment_spec, c);
 }
 
-/* Parses into a scratch copy so that *c changes only on success. */
 AdStatus ad_experiment_config_parse(AdExperimentConfig *c, const char *json_text,
                                     const char *source_name, const char *const *overrides,
                                     int n_overrides) {
-    const char *src = source_name ? source_name : "experiment";
-    if (!c || !json_text || n_overrides < 0 || (n_overrides > 0 && !overrides))
-        return ad_fail(AD_ERR_ARG, "%s: bad arguments to ad_experiment_config_parse", src);
-    AdExperimentConfig tmp;
-    memset(&tmp, 0, sizeof tmp);
-    ad_schema_defaults(&experiment_schema, &tmp);
-
-    cJSON *root = NULL;
-    AdStatus st = ad_schema_parse_text(json_text, src, &root);
-    if (st == AD_OK)
-        st = ad_schema_apply_overrides(&experiment_schema, root, overrides, n_overrides);
-    if (st == AD_OK) st = ad_schema_parse(&experiment_schema, &tmp, root, src);
-    cJSON_Delete(root);
-    if (st != AD_OK) return st;
-
-    resolve(&tmp);
-    st = check(&tmp, src);
-    if (st != AD_OK) return st;
-    memcpy(c, &tmp, sizeof tmp);
-    return AD_OK;
+    return ad_config_spec_parse(&experiment_spec, c, json_text, source_name, overrides,
+                                n_overrides);
 }
 
 AdStatus ad_experiment_config_load(AdExperimentConfig *c, const char *path,
                                    const char *const *overrides, int n_overrides) {
-    char *text = NULL;
-    AdStatus st = ad_schema_read_file(path, &text);
-    if (st == AD_OK) st = ad_experiment_config_parse(c, text, path, overrides, n_overrides);
-    free(text);
-    return st;
+    return ad_config_spec_load(&experiment_spec, c, path, overrides, n_overrides);
 }
 
 char *ad_experiment_config_to_json(const AdExperimentConfig *c) {

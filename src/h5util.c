@@ -1,7 +1,8 @@
 /* h5util.c: checked HDF5 calls for the checkpoint and run-log modules (see h5util.h):
- * files, groups, scalar attributes, filtered numeric datasets, appendable tables and
- * string datasets, each failure turned into a message with HDF5's own description.
- * It knows no layout: what goes where is the business of the modules above it. */
+ * files and the atomic write of their images, groups, scalar attributes, filtered
+ * numeric datasets, appendable tables and string datasets, each failure turned into a
+ * message with HDF5's own description. It knows no layout: what goes where is the
+ * business of the modules above it. */
 #include "h5util.h"
 
 #include <errno.h>
@@ -85,38 +86,27 @@ AdStatus ad_h5_fail(AdStatus code, hid_t loc, const char *name, const char *what
 
 /* ---------------------------------------------------------------- types */
 
-static hid_t mem_type(AdH5Type t) {
+/* How an AdH5Type is held in memory (native) and stored (little-endian), and its size. */
+typedef struct {
+    hid_t mem, file;
+    size_t size;
+} TypeIds;
+
+static TypeIds type_ids(AdH5Type t) {
     switch (t) {
-    case AD_H5_F32: return H5T_NATIVE_FLOAT;
-    case AD_H5_F64: return H5T_NATIVE_DOUBLE;
-    case AD_H5_U8: return H5T_NATIVE_UINT8;
-    case AD_H5_I32: return H5T_NATIVE_INT32;
-    case AD_H5_I64: return H5T_NATIVE_INT64;
-    case AD_H5_U64: return H5T_NATIVE_UINT64;
+    case AD_H5_F32: return (TypeIds){H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, 4};
+    case AD_H5_F64: return (TypeIds){H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE, 8};
+    case AD_H5_U8: return (TypeIds){H5T_NATIVE_UINT8, H5T_STD_U8LE, 1};
+    case AD_H5_I32: return (TypeIds){H5T_NATIVE_INT32, H5T_STD_I32LE, 4};
+    case AD_H5_I64: return (TypeIds){H5T_NATIVE_INT64, H5T_STD_I64LE, 8};
+    case AD_H5_U64: return (TypeIds){H5T_NATIVE_UINT64, H5T_STD_U64LE, 8};
+    case AD_H5_I8: return (TypeIds){H5T_NATIVE_INT8, H5T_STD_I8LE, 1};
     }
-    return -1;
+    return (TypeIds){-1, -1, 1};
 }
 
-static hid_t file_type(AdH5Type t) {
-    switch (t) {
-    case AD_H5_F32: return H5T_IEEE_F32LE;
-    case AD_H5_F64: return H5T_IEEE_F64LE;
-    case AD_H5_U8: return H5T_STD_U8LE;
-    case AD_H5_I32: return H5T_STD_I32LE;
-    case AD_H5_I64: return H5T_STD_I64LE;
-    case AD_H5_U64: return H5T_STD_U64LE;
-    }
-    return -1;
-}
-
-static size_t type_size(AdH5Type t) {
-    switch (t) {
-    case AD_H5_F32: case AD_H5_I32: return 4;
-    case AD_H5_F64: case AD_H5_I64: case AD_H5_U64: return 8;
-    case AD_H5_U8: return 1;
-    }
-    return 1;
-}
+static hid_t mem_type(AdH5Type t) { return type_ids(t).mem; }
+static hid_t file_type(AdH5Type t) { return type_ids(t).file; }
 
 static int is_float_type(AdH5Type t) { return t == AD_H5_F32 || t == AD_H5_F64; }
 
@@ -131,7 +121,7 @@ static hid_t vlen_string_type(H5T_cset_t cset) {
     return t;
 }
 
-static void format_shape(char *out, size_t cap, int rank, const hsize_t *shape) {
+void ad_h5_shape_text(char *out, size_t cap, int rank, const hsize_t *shape) {
     size_t n = (size_t)snprintf(out, cap, "(");
     for (int i = 0; i < rank && n < cap; i++)
         n += (size_t)snprintf(out + n, cap - n, "%s%llu", i ? ", " : "",
@@ -151,43 +141,36 @@ static hid_t make_fapl(void) {
     return fapl;
 }
 
-AdStatus ad_h5_create(const char *path, hid_t *file) {
+/* Creates (truncating) file `name`: on disk when increment is 0, else in memory (core
+ * driver, no backing store) growing in steps of increment bytes. */
+static AdStatus create_file(const char *name, size_t increment, hid_t *file) {
+    const char *kind = increment ? "in-memory HDF5 file" : "HDF5 file";
     char desc[DESC_LEN];
     *file = -1;
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     hid_t fapl = make_fapl();
-    if (fapl < 0) {
-        stack_describe(desc, sizeof desc);
-        return ad_fail(AD_ERR_HDF5, "cannot create HDF5 file %s: %s", path, desc);
-    }
-    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
-    if (f < 0) stack_describe(desc, sizeof desc);
-    H5Pclose(fapl);
-    if (f < 0) return ad_fail(AD_ERR_IO, "cannot create HDF5 file %s: %s", path, desc);
-    *file = f;
-    return AD_OK;
-}
-
-AdStatus ad_h5_create_mem(const char *name, size_t size_hint, hid_t *file) {
-    char desc[DESC_LEN];
-    *file = -1;
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    size_t increment = size_hint < (1u << 20) ? (1u << 20) : size_hint;
-    hid_t fapl = make_fapl();
-    if (fapl >= 0 && H5Pset_fapl_core(fapl, increment, 0) < 0) {
+    if (fapl >= 0 && increment && H5Pset_fapl_core(fapl, increment, 0) < 0) {
         H5Pclose(fapl);
         fapl = -1;
     }
     if (fapl < 0) {
         stack_describe(desc, sizeof desc);
-        return ad_fail(AD_ERR_HDF5, "cannot create in-memory HDF5 file %s: %s", name, desc);
+        return ad_fail(AD_ERR_HDF5, "cannot create %s %s: %s", kind, name, desc);
     }
     hid_t f = H5Fcreate(name, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
     if (f < 0) stack_describe(desc, sizeof desc);
     H5Pclose(fapl);
-    if (f < 0) return ad_fail(AD_ERR_HDF5, "cannot create in-memory HDF5 file %s: %s", name, desc);
+    if (f < 0)
+        return ad_fail(increment ? AD_ERR_HDF5 : AD_ERR_IO, "cannot create %s %s: %s", kind, name,
+                       desc);
     *file = f;
     return AD_OK;
+}
+
+AdStatus ad_h5_create(const char *path, hid_t *file) { return create_file(path, 0, file); }
+
+AdStatus ad_h5_create_mem(const char *name, size_t size_hint, hid_t *file) {
+    return create_file(name, size_hint < (1u << 20) ? (1u << 20) : size_hint, file);
 }
 
 AdStatus ad_h5_mem_image(hid_t file, void **image, size_t *size) {
@@ -206,6 +189,87 @@ AdStatus ad_h5_mem_image(hid_t file, void **image, size_t *size) {
     *image = buf;
     *size = (size_t)n;
     return AD_OK;
+}
+
+/* Writes buf to path (created or truncated), then fsyncs and closes it, all checked. */
+static AdStatus write_synced(const char *path, const void *buf, size_t size) {
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) return ad_fail(AD_ERR_IO, "cannot create %s: %s", path, strerror(errno));
+    const char *p = buf;
+    while (size > 0) {
+        ssize_t n = write(fd, p, size);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            int e = n < 0 ? errno : EIO;
+            close(fd);
+            return ad_fail(AD_ERR_IO, "cannot write %s: %s", path, strerror(e));
+        }
+        p += n;
+        size -= (size_t)n;
+    }
+    if (fsync(fd) != 0) {
+        int e = errno;
+        close(fd);
+        return ad_fail(AD_ERR_IO, "cannot sync %s: %s", path, strerror(e));
+    }
+    if (close(fd) != 0) return ad_fail(AD_ERR_IO, "cannot close %s: %s", path, strerror(errno));
+    return AD_OK;
+}
+
+/* fsync(2) of a directory. */
+static AdStatus fsync_dir(const char *path) {
+    int fd = open(path, O_RDONLY | O_DIRECTORY);
+    if (fd < 0) return ad_fail(AD_ERR_IO, "cannot open directory %s to sync it: %s", path,
+                               strerror(errno));
+    if (fsync(fd) != 0) {
+        int e = errno;
+        close(fd);
+        return ad_fail(AD_ERR_IO, "cannot sync directory %s: %s", path, strerror(e));
+    }
+    if (close(fd) != 0) return ad_fail(AD_ERR_IO, "cannot close directory %s: %s", path,
+                                       strerror(errno));
+    return AD_OK;
+}
+
+/* The directory holding `path` ("." for a bare name, "/" for "/name"), malloc'd. */
+static char *parent_dir(const char *path) {
+    const char *slash = strrchr(path, '/');
+    size_t n = slash ? (size_t)(slash - path) : 1;
+    if (slash && n == 0) n = 1; /* "/name" */
+    char *d = ad_malloc(n + 1, "directory name");
+    if (!d) return NULL;
+    if (slash) memcpy(d, path, n);
+    else d[0] = '.';
+    d[n] = '\0';
+    return d;
+}
+
+/* Both names are allocated before anything is written, so that running out of memory
+ * leaves no temporary file behind. */
+AdStatus ad_h5_write_image_atomic(const char *path, const void *image, size_t size,
+                                  int *renamed) {
+    *renamed = 0;
+    size_t n = strlen(path);
+    char *tmp = ad_malloc(n + 5, "temporary file name");
+    char *dir = parent_dir(path);
+    AdStatus s = tmp && dir ? AD_OK : AD_ERR_NOMEM;
+    if (s == AD_OK) {
+        memcpy(tmp, path, n);
+        memcpy(tmp + n, ".tmp", 5);
+        s = write_synced(tmp, image, size);
+        if (s == AD_OK && rename(tmp, path) != 0)
+            s = ad_fail(AD_ERR_IO, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+        if (s != AD_OK) {
+            struct stat sb;
+            if (lstat(tmp, &sb) == 0 && S_ISREG(sb.st_mode)) unlink(tmp);
+        } else {
+            *renamed = 1;
+            s = fsync_dir(dir);
+        }
+    }
+    free(tmp);
+    free(dir);
+    return s;
 }
 
 AdStatus ad_h5_open(const char *path, int writable, hid_t *file) {
@@ -298,6 +362,14 @@ void ad_h5_close_quietly(hid_t id) {
     }
 }
 
+AdStatus ad_h5_close_after(hid_t id, AdStatus s) {
+    if (s != AD_OK) {
+        ad_h5_close_quietly(id);
+        return s;
+    }
+    return ad_h5_close(id);
+}
+
 /* ---------------------------------------------------------------- groups */
 
 AdStatus ad_h5_group_create(hid_t loc, const char *name, hid_t *group) {
@@ -368,6 +440,10 @@ done:
 
 AdStatus ad_h5_attr_write_i64(hid_t obj, const char *name, int64_t v) {
     return attr_write(obj, name, H5T_STD_I64LE, H5T_NATIVE_INT64, &v);
+}
+
+AdStatus ad_h5_attr_write_u64(hid_t obj, const char *name, uint64_t v) {
+    return attr_write(obj, name, H5T_STD_U64LE, H5T_NATIVE_UINT64, &v);
 }
 
 AdStatus ad_h5_attr_write_f64(hid_t obj, const char *name, double v) {
@@ -603,42 +679,43 @@ static hid_t filtered_dcpl(int rank, const hsize_t *chunk) {
     return dcpl;
 }
 
-static int valid_type(AdH5Type t) { return (unsigned)t <= AD_H5_U64; }
+static int valid_type(AdH5Type t) { return (unsigned)t <= AD_H5_I8; }
+
+AdStatus ad_h5_dataset_write(hid_t loc, const char *name, hid_t ftype, hid_t mtype, hid_t space,
+                             hid_t dcpl, const void *data, const char *noun) {
+    AdStatus st = AD_OK;
+    hid_t dset = H5Dcreate2(loc, name, ftype, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    if (dset < 0) return ad_h5_fail(AD_ERR_IO, loc, name, "cannot create %s", noun);
+    if (data && H5Dwrite(dset, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0) {
+        st = ad_h5_fail(AD_ERR_IO, loc, name, "cannot write %s", noun);
+        ad_h5_close_quietly(dset);
+        return st;
+    }
+    if (H5Dclose(dset) < 0) st = ad_h5_fail(AD_ERR_IO, loc, name, "cannot close %s", noun);
+    return st;
+}
 
 AdStatus ad_h5_write_array(hid_t loc, const char *name, AdH5Type type, int rank,
                            const hsize_t *shape, const void *data) {
     if (rank < 1 || rank > AD_H5_MAX_RANK || !valid_type(type))
         return ad_h5_fail(AD_ERR_ARG, loc, name, "bad rank %d or type %d", rank, (int)type);
-    AdStatus st = AD_OK;
-    hid_t space = -1, dcpl = -1, dset = -1;
+    AdStatus st;
+    hid_t space = -1, dcpl = -1;
     hsize_t n = 1, chunk[AD_H5_MAX_RANK];
     for (int i = 0; i < rank; i++) n *= shape[i];
     if (n > 0 && !data) return ad_h5_fail(AD_ERR_ARG, loc, name, "no data to write");
     space = H5Screate_simple(rank, shape, NULL);
     if (n > 0) {
-        choose_chunk(rank, shape, type_size(type), chunk);
+        choose_chunk(rank, shape, type_ids(type).size, chunk);
         dcpl = filtered_dcpl(rank, chunk);
     } else {
         dcpl = H5Pcreate(H5P_DATASET_CREATE);
     }
-    if (space < 0 || dcpl < 0) {
+    if (space < 0 || dcpl < 0)
         st = ad_h5_fail(AD_ERR_HDF5, loc, name, "cannot set up the dataspace or filters of the dataset");
-        goto done;
-    }
-    dset = H5Dcreate2(loc, name, file_type(type), space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
-    if (dset < 0) {
-        st = ad_h5_fail(AD_ERR_IO, loc, name, "cannot create dataset");
-        goto done;
-    }
-    if (n > 0 && H5Dwrite(dset, mem_type(type), H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0) {
-        st = ad_h5_fail(AD_ERR_IO, loc, name, "cannot write dataset");
-        goto done;
-    }
-    hid_t d = dset;
-    dset = -1;
-    if (H5Dclose(d) < 0) st = ad_h5_fail(AD_ERR_IO, loc, name, "cannot close dataset");
-done:
-    ad_h5_close_quietly(dset);
+    else
+        st = ad_h5_dataset_write(loc, name, file_type(type), mem_type(type), space, dcpl,
+                                 n > 0 ? data : NULL, "dataset");
     ad_h5_close_quietly(dcpl);
     ad_h5_close_quietly(space);
     return st;
@@ -696,8 +773,8 @@ AdStatus ad_h5_read_array(hid_t loc, const char *name, AdH5Type type, int rank,
     }
     if (!same) {
         char want[256], got[256];
-        format_shape(want, sizeof want, rank, shape);
-        format_shape(got, sizeof got, found_rank, found);
+        ad_h5_shape_text(want, sizeof want, rank, shape);
+        ad_h5_shape_text(got, sizeof got, found_rank, found);
         st = ad_h5_fail(AD_ERR_FORMAT, loc, name, "dataset has shape %s, expected %s", got, want);
         goto done;
     }
@@ -734,26 +811,16 @@ AdStatus ad_h5_table_create(hid_t loc, const char *name, AdH5Type type, hsize_t 
     if (!valid_type(type) || chunk_rows < 1)
         return ad_h5_fail(AD_ERR_ARG, loc, name, "bad type %d or chunk_rows %llu for a table",
                           (int)type, (unsigned long long)chunk_rows);
-    AdStatus st = AD_OK;
+    AdStatus st;
     int rank = ncols ? 2 : 1;
     hsize_t dims[2] = {0, ncols}, maxdims[2] = {H5S_UNLIMITED, ncols};
     hsize_t chunk[2] = {chunk_rows, ncols};
     hid_t space = H5Screate_simple(rank, dims, maxdims);
-    hid_t dcpl = filtered_dcpl(rank, chunk), dset = -1;
-    if (space < 0 || dcpl < 0) {
+    hid_t dcpl = filtered_dcpl(rank, chunk);
+    if (space < 0 || dcpl < 0)
         st = ad_h5_fail(AD_ERR_HDF5, loc, name, "cannot set up the dataspace or filters of the table");
-        goto done;
-    }
-    dset = H5Dcreate2(loc, name, file_type(type), space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
-    if (dset < 0) {
-        st = ad_h5_fail(AD_ERR_IO, loc, name, "cannot create table");
-        goto done;
-    }
-    hid_t d = dset;
-    dset = -1;
-    if (H5Dclose(d) < 0) st = ad_h5_fail(AD_ERR_IO, loc, name, "cannot close table");
-done:
-    ad_h5_close_quietly(dset);
+    else
+        st = ad_h5_dataset_write(loc, name, file_type(type), -1, space, dcpl, NULL, "table");
     ad_h5_close_quietly(dcpl);
     ad_h5_close_quietly(space);
     return st;
@@ -811,28 +878,34 @@ AdStatus ad_h5_table_rows(hid_t loc, const char *name, hsize_t *nrows) {
 /* ---------------------------------------------------------------- string datasets */
 
 AdStatus ad_h5_write_string(hid_t loc, const char *name, const char *s) {
-    AdStatus st = AD_OK;
-    hid_t type = vlen_string_type(H5T_CSET_UTF8), space = H5Screate(H5S_SCALAR), dset = -1;
-    if (type < 0 || space < 0) {
+    AdStatus st;
+    hid_t type = vlen_string_type(H5T_CSET_UTF8), space = H5Screate(H5S_SCALAR);
+    if (type < 0 || space < 0)
         st = ad_h5_fail(AD_ERR_HDF5, loc, name, "cannot make a string type for the dataset");
-        goto done;
-    }
-    dset = H5Dcreate2(loc, name, type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    if (dset < 0) {
-        st = ad_h5_fail(AD_ERR_IO, loc, name, "cannot create string dataset");
-        goto done;
-    }
-    if (H5Dwrite(dset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, &s) < 0) {
-        st = ad_h5_fail(AD_ERR_IO, loc, name, "cannot write string dataset");
-        goto done;
-    }
-    hid_t d = dset;
-    dset = -1;
-    if (H5Dclose(d) < 0) st = ad_h5_fail(AD_ERR_IO, loc, name, "cannot close string dataset");
-done:
-    ad_h5_close_quietly(dset);
+    else
+        st = ad_h5_dataset_write(loc, name, type, type, space, H5P_DEFAULT, &s, "string dataset");
     ad_h5_close_quietly(space);
     ad_h5_close_quietly(type);
+    return st;
+}
+
+AdStatus ad_h5_write_strings(hid_t loc, const char *name, size_t n, char *const *strs) {
+    const char **v = ad_calloc(n > 0 ? n : 1, sizeof *v, "string dataset");
+    if (!v) return AD_ERR_NOMEM;
+    for (size_t i = 0; i < n; i++) v[i] = strs[i] ? strs[i] : "";
+    AdStatus st;
+    hsize_t dims = n;
+    hid_t type = vlen_string_type(H5T_CSET_UTF8), space = -1;
+    if (type < 0)
+        st = ad_h5_fail(AD_ERR_HDF5, loc, name, "cannot make a string type for the dataset");
+    else if ((space = H5Screate_simple(1, &dims, NULL)) < 0)
+        st = ad_h5_fail(AD_ERR_HDF5, loc, name, "cannot set up the dataspace of the dataset");
+    else
+        st = ad_h5_dataset_write(loc, name, type, type, space, H5P_DEFAULT, n > 0 ? v : NULL,
+                                 "dataset");
+    ad_h5_close_quietly(space);
+    ad_h5_close_quietly(type);
+    free(v);
     return st;
 }
 

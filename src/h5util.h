@@ -34,7 +34,8 @@ typedef enum {
     AD_H5_U8,      /* uint8_t  <-> H5T_STD_U8LE */
     AD_H5_I32,     /* int32_t  <-> H5T_STD_I32LE */
     AD_H5_I64,     /* int64_t  <-> H5T_STD_I64LE */
-    AD_H5_U64      /* uint64_t <-> H5T_STD_U64LE */
+    AD_H5_U64,     /* uint64_t <-> H5T_STD_U64LE */
+    AD_H5_I8       /* int8_t   <-> H5T_STD_I8LE */
 } AdH5Type;
 
 /* Records `code` with the message "<file>:<object>: <what>: <HDF5 description>", where
@@ -56,6 +57,15 @@ AdStatus ad_h5_create(const char *path, hid_t *file);
 AdStatus ad_h5_create_mem(const char *name, size_t size_hint, hid_t *file);
 /* Flushes an in-memory file and copies its image into *image (malloc'd, free()). */
 AdStatus ad_h5_mem_image(hid_t file, void **image, size_t *size);
+/* Puts size bytes (a file image) at `path` so that a crash leaves either the old file or
+ * the new one: writes "<path>.tmp", fsyncs and closes it (each step checked), renames it
+ * over `path` and fsyncs the directory holding `path`. *renamed tells whether `path` now
+ * holds the new bytes. On a failure before the rename the temporary file is removed (if
+ * it is a regular file: a directory in the way is someone else's) and `path` is
+ * untouched; a failure to sync the directory is returned with *renamed = 1. Messages
+ * name the file or directory at fault; the caller adds what it was saving. */
+AdStatus ad_h5_write_image_atomic(const char *path, const void *image, size_t size,
+                                  int *renamed);
 /* Opens an existing file; a missing or unreadable file is AD_ERR_IO, a file HDF5
  * cannot open (not HDF5, truncated) is AD_ERR_FORMAT. */
 AdStatus ad_h5_open(const char *path, int writable, hid_t *file);
@@ -70,6 +80,9 @@ AdStatus ad_h5_close_file(hid_t file);
 AdStatus ad_h5_close(hid_t id);
 /* Closes any id ignoring errors (for cleanup paths that already carry an error). */
 void ad_h5_close_quietly(hid_t id);
+/* Closes id after work on it that returned s: checked when s is AD_OK (the result is
+ * the close's status), quietly otherwise (the result is s). */
+AdStatus ad_h5_close_after(hid_t id, AdStatus s);
 
 /* ---- groups and links ---- */
 AdStatus ad_h5_group_create(hid_t loc, const char *name, hid_t *group);
@@ -83,6 +96,7 @@ AdStatus ad_h5_attr_exists(hid_t obj, const char *name, int *exists);
  * Readers require a scalar (or one-element) attribute of the right class: integers for
  * i64, integers or floats for f64, strings for str. */
 AdStatus ad_h5_attr_write_i64(hid_t obj, const char *name, int64_t v);
+AdStatus ad_h5_attr_write_u64(hid_t obj, const char *name, uint64_t v);
 AdStatus ad_h5_attr_write_f64(hid_t obj, const char *name, double v);
 /* Variable-length UTF-8 string. Attributes are limited to 64 KiB in total: use a string
  * dataset for long text. */
@@ -94,7 +108,14 @@ AdStatus ad_h5_attr_read_f64(hid_t obj, const char *name, double *v);
 AdStatus ad_h5_attr_read_str(hid_t obj, const char *name, size_t max_len, char **out);
 
 /* ---- numeric datasets ----
- * Writes data (rank dimensions `shape`, row-major) as a new dataset, chunked (about
+ * The step under every dataset writer: creates dataset `name` of file type ftype over
+ * the dataspace `space` with creation list dcpl (H5P_DEFAULT: contiguous, no filters),
+ * writes data (memory type mtype) unless data is NULL, and closes it, all checked.
+ * `noun` names it in messages ("cannot create <noun>"). space and dcpl stay the
+ * caller's to close. */
+AdStatus ad_h5_dataset_write(hid_t loc, const char *name, hid_t ftype, hid_t mtype, hid_t space,
+                             hid_t dcpl, const void *data, const char *noun);
+/* Writes data (rank dimensions `shape`, row-major) as a new dataset, chunked (about
  * 1 MiB per chunk) with shuffle, deflate and fletcher32; an empty dataset is stored
  * contiguous without filters. */
 AdStatus ad_h5_write_array(hid_t loc, const char *name, AdH5Type type, int rank,
@@ -113,6 +134,8 @@ AdStatus ad_h5_write_floats(hid_t loc, const char *name, int rank, const hsize_t
                             const float *data);
 AdStatus ad_h5_read_floats(hid_t loc, const char *name, int rank, const hsize_t *shape,
                            float *data);
+/* "(2, 3)": a shape as text for messages, cut to fit cap bytes. */
+void ad_h5_shape_text(char *out, size_t cap, int rank, const hsize_t *shape);
 
 /* ---- appendable tables ----
  * A table is a dataset of shape (rows, ncols) whose rows grow without limit (ncols = 0
@@ -127,6 +150,9 @@ AdStatus ad_h5_table_rows(hid_t loc, const char *name, hsize_t *nrows);
 /* ---- string datasets ----
  * A scalar variable-length UTF-8 string dataset, for text too long for an attribute. */
 AdStatus ad_h5_write_string(hid_t loc, const char *name, const char *s);
+/* A one-dimensional (n) dataset of variable-length UTF-8 strings, contiguous and
+ * unfiltered; NULL entries are stored as "" (strs may be NULL when n is 0). */
+AdStatus ad_h5_write_strings(hid_t loc, const char *name, size_t n, char *const *strs);
 /* Reads it into *out (owned by the caller, free()); longer than max_len bytes is
  * AD_ERR_FORMAT (checked before the library allocates). */
 AdStatus ad_h5_read_string(hid_t loc, const char *name, size_t max_len, char **out);

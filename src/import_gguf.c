@@ -591,18 +591,10 @@ AdStatus imp_load_gguf(const ImpFile *f, const AdImportOptions *opt, AdModel *m,
     if ((st = kv_int(&g, "llama.vocab_size", 0, V, V, V, &V_key)) != AD_OK) goto cleanup;
 
     AdModelConfig cfg;
-    if ((st = ad_model_config_preset(&cfg, "llama")) != AD_OK) goto cleanup;
-    cfg.vocab_size = (int)V;
-    cfg.d_model = (int)C;
-    cfg.d_ff = (int)F;
-    cfg.n_layer = (int)L;
-    cfg.n_head = (int)H;
-    cfg.n_kv_head = (int)Hkv;
-    cfg.norm_eps = (float)eps;
-    cfg.rope_theta = (float)theta;
-    cfg.bias = 0;
-    cfg.tied = 1;
-    if ((st = imp_config_finish(&cfg, (int)ctx, opt, f)) != AD_OK) goto cleanup;
+    const ImpLlamaDims dims = {.vocab_size = V, .d_model = C, .d_ff = F, .n_layer = L, .n_head = H,
+                               .n_kv_head = Hkv, .seq_len = ctx, .norm_eps = eps,
+                               .rope_theta = theta, .tied = 1};
+    if ((st = imp_llama_config(&cfg, &dims, opt, f)) != AD_OK) goto cleanup;
     int64_t hs = C / H, kvd = Hkv * hs;
 
     /* Check every tensor before allocating the model. */

@@ -59,6 +59,20 @@ enum {
  * the config; errors name the file. Call before sizes derived from cfg are trusted. */
 AdStatus imp_config_finish(AdModelConfig *cfg, int file_seq_len, const AdImportOptions *opt,
                            const ImpFile *f);
+
+/* What a Llama-family file states about its model, each field already bounded by the
+ * reader (imp_check_field or the IMP_MAX_* limits). */
+typedef struct {
+    int64_t vocab_size, d_model, d_ff, n_layer, n_head, n_kv_head;
+    int64_t seq_len; /* the file's context length (AdImportOptions.max_seq_len overrides it) */
+    double norm_eps, rope_theta;
+    int tied;        /* the classifier is the token embedding */
+} ImpLlamaDims;
+
+/* The "llama" preset (RMSNorm, SwiGLU, RoPE, no biases) with the file's sizes, finished
+ * by imp_config_finish. */
+AdStatus imp_llama_config(AdModelConfig *cfg, const ImpLlamaDims *d, const AdImportOptions *opt,
+                          const ImpFile *f);
 /* ad_model_init(m, cfg, 0) with the file named in an error. */
 AdStatus imp_model_init(AdModel *m, const AdModelConfig *cfg, const ImpFile *f);
 

@@ -42,19 +42,12 @@ AdStatus imp_load_llama2c(const ImpFile *f, const AdImportOptions *opt, AdModel 
     if (h[5] == 0) return ad_fail(AD_ERR_FORMAT, "%s: header field vocab_size is 0", f->path);
 
     AdModelConfig cfg;
-    AdStatus st = ad_model_config_preset(&cfg, "llama");
-    if (st != AD_OK) return st;
-    cfg.d_model = h[0];
-    cfg.d_ff = h[1];
-    cfg.n_layer = h[2];
-    cfg.n_head = h[3];
-    cfg.n_kv_head = h[4];
-    cfg.vocab_size = h[5] > 0 ? h[5] : -h[5];
-    cfg.tied = h[5] > 0; /* negative vocab_size: an unshared classifier follows */
-    cfg.norm_eps = 1e-5f;
-    cfg.rope_theta = 10000.0f;
-    cfg.bias = 0;
-    st = imp_config_finish(&cfg, h[6], opt, f);
+    const ImpLlamaDims dims = {.d_model = h[0], .d_ff = h[1], .n_layer = h[2], .n_head = h[3],
+                               .n_kv_head = h[4], .vocab_size = h[5] > 0 ? h[5] : -h[5],
+                               .seq_len = h[6], .norm_eps = 1e-5, .rope_theta = 10000.0,
+                               /* negative vocab_size: an unshared classifier follows */
+                               .tied = h[5] > 0};
+    AdStatus st = imp_llama_config(&cfg, &dims, opt, f);
     if (st != AD_OK) return st;
 
     /* The weights are the model's parameters in another order, then the legacy

@@ -174,6 +174,23 @@ AdStatus imp_config_finish(AdModelConfig *cfg, int file_seq_len, const AdImportO
     return AD_OK;
 }
 
+AdStatus imp_llama_config(AdModelConfig *cfg, const ImpLlamaDims *d, const AdImportOptions *opt,
+                          const ImpFile *f) {
+    AdStatus st = ad_model_config_preset(cfg, "llama");
+    if (st != AD_OK) return st;
+    cfg->vocab_size = (int)d->vocab_size;
+    cfg->d_model = (int)d->d_model;
+    cfg->d_ff = (int)d->d_ff;
+    cfg->n_layer = (int)d->n_layer;
+    cfg->n_head = (int)d->n_head;
+    cfg->n_kv_head = (int)d->n_kv_head;
+    cfg->norm_eps = (float)d->norm_eps;
+    cfg->rope_theta = (float)d->rope_theta;
+    cfg->bias = 0;
+    cfg->tied = d->tied;
+    return imp_config_finish(cfg, (int)d->seq_len, opt, f);
+}
+
 AdStatus imp_model_init(AdModel *m, const AdModelConfig *cfg, const ImpFile *f) {
     AdStatus st = ad_model_init(m, cfg, 0);
     if (st != AD_OK) return ad_fail_context(st, "importing %s", f->path);

@@ -1151,7 +1151,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "generate")) return cmd_generate(argc - 2, argv + 2);
     if (!strcmp(cmd, "import")) return cmd_import(argc - 2, argv + 2);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
-        printf("autodidact %s\nthreads %d\nBLAS %s\n", AD_VERSION_STRING, ad_get_threads(), ad_blas_info());
+        printf("autodidact %s (git %s)\nthreads %d\nBLAS %s\n", AD_VERSION_STRING, ad_git_commit(), ad_get_threads(), ad_blas_info());
         return 0;
     }
     fprintf(stderr, "autodidact: unknown command \"%s\"\n%s", cmd, MAIN_HELP);

@@ -16,9 +16,6 @@
 
 #include "h5util.h"
 
-#ifndef AD_GIT_COMMIT
-#define AD_GIT_COMMIT "unknown"
-#endif
 
 /* Bounds on what is read from a file, checked before anything is allocated. */
 #define RUN_MAX_FILE_BYTES ((int64_t)16 << 30)   /* a run file read for resuming */
@@ -29,7 +26,6 @@
 
 enum {
     SUMMARY_CHUNK_ROWS = 64,  /* rows per chunk of a summary table */
-    I8_CHUNK = 1 << 16,       /* elements per chunk of a filtered int8 dataset */
     MEM_NAME_LEN = sizeof(((AdRunLog *)0)->path) + 16,
     ROUND_NAME_LEN = 32
 };
@@ -99,6 +95,21 @@ static AdStatus check_open(const AdRunLog *r, const char *what) {
     return AD_OK;
 }
 
+/* Ends ad_runlog_create or ad_runlog_open: r takes the in-memory file f, or, if s
+ * carries an error, f is closed and the message says what was being done. */
+static AdStatus adopt_file(AdRunLog *r, hid_t f, const char *path, int n_eval, int rounds,
+                           AdStatus s, const char *doing) {
+    if (s != AD_OK) {
+        ad_h5_close_quietly(f);
+        return ad_fail_context(s, "%s run file %s", doing, path);
+    }
+    r->file = f;
+    snprintf(r->path, sizeof r->path, "%s", path);
+    r->n_eval = n_eval;
+    r->rounds_complete = rounds;
+    return AD_OK;
+}
+
 /* Per-round writers only accept the round being prepared (= rounds_complete). */
 static AdStatus check_round(const AdRunLog *r, int round, const char *what) {
     AdStatus s = check_open(r, what);
@@ -107,15 +118,6 @@ static AdStatus check_round(const AdRunLog *r, int round, const char *what) {
         return ad_fail(AD_ERR_ARG, "%s %s: round %d given, but the round being written is %d",
                        r->path, what, round, r->rounds_complete);
     return AD_OK;
-}
-
-/* Closes g (checked) unless s already carries an error. */
-static AdStatus close_group(hid_t g, AdStatus s) {
-    if (s != AD_OK) {
-        ad_h5_close_quietly(g);
-        return s;
-    }
-    return ad_h5_close(g);
 }
 
 /* Opens /rounds/NNN of the round being prepared, creating it if needed. */
@@ -138,59 +140,6 @@ static AdStatus refuse_rewrite(const AdRunLog *r, hid_t g, int round, const char
     return s;
 }
 
-/* A one-dimensional dataset of n elements of file type ftype (memory type mtype);
- * shuffle + deflate + fletcher32 when `filtered` and n > 0, contiguous otherwise. */
-static AdStatus write_raw_1d(hid_t loc, const char *name, hid_t ftype, hid_t mtype, hsize_t n,
-                             const void *data, int filtered) {
-    AdStatus s = AD_OK;
-    hid_t space = H5Screate_simple(1, &n, NULL), dcpl = H5Pcreate(H5P_DATASET_CREATE), d = -1;
-    if (space < 0 || dcpl < 0) {
-        s = ad_h5_fail(AD_ERR_HDF5, loc, name, "cannot set up the dataspace of the dataset");
-        goto done;
-    }
-    if (filtered && n > 0) {
-        hsize_t chunk = n < I8_CHUNK ? n : I8_CHUNK;
-        if (H5Pset_chunk(dcpl, 1, &chunk) < 0 || H5Pset_shuffle(dcpl) < 0 ||
-            H5Pset_deflate(dcpl, 4) < 0 || H5Pset_fletcher32(dcpl) < 0) {
-            s = ad_h5_fail(AD_ERR_HDF5, loc, name, "cannot set up the filters of the dataset");
-            goto done;
-        }
-    }
-    d = H5Dcreate2(loc, name, ftype, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
-    if (d < 0) {
-        s = ad_h5_fail(AD_ERR_IO, loc, name, "cannot create dataset");
-        goto done;
-    }
-    if (n > 0 && H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0) {
-        s = ad_h5_fail(AD_ERR_IO, loc, name, "cannot write dataset");
-        goto done;
-    }
-    hid_t closing = d;
-    d = -1;
-    if (H5Dclose(closing) < 0) s = ad_h5_fail(AD_ERR_IO, loc, name, "cannot close dataset");
-done:
-    ad_h5_close_quietly(d);
-    ad_h5_close_quietly(dcpl);
-    ad_h5_close_quietly(space);
-    return s;
-}
-
-/* A (n) dataset of variable-length UTF-8 strings; NULL entries are stored as "". */
-static AdStatus write_strings(hid_t loc, const char *name, long n, char *const *strs) {
-    const char **v = ad_calloc(n > 0 ? (size_t)n : 1, sizeof *v, "run file string table");
-    if (!v) return AD_ERR_NOMEM;
-    for (long i = 0; i < n; i++) v[i] = strs[i] ? strs[i] : "";
-    hid_t t = H5Tcopy(H5T_C_S1);
-    AdStatus s = AD_OK;
-    if (t < 0 || H5Tset_size(t, H5T_VARIABLE) < 0 || H5Tset_cset(t, H5T_CSET_UTF8) < 0)
-        s = ad_h5_fail(AD_ERR_HDF5, loc, name, "cannot make a string type for the dataset");
-    else
-        s = write_raw_1d(loc, name, t, t, (hsize_t)n, v, 0);
-    ad_h5_close_quietly(t);
-    free(v);
-    return s;
-}
-
 static AdStatus write_i64(hid_t loc, const char *name, long n, const int64_t *v) {
     hsize_t dims = (hsize_t)n;
     return ad_h5_write_array(loc, name, AD_H5_I64, 1, &dims, v);
@@ -199,28 +148,6 @@ static AdStatus write_i64(hid_t loc, const char *name, long n, const int64_t *v)
 static AdStatus write_f64(hid_t loc, const char *name, long n, const double *v) {
     hsize_t dims = (hsize_t)n;
     return ad_h5_write_array(loc, name, AD_H5_F64, 1, &dims, v);
-}
-
-/* uint64 attribute (h5util writes signed integers only; the seed needs all 64 bits). */
-static AdStatus attr_write_u64(hid_t obj, const char *name, uint64_t v) {
-    AdStatus s = AD_OK;
-    hid_t space = H5Screate(H5S_SCALAR), a = -1;
-    if (space < 0) {
-        s = ad_h5_fail(AD_ERR_HDF5, obj, NULL, "cannot make a dataspace for attribute %s", name);
-        goto done;
-    }
-    a = H5Acreate2(obj, name, H5T_STD_U64LE, space, H5P_DEFAULT, H5P_DEFAULT);
-    if (a < 0 || H5Awrite(a, H5T_NATIVE_UINT64, &v) < 0) {
-        s = ad_h5_fail(AD_ERR_IO, obj, NULL, "cannot write attribute %s", name);
-        goto done;
-    }
-    hid_t closing = a;
-    a = -1;
-    if (H5Aclose(closing) < 0) s = ad_h5_fail(AD_ERR_IO, obj, NULL, "cannot close attribute %s", name);
-done:
-    ad_h5_close_quietly(a);
-    ad_h5_close_quietly(space);
-    return s;
 }
 
 /* ================================================================ creating */
@@ -266,9 +193,9 @@ static AdStatus write_root(hid_t f, uint64_t seed, int threads) {
     AdStatus s = ad_h5_attr_write_str(f, "format", AD_RUN_FORMAT);
     if (s == AD_OK) s = ad_h5_attr_write_i64(f, "format_version", AD_RUN_VERSION);
     if (s == AD_OK) s = ad_h5_attr_write_str(f, "program_version", AD_VERSION_STRING);
-    if (s == AD_OK) s = ad_h5_attr_write_str(f, "git_commit", AD_GIT_COMMIT);
+    if (s == AD_OK) s = ad_h5_attr_write_str(f, "git_commit", ad_git_commit());
     if (s == AD_OK) s = ad_h5_attr_write_str(f, "start_time", start);
-    if (s == AD_OK) s = attr_write_u64(f, "seed", seed);
+    if (s == AD_OK) s = ad_h5_attr_write_u64(f, "seed", seed);
     if (s == AD_OK) s = ad_h5_attr_write_i64(f, "threads", threads);
     if (s == AD_OK) s = ad_h5_attr_write_str(f, "blas", ad_blas_info());
     if (s == AD_OK) s = ad_h5_attr_write_str(f, "cpu", cpu);
@@ -280,24 +207,14 @@ static AdStatus write_root(hid_t f, uint64_t seed, int threads) {
  * empty: h5util's tables need a column, so it is made here, unfiltered. */
 static AdStatus create_eval_table(hid_t g, const char *name, int n_eval) {
     if (n_eval > 0) return ad_h5_table_create(g, name, AD_H5_F64, (hsize_t)n_eval, SUMMARY_CHUNK_ROWS);
-    AdStatus s = AD_OK;
+    AdStatus s;
     hsize_t dims[2] = {0, 0}, maxdims[2] = {H5S_UNLIMITED, H5S_UNLIMITED};
     hsize_t chunk[2] = {SUMMARY_CHUNK_ROWS, 1};
-    hid_t space = H5Screate_simple(2, dims, maxdims), dcpl = H5Pcreate(H5P_DATASET_CREATE), d = -1;
-    if (space < 0 || dcpl < 0 || H5Pset_chunk(dcpl, 2, chunk) < 0) {
+    hid_t space = H5Screate_simple(2, dims, maxdims), dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    if (space < 0 || dcpl < 0 || H5Pset_chunk(dcpl, 2, chunk) < 0)
         s = ad_h5_fail(AD_ERR_HDF5, g, name, "cannot set up the dataspace of the table");
-        goto done;
-    }
-    d = H5Dcreate2(g, name, H5T_IEEE_F64LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
-    if (d < 0) {
-        s = ad_h5_fail(AD_ERR_IO, g, name, "cannot create table");
-        goto done;
-    }
-    hid_t closing = d;
-    d = -1;
-    if (H5Dclose(closing) < 0) s = ad_h5_fail(AD_ERR_IO, g, name, "cannot close table");
-done:
-    ad_h5_close_quietly(d);
+    else
+        s = ad_h5_dataset_write(g, name, H5T_IEEE_F64LE, -1, space, dcpl, NULL, "table");
     ad_h5_close_quietly(dcpl);
     ad_h5_close_quietly(space);
     return s;
@@ -326,7 +243,7 @@ static AdStatus create_summary(hid_t f, int n_eval) {
         s = ad_h5_table_create(g, FLOAT_COLS[i], AD_H5_F64, 0, SUMMARY_CHUNK_ROWS);
     for (int i = 0; i < N_EVAL_COLS && s == AD_OK; i++)
         s = create_eval_table(g, EVAL_COLS[i], n_eval);
-    return close_group(g, s);
+    return ad_h5_close_after(g, s);
 }
 
 AdStatus ad_runlog_create(AdRunLog *r, const char *path, const char *config_json,
@@ -360,15 +277,7 @@ AdStatus ad_runlog_create(AdRunLog *r, const char *path, const char *config_json
     if (s == AD_OK) s = ad_h5_group_create(f, "rounds", &g);
     if (s == AD_OK) s = ad_h5_close(g);
     free(lengths);
-    if (s != AD_OK) {
-        ad_h5_close_quietly(f);
-        return ad_fail_context(s, "creating run file %s", path);
-    }
-    r->file = f;
-    snprintf(r->path, sizeof r->path, "%s", path);
-    r->n_eval = n_eval;
-    r->rounds_complete = 0;
-    return AD_OK;
+    return adopt_file(r, f, path, n_eval, 0, s, "creating");
 }
 
 /* ================================================================ per-round contents */
@@ -420,16 +329,16 @@ static AdStatus write_candidate_sets(hid_t g, const AdCandidates *c) {
             selected[i] = c->selected[i] != 0;
             correct[i] = (int8_t)(c->correct[i] > 0 ? 1 : c->correct[i] == 0 ? 0 : -1);
         }
-        s = write_strings(g, "prompts", p, c ? c->prompt : NULL);
+        s = ad_h5_write_strings(g, "prompts", (size_t)p, c ? c->prompt : NULL);
     }
     hsize_t dn = (hsize_t)n;
     if (s == AD_OK) s = write_i64(g, "prompt_length", p, plen);
-    if (s == AD_OK) s = write_strings(g, "candidates", n, c ? c->answer : NULL);
+    if (s == AD_OK) s = ad_h5_write_strings(g, "candidates", (size_t)n, c ? c->answer : NULL);
     if (s == AD_OK) s = write_i64(g, "candidate_prompt", n, cprompt);
     if (s == AD_OK) s = write_i64(g, "candidate_sample", n, csample);
     if (s == AD_OK) s = ad_h5_write_array(g, "candidate_ended", AD_H5_U8, 1, &dn, ended);
     if (s == AD_OK) s = ad_h5_write_array(g, "selected", AD_H5_U8, 1, &dn, selected);
-    if (s == AD_OK) s = write_raw_1d(g, "correct", H5T_STD_I8LE, H5T_NATIVE_INT8, dn, correct, 1);
+    if (s == AD_OK) s = ad_h5_write_array(g, "correct", AD_H5_I8, 1, &dn, correct);
     if (s == AD_OK) s = ad_h5_group_create(g, "scores", &sg);
     for (int k = 0; k < AD_SCORE_COUNT && s == AD_OK; k++) {
         if (!scorer_ran(c, k)) continue;
@@ -439,7 +348,7 @@ static AdStatus write_candidate_sets(hid_t g, const AdCandidates *c) {
         else
             s = ad_h5_write_floats(sg, name, 1, &dn, c->scores[k]);
     }
-    if (sg >= 0) s = close_group(sg, s);
+    if (sg >= 0) s = ad_h5_close_after(sg, s);
     free(plen);
     free(cprompt);
     free(csample);
@@ -458,7 +367,7 @@ AdStatus ad_runlog_write_candidates(AdRunLog *r, int round, const AdCandidates *
     if (s != AD_OK) return s;
     s = refuse_rewrite(r, g, round, "candidates", "candidates");
     if (s == AD_OK) s = write_candidate_sets(g, c);
-    return close_group(g, s);
+    return ad_h5_close_after(g, s);
 }
 
 /* Writes the train/ group of a round group from n records (n may be 0). */
@@ -483,7 +392,7 @@ static AdStatus write_train_sets(hid_t g, const AdTrainRecord *recs, long n) {
         if (s == AD_OK) s = write_f64(tg, "lr", n, lr);
         if (s == AD_OK) s = write_f64(tg, "grad_norm", n, gn);
         if (s == AD_OK) s = write_f64(tg, "tokens_per_s", n, tps);
-        if (tg >= 0) s = close_group(tg, s);
+        if (tg >= 0) s = ad_h5_close_after(tg, s);
     }
     free(step);
     free(col);
@@ -501,7 +410,7 @@ AdStatus ad_runlog_write_train_curve(AdRunLog *r, int round, const AdTrainRecord
     if (s != AD_OK) return s;
     s = refuse_rewrite(r, g, round, "train", "training curve");
     if (s == AD_OK) s = write_train_sets(g, recs, n);
-    return close_group(g, s);
+    return ad_h5_close_after(g, s);
 }
 
 /* Reads the evaluation grid of the file into lengths (r->n_eval values). */
@@ -529,7 +438,7 @@ static AdStatus write_eval_sets(hid_t g, int E, const int64_t *lengths, const do
         if (s == AD_OK) s = write_f64(eg, "accuracy", E, acc);
         if (s == AD_OK) s = write_f64(eg, "loss", E, acc + E);
         if (s == AD_OK) s = write_i64(eg, "n", E, cnt);
-        if (eg >= 0) s = close_group(eg, s);
+        if (eg >= 0) s = ad_h5_close_after(eg, s);
     }
     free(acc);
     free(cnt);
@@ -557,7 +466,7 @@ AdStatus ad_runlog_write_eval(AdRunLog *r, int round, const int *lengths, const 
     if (s == AD_OK) {
         s = refuse_rewrite(r, g, round, "eval", "evaluation");
         if (s == AD_OK) s = write_eval_sets(g, n_eval, grid, accuracy, loss, n);
-        s = close_group(g, s);
+        s = ad_h5_close_after(g, s);
     }
     free(grid);
     return s;
@@ -601,7 +510,7 @@ static AdStatus truncate_summary(hid_t f, const char *path, int rows, int n_eval
             s = ad_h5_fail(AD_ERR_FORMAT, g, name, "cannot cut the table to %d rows", rows);
         ad_h5_close_quietly(d);
     }
-    return close_group(g, s);
+    return ad_h5_close_after(g, s);
 }
 
 static AdStatus append_summary(hid_t f, const AdRoundSummary *s, int n_eval) {
@@ -626,7 +535,7 @@ static AdStatus append_summary(hid_t f, const AdRoundSummary *s, int n_eval) {
         st = append_eval_row(g, EVAL_COLS[c], n_eval, row);
     }
     free(row);
-    return close_group(g, st);
+    return ad_h5_close_after(g, st);
 }
 
 static AdStatus write_round_attrs(hid_t g, const AdRoundSummary *s) {
@@ -664,78 +573,19 @@ static AdStatus finish_round_group(AdRunLog *r, const AdRoundSummary *s) {
         free(grid);
     }
     if (st == AD_OK) st = write_round_attrs(g, s);
-    return close_group(g, st);
+    return ad_h5_close_after(g, st);
 }
 
-/* Writes buf to path (created or truncated), then fsyncs and closes it, all checked. */
-static AdStatus write_synced(const char *path, const void *buf, size_t size) {
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) return ad_fail(AD_ERR_IO, "cannot create %s: %s", path, strerror(errno));
-    const char *p = buf;
-    while (size > 0) {
-        ssize_t n = write(fd, p, size);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) {
-            int e = n < 0 ? errno : EIO;
-            close(fd);
-            return ad_fail(AD_ERR_IO, "cannot write %s: %s", path, strerror(e));
-        }
-        p += n;
-        size -= (size_t)n;
-    }
-    if (fsync(fd) != 0) {
-        int e = errno;
-        close(fd);
-        return ad_fail(AD_ERR_IO, "cannot sync %s: %s", path, strerror(e));
-    }
-    if (close(fd) != 0) return ad_fail(AD_ERR_IO, "cannot close %s: %s", path, strerror(errno));
-    return AD_OK;
-}
-
-/* fsync(2) of the directory holding `path`. */
-static AdStatus fsync_parent(const char *path) {
-    char dir[sizeof(((AdRunLog *)0)->path)];
-    const char *slash = strrchr(path, '/');
-    if (!slash) snprintf(dir, sizeof dir, ".");
-    else if (slash == path) snprintf(dir, sizeof dir, "/");
-    else snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd < 0) return ad_fail(AD_ERR_IO, "cannot open directory %s to sync it: %s", dir,
-                               strerror(errno));
-    if (fsync(fd) != 0) {
-        int e = errno;
-        close(fd);
-        return ad_fail(AD_ERR_IO, "cannot sync directory %s: %s", dir, strerror(e));
-    }
-    if (close(fd) != 0)
-        return ad_fail(AD_ERR_IO, "cannot close directory %s: %s", dir, strerror(errno));
-    return AD_OK;
-}
-
-/* Writes the image of the in-memory file to `path`: "<path>.tmp", fsync, rename, fsync
- * of the directory. *renamed tells whether `path` now holds the new image. On a failure
- * before the rename the temporary file is removed (if it is a regular file: a directory
- * in the way is someone else's) and `path` is untouched. */
+/* Writes the image of the in-memory file to `path` (see ad_h5_write_image_atomic);
+ * *renamed tells whether `path` now holds it. */
 static AdStatus write_image(hid_t f, const char *path, int *renamed) {
     *renamed = 0;
-    char tmp[sizeof(((AdRunLog *)0)->path) + 8];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
     void *image = NULL;
     size_t size = 0;
     AdStatus s = ad_h5_mem_image(f, &image, &size);
-    if (s != AD_OK) return s;
-    s = write_synced(tmp, image, size);
+    if (s == AD_OK) s = ad_h5_write_image_atomic(path, image, size, renamed);
     free(image);
-    if (s == AD_OK && rename(tmp, path) != 0)
-        s = ad_fail(AD_ERR_IO, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
-    if (s != AD_OK) {
-        struct stat sb;
-        if (lstat(tmp, &sb) == 0 && S_ISREG(sb.st_mode)) unlink(tmp);
-        return s;
-    }
-    *renamed = 1;
-    s = fsync_parent(path);
-    if (s != AD_OK) ad_fail_context(s, "%s was written, but", path);
+    if (s != AD_OK && *renamed) ad_fail_context(s, "%s was written, but", path);
     return s;
 }
 
@@ -945,7 +795,7 @@ static AdStatus drop_rounds_from(hid_t f, const char *path, int rounds) {
         if (H5Ldelete(g, name, H5P_DEFAULT) < 0)
             s = ad_h5_fail(AD_ERR_HDF5, g, name, "cannot drop the uncommitted round group");
     }
-    return close_group(g, s);
+    return ad_h5_close_after(g, s);
 }
 
 AdStatus ad_runlog_open(AdRunLog *r, const char *path) {
@@ -967,15 +817,7 @@ AdStatus ad_runlog_open(AdRunLog *r, const char *path) {
     if (s == AD_OK) s = read_counts(f, path, &rounds, &n_eval);
     if (s == AD_OK) s = truncate_summary(f, path, rounds, n_eval);
     if (s == AD_OK) s = drop_rounds_from(f, path, rounds);
-    if (s != AD_OK) {
-        ad_h5_close_quietly(f);
-        return ad_fail_context(s, "opening run file %s", path);
-    }
-    r->file = f;
-    snprintf(r->path, sizeof r->path, "%s", path);
-    r->n_eval = n_eval;
-    r->rounds_complete = rounds;
-    return AD_OK;
+    return adopt_file(r, f, path, n_eval, rounds, s, "opening");
 }
 
 AdStatus ad_runlog_read_config(const char *path, char **config_json) {

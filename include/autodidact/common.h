@@ -67,6 +67,10 @@ double ad_time_now(void);
 int ad_get_threads(void);
 void ad_set_threads(int n);
 
+/* The git commit the library was built from ("abc123def456", "-dirty" appended when the
+ * tree had uncommitted changes, "unknown" outside a checkout). */
+const char *ad_git_commit(void);
+
 /* Description of the BLAS build ("OpenBLAS 0.3.21 ... Zen MAX_THREADS=64"), for run files. */
 const char *ad_blas_info(void);
 
