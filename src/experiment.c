@@ -54,7 +54,8 @@ static AdStatus apply_family(void *target, const char *source) {
 /* The keys of one training phase P ("pretrain" or "train", struct member f); the
  * defaults that differ between the two are arguments. */
 #define PHASE_ROWS(P, f, d_steps, d_lr, d_min_lr, d_warmup)                                        \
-    INT(P ".steps", f.steps, 1, 100000000, d_steps, "optimizer updates"),                          \
+    INT(P ".steps", f.steps, 0, 100000000, d_steps,                                               \
+        "optimizer updates (0: no training in this phase, e.g. round 0 of an imported model)"),   \
     INT(P ".batch_size", f.batch_size, 1, 1 << 20, "64", "sequences per micro-batch"),             \
     INT(P ".seq_len", f.seq_len, 0, 1 << 16, "0",                                                  \
         "tokens per training sequence; <= model.max_seq_len; 0 = model.max_seq_len"),              \

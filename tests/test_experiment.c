@@ -873,7 +873,8 @@ START_TEST(test_experiment_files_content) {
     ck_assert_int_eq(c.task.train_max_len, 5);
     ck_assert_int_eq(c.task.eval_min_len, 1);
     ck_assert_int_eq(c.task.eval_max_len, 10);
-    ck_assert_int_eq(c.pretrain.steps, 3000);
+    ck_assert_int_eq(c.pretrain.steps, 0);
+    ck_assert_str_eq(c.init_from, "runs/radd_base/checkpoint.h5");
     ck_assert_int_eq(c.rounds.count, 4);
     ck_assert_int_eq(c.rounds.length_start, 6);
     ck_assert_int_eq(c.generate.samples, 5);
