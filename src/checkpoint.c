@@ -18,6 +18,7 @@
 #define CKPT_MAX_TOK_VOCAB ((int64_t)1 << 22)       /* tokenizer pieces */
 #define CKPT_MAX_PIECE_LEN ((int64_t)1 << 16)       /* bytes in one piece */
 #define CKPT_MAX_PIECE_BYTES ((int64_t)1 << 30)     /* bytes in all pieces */
+#define CKPT_MAX_MERGES ((int64_t)1 << 21)          /* GPT-2 merges */
 #define CKPT_MAX_NAME 256                           /* short string attributes */
 #define CKPT_MAX_CONFIG_JSON ((size_t)64 << 20)     /* the resolved config text */
 
@@ -51,6 +52,9 @@ static AdStatus check_save_args(const char *path, const AdModel *m, const AdToke
                 return ad_fail(AD_ERR_ARG, "checkpoint save %s: tokenizer piece %d has length "
                                "%d and %s bytes", path, i, tok->piece_len[i],
                                tok->pieces[i] ? "some" : "no");
+        if (tok->merges && tok->n_merges < 0)
+            return ad_fail(AD_ERR_ARG, "checkpoint save %s: tokenizer has %d merges", path,
+                           tok->n_merges);
     }
     if (st && st->opt.m && (!st->opt.v || st->opt.n != m->n_params))
         return ad_fail(AD_ERR_ARG, "checkpoint save %s: AdamW moments hold %zu values (second "
@@ -123,6 +127,11 @@ static AdStatus write_tokenizer(hid_t f, const AdTokenizer *t) {
     if (s == AD_OK) s = ad_h5_write_array(g, "piece_bytes", AD_H5_U8, 1, &n_bytes, bytes);
     if (s == AD_OK) s = ad_h5_write_array(g, "piece_offsets", AD_H5_I64, 1, &n_offsets, offsets);
     if (s == AD_OK) s = ad_h5_write_floats(g, "scores", 1, &n_scores, t->scores ? t->scores : zeros);
+    if (s == AD_OK && t->kind == AD_TOK_GPT2 && t->merges) {
+        _Static_assert(sizeof(int) == sizeof(int32_t), "merges are stored as int32");
+        hsize_t shape[2] = {(hsize_t)t->n_merges, 2};
+        s = ad_h5_write_array(g, "merges", AD_H5_I32, 2, shape, t->merges);
+    }
     s = ad_h5_close_after(g, s);
     free(bytes);
     free(offsets);
@@ -393,6 +402,34 @@ static AdStatus read_weights(hid_t w, AdModel *m) {
     return AD_OK;
 }
 
+/* Gives a GPT-2 tokenizer the merge table in /tokenizer/merges, if there is one (without
+ * it the tokenizer decodes but cannot encode, as when it was saved). */
+static AdStatus read_merges(hid_t g, const char *path, AdTokenizer *tok) {
+    int has;
+    AdStatus s = ad_h5_exists(g, "merges", &has);
+    if (s != AD_OK || !has) return s;
+    int rank;
+    hsize_t shape[AD_H5_MAX_RANK];
+    s = ad_h5_array_shape(g, "merges", AD_H5_MAX_RANK, &rank, shape);
+    if (s != AD_OK) return s;
+    if (rank != 2 || shape[1] != 2 || shape[0] > (hsize_t)CKPT_MAX_MERGES) {
+        char got[128];
+        ad_h5_shape_text(got, sizeof got, rank, shape);
+        return ad_fail(AD_ERR_FORMAT, "%s:/tokenizer/merges: dataset has shape %s, expected "
+                       "(n, 2) with n at most %lld", path, got, (long long)CKPT_MAX_MERGES);
+    }
+    int *merges = ad_malloc(2 * (size_t)shape[0] * sizeof *merges + 1, "tokenizer merges");
+    if (!merges) return AD_ERR_NOMEM;
+    s = ad_h5_read_array(g, "merges", AD_H5_I32, 2, shape, merges);
+    if (s == AD_OK) {
+        s = ad_tokenizer_set_merges(tok, (int)shape[0], merges);
+        if (s != AD_OK) ad_fail_context(AD_ERR_FORMAT, "%s:/tokenizer/merges", path);
+        if (s != AD_OK && s != AD_ERR_NOMEM) s = AD_ERR_FORMAT;
+    }
+    free(merges);
+    return s;
+}
+
 static AdStatus read_tokenizer(hid_t f, const char *path, int model_vocab, AdTokenizer *tok) {
     int has;
     AdStatus s = ad_h5_exists(f, "tokenizer", &has);
@@ -457,6 +494,7 @@ static AdStatus read_tokenizer(hid_t f, const char *path, int model_vocab, AdTok
         if (s != AD_OK) ad_fail_context(AD_ERR_FORMAT, "%s:/tokenizer", path);
         if (s != AD_OK && s != AD_ERR_NOMEM) s = AD_ERR_FORMAT;
     }
+    if (s == AD_OK && kind == AD_TOK_GPT2) s = read_merges(g, path, tok);
     ad_h5_close_quietly(g);
     free(kind_name);
     free(offsets);

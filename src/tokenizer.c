@@ -1,8 +1,9 @@
-/* tokenizer.c: text <-> token ids for byte, char and llama2.c-style SPM vocabularies,
- * plus the llama2.c tokenizer-file reader. The data and generation modules sit on top;
- * checkpoints store the pieces. It does no model math and no GPT-2 BPE encoding yet. */
+/* tokenizer.c: text <-> token ids for byte, char, llama2.c-style SPM and GPT-2 byte-level BPE
+ * vocabularies, and their readers (llama2.c files; Hugging Face vocab.json + merges.txt). Data
+ * and generation sit on top, checkpoints store pieces and merges; no model math here. */
 #include "autodidact/tokenizer.h"
 
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -31,6 +32,16 @@ typedef struct {
     int *cp_ids;            /* (n_cps) char kind: id of cps[i] */
     int n_cps;
     SortedPiece *sorted;    /* (vocab_size) SPM: pieces by bytes, then id (as llama2.c) */
+    /* GPT-2 (byte_id[b] is then the id of byte b's bytes_to_unicode() character) */
+    int byte_level;         /* pieces are in byte-to-unicode form, every byte has one */
+    int *piece_hash;        /* (hash_cap) ids of the non-special pieces by their bytes
+                             * (open addressing, -1 empty; the lowest id of equal pieces) */
+    uint32_t hash_cap;      /* a power of two */
+    char *raw;              /* byte level: the raw bytes of all pieces, in id order */
+    int *raw_off;           /* (vocab_size + 1) piece i decodes to raw[raw_off[i]..raw_off[i+1]) */
+    int *merge_hash;        /* (merge_cap) merge ranks by their id pair, -1 empty */
+    uint32_t merge_cap;     /* a power of two, 0 without merges */
+    int *merge_result;      /* (n_merges) id of the piece that merge r creates */
 } TokImpl;
 
 /* ---- UTF-8 ---- */
@@ -219,6 +230,127 @@ static AdStatus build_spm_tables(AdTokenizer *t, TokImpl *im) {
     return AD_OK;
 }
 
+/* ---- GPT-2 byte-to-unicode form ---- */
+
+/* OpenAI's bytes_to_unicode(): bytes that print (0x21-0x7E, 0xA1-0xAC, 0xAE-0xFF) stand
+ * for themselves; the other 68 map, in byte order, to U+0100..U+0143 (space is U+0120,
+ * "Ġ"; newline U+010A, "Ċ"). */
+static uint32_t gpt2_byte_char(int b) {
+    if ((b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || b >= 0xAE) return (uint32_t)b;
+    int n = b <= 0x20 ? b : b <= 0xA0 ? 33 + (b - 0x7F) : 67; /* 0xAD is the last */
+    return 0x100u + (uint32_t)n;
+}
+
+/* The byte a bytes_to_unicode() character stands for, or -1. */
+static int gpt2_char_byte(uint32_t cp) {
+    if (cp < 0x100) return gpt2_byte_char((int)cp) == cp ? (int)cp : -1;
+    if (cp > 0x143) return -1;
+    int n = (int)(cp - 0x100);
+    return n <= 32 ? n : n <= 66 ? 0x7F + (n - 33) : 0xAD;
+}
+
+/* Maps a piece in byte-to-unicode form to its raw bytes (written to out unless NULL).
+ * Returns the byte count, or -1 - offset of the first byte that is not such a character. */
+static int gpt2_piece_bytes(const char *piece, int len, char *out) {
+    const unsigned char *s = (const unsigned char *)piece;
+    int n = 0;
+    for (int i = 0; i < len;) {
+        uint32_t cp;
+        int k = utf8_decode(s + i, (size_t)(len - i), &cp);
+        int b = k > 0 ? gpt2_char_byte(cp) : -1;
+        if (b < 0) return -1 - i;
+        if (out) out[n] = (char)b;
+        n++;
+        i += k;
+    }
+    return n;
+}
+
+/* ---- GPT-2 lookup tables ---- */
+
+static uint32_t hash_bytes(const char *s, int len) {
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (int i = 0; i < len; i++) h = (h ^ (unsigned char)s[i]) * 16777619u;
+    return h;
+}
+
+static uint32_t hash_pair(int a, int b) {
+    uint64_t x = ((uint64_t)(uint32_t)a << 32 | (uint32_t)b) * 0x9E3779B97F4A7C15ull;
+    return (uint32_t)(x >> 32);
+}
+
+/* Smallest power of two >= 2 n (at least 16). */
+static uint32_t hash_capacity(int n) {
+    uint32_t cap = 16;
+    while (cap < 2u * (uint32_t)n) cap <<= 1;
+    return cap;
+}
+
+/* Id of the non-special piece with these bytes, or -1. */
+static int gpt2_find_piece(const AdTokenizer *t, const TokImpl *im, const char *s, int len) {
+    uint32_t mask = im->hash_cap - 1;
+    for (uint32_t h = hash_bytes(s, len) & mask;; h = (h + 1) & mask) {
+        int id = im->piece_hash[h];
+        if (id < 0) return -1;
+        if (t->piece_len[id] == len && (len == 0 || memcmp(t->pieces[id], s, (size_t)len) == 0))
+            return id;
+    }
+}
+
+/* Rank of the merge joining ids a and b, or -1. */
+static int gpt2_merge_rank(const AdTokenizer *t, const TokImpl *im, int a, int b) {
+    if (im->merge_cap == 0) return -1;
+    uint32_t mask = im->merge_cap - 1;
+    for (uint32_t h = hash_pair(a, b) & mask;; h = (h + 1) & mask) {
+        int r = im->merge_hash[h];
+        if (r < 0) return -1;
+        if (t->merges[2 * r] == a && t->merges[2 * r + 1] == b) return r;
+    }
+}
+
+/* The piece index, the byte pieces and, for a byte-level vocabulary, the raw bytes of
+ * every piece. A vocabulary that is not byte-level is kept as a decode-only one. */
+static AdStatus build_gpt2_tables(AdTokenizer *t, TokImpl *im) {
+    int n = t->vocab_size;
+    im->hash_cap = hash_capacity(n);
+    im->piece_hash = ad_malloc((size_t)im->hash_cap * sizeof *im->piece_hash, "GPT-2 piece index");
+    if (!im->piece_hash) return AD_ERR_NOMEM;
+    for (uint32_t h = 0; h < im->hash_cap; h++) im->piece_hash[h] = -1;
+    uint32_t mask = im->hash_cap - 1;
+    for (int i = 0; i < n; i++) {
+        if (im->special[i] || gpt2_find_piece(t, im, t->pieces[i], t->piece_len[i]) >= 0) continue;
+        uint32_t h = hash_bytes(t->pieces[i], t->piece_len[i]) & mask;
+        while (im->piece_hash[h] >= 0) h = (h + 1) & mask;
+        im->piece_hash[h] = i;
+    }
+    size_t total = 0;
+    for (int i = 0; i < n; i++) {
+        int k = im->special[i] ? 0 : gpt2_piece_bytes(t->pieces[i], t->piece_len[i], NULL);
+        if (k < 0) return AD_OK; /* raw pieces (llm.c): decode-only */
+        total += (size_t)k;
+    }
+    for (int b = 0; b < 256; b++) {
+        char c[4];
+        int id = gpt2_find_piece(t, im, c, utf8_encode(gpt2_byte_char(b), c));
+        if (id < 0) {
+            for (int k = 0; k < 256; k++) im->byte_id[k] = -1;
+            return AD_OK; /* a byte without a piece: decode-only */
+        }
+        im->byte_id[b] = id;
+    }
+    im->raw = ad_malloc(total + 1, "GPT-2 raw piece bytes");
+    im->raw_off = ad_calloc((size_t)n + 1, sizeof *im->raw_off, "GPT-2 raw piece offsets");
+    if (!im->raw || !im->raw_off) return AD_ERR_NOMEM;
+    for (int i = 0; i < n; i++) {
+        int k = im->special[i] ? 0
+                               : gpt2_piece_bytes(t->pieces[i], t->piece_len[i],
+                                                  im->raw + im->raw_off[i]);
+        im->raw_off[i + 1] = im->raw_off[i] + k;
+    }
+    im->byte_level = 1;
+    return AD_OK;
+}
+
 /* Builds the private lookup tables of a tokenizer whose pieces and ids are set. */
 static AdStatus tok_build_impl(AdTokenizer *t) {
     TokImpl *im = ad_calloc(1, sizeof *im, "tokenizer tables");
@@ -234,7 +366,7 @@ static AdStatus tok_build_impl(AdTokenizer *t) {
     case AD_TOK_BYTE: return build_byte_tables(t, im);
     case AD_TOK_CHAR: return build_char_tables(t, im);
     case AD_TOK_SPM: return build_spm_tables(t, im);
-    case AD_TOK_GPT2: return AD_OK;
+    case AD_TOK_GPT2: return build_gpt2_tables(t, im);
     }
     return ad_fail(AD_ERR_ARG, "unknown tokenizer kind %d", (int)t->kind);
 }
@@ -360,36 +492,47 @@ static int find_piece_linear(const AdTokenizer *t, const char *s) {
     return -1;
 }
 
+/* Reads a whole tokenizer file (at most TOK_MAX_FILE bytes) into *buf (malloc'd, with a
+ * NUL after the n bytes). */
+static AdStatus read_whole_file(const char *path, unsigned char **buf, size_t *n) {
+    *buf = NULL;
+    *n = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return ad_fail(AD_ERR_IO, "cannot open tokenizer file %s: %s", path, strerror(errno));
+    AdStatus st = AD_OK;
+    long size = -1;
+    if (fseek(f, 0, SEEK_END) == 0) size = ftell(f);
+    if (size < 0 || fseek(f, 0, SEEK_SET) != 0) {
+        st = ad_fail(AD_ERR_IO, "cannot determine the size of tokenizer file %s", path);
+    } else if (size > TOK_MAX_FILE) {
+        st = ad_fail(AD_ERR_FORMAT, "tokenizer file %s is %ld bytes, more than the %ld allowed",
+                     path, size, TOK_MAX_FILE);
+    } else if (!(*buf = ad_malloc((size_t)size + 1, "tokenizer file contents"))) {
+        st = AD_ERR_NOMEM;
+    } else if (fread(*buf, 1, (size_t)size, f) != (size_t)size) {
+        st = ad_fail(AD_ERR_IO, "cannot read %zu bytes from tokenizer file %s", (size_t)size,
+                     path);
+    } else {
+        (*buf)[size] = '\0';
+        *n = (size_t)size;
+    }
+    fclose(f);
+    if (st != AD_OK) {
+        free(*buf);
+        *buf = NULL;
+    }
+    return st;
+}
+
 AdStatus ad_tokenizer_load_llama2c(AdTokenizer *t, const char *path, int vocab_size) {
     memset(t, 0, sizeof *t);
     if (vocab_size < 1 || vocab_size > TOK_MAX_VOCAB)
         return ad_fail(AD_ERR_ARG, "tokenizer %s: vocab_size %d is outside [1, %d]", path,
                        vocab_size, TOK_MAX_VOCAB);
-    AdStatus st = AD_OK;
     unsigned char *buf = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return ad_fail(AD_ERR_IO, "cannot open tokenizer file %s: %s", path, strerror(errno));
-    long size = -1;
-    if (fseek(f, 0, SEEK_END) == 0) size = ftell(f);
-    if (size < 0 || fseek(f, 0, SEEK_SET) != 0) {
-        st = ad_fail(AD_ERR_IO, "cannot determine the size of tokenizer file %s", path);
-        goto cleanup;
-    }
-    if (size > TOK_MAX_FILE) {
-        st = ad_fail(AD_ERR_FORMAT, "tokenizer file %s is %ld bytes, more than the %ld allowed",
-                     path, size, TOK_MAX_FILE);
-        goto cleanup;
-    }
-    size_t n = (size_t)size;
-    buf = ad_malloc(n, "tokenizer file contents");
-    if (!buf) {
-        st = AD_ERR_NOMEM;
-        goto cleanup;
-    }
-    if (fread(buf, 1, n, f) != n) {
-        st = ad_fail(AD_ERR_IO, "cannot read %zu bytes from tokenizer file %s", n, path);
-        goto cleanup;
-    }
+    size_t n = 0;
+    AdStatus st = read_whole_file(path, &buf, &n);
+    if (st != AD_OK) return st;
     if (n < 4) {
         st = ad_fail(AD_ERR_FORMAT, "tokenizer file %s is %zu bytes, too short for its header",
                      path, n);
@@ -444,8 +587,285 @@ AdStatus ad_tokenizer_load_llama2c(AdTokenizer *t, const char *path, int vocab_s
         st = tok_build_impl(t);
     }
 cleanup:
-    fclose(f);
     free(buf);
+    if (st != AD_OK) ad_tokenizer_free(t);
+    return st;
+}
+
+/* ---- GPT-2 merges and the Hugging Face files ---- */
+
+/* Names merge r in messages: "<path> line <lines[r]>" when read from merges.txt, else
+ * "merge <r>". */
+static const char *merge_where(char *buf, size_t cap, int r, const int *lines, const char *path) {
+    if (lines) snprintf(buf, cap, "%s line %d", path, lines[r]);
+    else snprintf(buf, cap, "merge %d", r);
+    return buf;
+}
+
+/* Checks n merges (id pairs) against t's vocabulary and installs them with their lookup
+ * tables; t is unchanged on error. lines/path (may be NULL) name merges in messages. */
+static AdStatus gpt2_install_merges(AdTokenizer *t, int n, const int *pairs, const int *lines,
+                                    const char *path) {
+    TokImpl *im = t->impl;
+    if (n < 0 || n > TOK_MAX_VOCAB)
+        return ad_fail(AD_ERR_ARG, "GPT-2 merges: %d merges is outside [0, %d]", n, TOK_MAX_VOCAB);
+    if (n > 0 && !pairs) return ad_fail(AD_ERR_ARG, "GPT-2 merges: %d merges but no pairs", n);
+    if (n > 0 && !im->byte_level)
+        return ad_fail(AD_ERR_FORMAT, "GPT-2 merges need a byte-level vocabulary (each of the "
+                       "256 byte characters a piece, every piece in byte-to-unicode form)");
+    uint32_t cap = n > 0 ? hash_capacity(n) : 0;
+    int *merges = ad_malloc(2 * (size_t)(n > 0 ? n : 1) * sizeof *merges, "GPT-2 merges");
+    int *result = ad_malloc((size_t)(n > 0 ? n : 1) * sizeof *result, "GPT-2 merge results");
+    int *table = cap ? ad_malloc((size_t)cap * sizeof *table, "GPT-2 merge index") : NULL;
+    AdStatus st = merges && result && (table || !cap) ? AD_OK : AD_ERR_NOMEM;
+    for (uint32_t h = 0; h < cap && st == AD_OK; h++) table[h] = -1;
+    char where[4200], cat[TOK_MAX_PIECE];
+    for (int r = 0; r < n && st == AD_OK; r++) {
+        int a = pairs[2 * r], b = pairs[2 * r + 1];
+        merge_where(where, sizeof where, r, lines, path);
+        if (a < 0 || a >= t->vocab_size || b < 0 || b >= t->vocab_size) {
+            st = ad_fail(AD_ERR_ARG, "%s: ids %d and %d: outside [0, %d)", where, a, b,
+                         t->vocab_size);
+            break;
+        }
+        int la = t->piece_len[a], lb = t->piece_len[b];
+        if (im->special[a] || im->special[b] || la == 0 || lb == 0) {
+            st = ad_fail(AD_ERR_FORMAT, "%s: joins pieces %d and %d, of which one is empty or "
+                         "special", where, a, b);
+            break;
+        }
+        int m = -1;
+        if (la + lb <= TOK_MAX_PIECE) {
+            memcpy(cat, t->pieces[a], (size_t)la);
+            memcpy(cat + la, t->pieces[b], (size_t)lb);
+            m = gpt2_find_piece(t, im, cat, la + lb);
+        }
+        if (m < 0) {
+            st = ad_fail(AD_ERR_FORMAT, "%s: \"%s\" + \"%s\" makes a piece that is not in the "
+                         "vocabulary", where, t->pieces[a], t->pieces[b]);
+            break;
+        }
+        merges[2 * r] = a;
+        merges[2 * r + 1] = b;
+        result[r] = m;
+        uint32_t h = hash_pair(a, b) & (cap - 1);
+        for (; table[h] >= 0; h = (h + 1) & (cap - 1)) {
+            int q = table[h];
+            if (merges[2 * q] == a && merges[2 * q + 1] == b) {
+                char first[4200];
+                st = ad_fail(AD_ERR_FORMAT, "%s: \"%s %s\" repeats %s", where, t->pieces[a],
+                             t->pieces[b], merge_where(first, sizeof first, q, lines, path));
+                break;
+            }
+        }
+        if (st != AD_OK) break;
+        table[h] = r;
+    }
+    if (st != AD_OK) {
+        free(merges);
+        free(result);
+        free(table);
+        return st;
+    }
+    free(t->merges);
+    free(im->merge_result);
+    free(im->merge_hash);
+    t->merges = merges;
+    t->n_merges = n;
+    im->merge_result = result;
+    im->merge_hash = table;
+    im->merge_cap = cap;
+    return AD_OK;
+}
+
+AdStatus ad_tokenizer_set_merges(AdTokenizer *t, int n_merges, const int *merges) {
+    if (!t || !t->impl || t->kind != AD_TOK_GPT2)
+        return ad_fail(AD_ERR_ARG, "set_merges: not an initialised GPT-2 tokenizer");
+    return gpt2_install_merges(t, n_merges, merges, NULL, NULL);
+}
+
+/* Line and column (from 1) of text + off, for messages. */
+static void text_position(const char *text, size_t off, int *line, int *col) {
+    *line = 1;
+    *col = 1;
+    for (size_t i = 0; i < off; i++) {
+        if (text[i] == '\n') {
+            ++*line;
+            *col = 1;
+        } else {
+            ++*col;
+        }
+    }
+}
+
+static int cmp_piece_ptrs(const void *a, const void *b) {
+    const char *const *x = a, *const *y = b;
+    return strcmp(*x, *y);
+}
+
+/* Parses vocab.json into pieces[0..V) (pointers into the cJSON tree). */
+static AdStatus gpt2_read_vocab(const char *path, cJSON **root, const char ***pieces, int *V) {
+    unsigned char *text = NULL;
+    size_t n = 0;
+    AdStatus st = read_whole_file(path, &text, &n);
+    if (st != AD_OK) return st;
+    /* the NUL read_whole_file appends must end the value: nothing may follow it */
+    const char *end = NULL;
+    *root = cJSON_ParseWithLengthOpts((const char *)text, n + 1, &end, 1);
+    if (*root && end != (const char *)text + n) {
+        cJSON_Delete(*root);
+        *root = NULL;
+    }
+    if (!*root) {
+        size_t off = end && end >= (const char *)text ? (size_t)(end - (const char *)text) : n;
+        int line, col;
+        text_position((const char *)text, off < n ? off : n, &line, &col);
+        free(text);
+        return ad_fail(AD_ERR_FORMAT, "%s: line %d, column %d: malformed JSON", path, line, col);
+    }
+    free(text);
+    if (!cJSON_IsObject(*root))
+        return ad_fail(AD_ERR_FORMAT, "%s: not a JSON object mapping pieces to ids", path);
+    int count = 0;
+    for (const cJSON *e = (*root)->child; e; e = e->next)
+        if (++count > TOK_MAX_VOCAB)
+            return ad_fail(AD_ERR_FORMAT, "%s: more than %d pieces", path, TOK_MAX_VOCAB);
+    if (count == 0) return ad_fail(AD_ERR_FORMAT, "%s: no pieces", path);
+    const char **p = ad_calloc((size_t)count, sizeof *p, "GPT-2 vocabulary pieces");
+    if (!p) return AD_ERR_NOMEM;
+    *pieces = p;
+    *V = count;
+    for (const cJSON *e = (*root)->child; e; e = e->next) {
+        const char *key = e->string;
+        size_t len = strlen(key);
+        double v = e->valuedouble;
+        if (!cJSON_IsNumber(e))
+            return ad_fail(AD_ERR_FORMAT, "%s: key \"%.200s\": the id is not a number", path, key);
+        if (!(v >= 0 && v < count) || v != floor(v))
+            return ad_fail(AD_ERR_FORMAT, "%s: key \"%.200s\": id %.17g is not an integer in "
+                           "[0, %d) (the ids of V pieces must be 0..V-1)", path, key, v, count);
+        int id = (int)v;
+        if (p[id])
+            return ad_fail(AD_ERR_FORMAT, "%s: keys \"%.200s\" and \"%.200s\" share id %d", path,
+                           p[id], key, id);
+        if (len == 0 || len > TOK_MAX_PIECE)
+            return ad_fail(AD_ERR_FORMAT, "%s: key \"%.200s\" (id %d) is %zu bytes long, "
+                           "outside [1, %d]", path, key, id, len, TOK_MAX_PIECE);
+        int bad = gpt2_piece_bytes(key, (int)len, NULL);
+        if (bad < 0)
+            return ad_fail(AD_ERR_FORMAT, "%s: key \"%.200s\" (id %d) is not in GPT-2's "
+                           "byte-to-unicode form (byte offset %d)", path, key, id, -1 - bad);
+        p[id] = key;
+    }
+    /* dense ids: count entries, ids distinct and below count */
+    const char **sorted = ad_malloc((size_t)count * sizeof *sorted, "GPT-2 vocabulary check");
+    if (!sorted) return AD_ERR_NOMEM;
+    memcpy(sorted, p, (size_t)count * sizeof *sorted);
+    qsort(sorted, (size_t)count, sizeof *sorted, cmp_piece_ptrs);
+    for (int i = 1; i < count && st == AD_OK; i++)
+        if (strcmp(sorted[i - 1], sorted[i]) == 0)
+            st = ad_fail(AD_ERR_FORMAT, "%s: key \"%.200s\" appears twice", path, sorted[i]);
+    free(sorted);
+    return st;
+}
+
+/* Parses merges.txt into id pairs, with the line of each merge. */
+static AdStatus gpt2_read_merges(const AdTokenizer *t, const char *path, int **pairs,
+                                 int **lines, int *n_merges) {
+    const TokImpl *im = t->impl;
+    unsigned char *text = NULL;
+    size_t n = 0;
+    AdStatus st = read_whole_file(path, &text, &n);
+    if (st != AD_OK) return st;
+    size_t n_lines = 1;
+    for (size_t i = 0; i < n; i++) n_lines += text[i] == '\n';
+    if (n_lines > (size_t)TOK_MAX_VOCAB + 2) {
+        free(text);
+        return ad_fail(AD_ERR_FORMAT, "%s: %zu lines, more than the %d merges allowed", path,
+                       n_lines, TOK_MAX_VOCAB);
+    }
+    *pairs = ad_malloc(2 * n_lines * sizeof **pairs, "GPT-2 merge pairs");
+    *lines = ad_malloc(n_lines * sizeof **lines, "GPT-2 merge lines");
+    if (!*pairs || !*lines) {
+        free(text);
+        return AD_ERR_NOMEM;
+    }
+    int m = 0, line = 0;
+    const char *s = (const char *)text;
+    for (size_t i = 0; i < n && st == AD_OK;) {
+        size_t e = i;
+        while (e < n && s[e] != '\n') e++;
+        size_t next = e + 1, end = e;
+        line++;
+        if (end > i && s[end - 1] == '\r') end--;
+        if (line == 1 && end - i >= 8 && memcmp(s + i, "#version", 8) == 0) {
+            i = next;
+            continue;
+        }
+        if (end == i) { /* blank line */
+            i = next;
+            continue;
+        }
+        const char *sp = memchr(s + i, ' ', end - i);
+        const char *sp2 = sp ? memchr(sp + 1, ' ', (size_t)(s + end - sp - 1)) : NULL;
+        int len = (int)(end - i < 200 ? end - i : 200);
+        if (!sp || sp2 || sp == s + i || sp + 1 == s + end) {
+            st = ad_fail(AD_ERR_FORMAT, "%s line %d: \"%.*s\" is not two pieces separated by "
+                         "one space", path, line, len, s + i);
+            break;
+        }
+        const char *field[2] = {s + i, sp + 1};
+        size_t flen[2] = {(size_t)(sp - (s + i)), (size_t)(s + end - sp - 1)};
+        for (int k = 0; k < 2 && st == AD_OK; k++) {
+            int id = flen[k] <= TOK_MAX_PIECE ? gpt2_find_piece(t, im, field[k], (int)flen[k]) : -1;
+            if (id < 0)
+                st = ad_fail(AD_ERR_FORMAT, "%s line %d: \"%.*s\" is not a piece of the "
+                             "vocabulary (or is a special token)", path, line,
+                             (int)(flen[k] < 200 ? flen[k] : 200), field[k]);
+            (*pairs)[2 * m + k] = id;
+        }
+        (*lines)[m++] = line;
+        i = next;
+    }
+    free(text);
+    *n_merges = m;
+    return st;
+}
+
+AdStatus ad_tokenizer_load_gpt2(AdTokenizer *t, const char *vocab_json_path,
+                                const char *merges_txt_path) {
+    memset(t, 0, sizeof *t);
+    cJSON *root = NULL;
+    const char **pieces = NULL;
+    int *pairs = NULL, *lines = NULL, V = 0, n_merges = 0;
+    AdStatus st = gpt2_read_vocab(vocab_json_path, &root, &pieces, &V);
+    if (st == AD_OK) st = tok_alloc(t, AD_TOK_GPT2, V);
+    int eot = -1;
+    for (int i = 0; i < V && st == AD_OK; i++) {
+        int len = (int)strlen(pieces[i]);
+        st = tok_set_piece(t, i, pieces[i], len);
+        if (strcmp(pieces[i], "<|endoftext|>") == 0) eot = i;
+    }
+    if (st == AD_OK) {
+        t->bos_id = t->eos_id = eot;
+        st = tok_build_impl(t);
+    }
+    if (st == AD_OK && !((TokImpl *)t->impl)->byte_level) {
+        const TokImpl *im = t->impl;
+        char c[4];
+        int b = 0;
+        for (; b < 256; b++)
+            if (gpt2_find_piece(t, im, c, utf8_encode(gpt2_byte_char(b), c)) < 0) break;
+        st = ad_fail(AD_ERR_FORMAT, "%s has no piece for byte 0x%02X (\"%.*s\"): a byte-level "
+                     "vocabulary needs all 256", vocab_json_path, b & 0xFF,
+                     utf8_encode(gpt2_byte_char(b & 0xFF), c), c);
+    }
+    if (st == AD_OK) st = gpt2_read_merges(t, merges_txt_path, &pairs, &lines, &n_merges);
+    if (st == AD_OK) st = gpt2_install_merges(t, n_merges, pairs, lines, merges_txt_path);
+    cJSON_Delete(root);
+    free(pieces);
+    free(pairs);
+    free(lines);
     if (st != AD_OK) ad_tokenizer_free(t);
     return st;
 }
@@ -464,8 +884,14 @@ void ad_tokenizer_free(AdTokenizer *t) {
         free(im->cps);
         free(im->cp_ids);
         free(im->sorted);
+        free(im->piece_hash);
+        free(im->raw);
+        free(im->raw_off);
+        free(im->merge_hash);
+        free(im->merge_result);
         free(im);
     }
+    free(t->merges);
     memset(t, 0, sizeof *t);
 }
 
@@ -703,6 +1129,218 @@ cleanup:
     return st;
 }
 
+/* ---- GPT-2 pre-tokenisation ----
+ * GPT-2's pattern, written out by hand:
+ *   's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
+ * The text is read as UTF-8 code points; a byte that does not start a valid sequence is
+ * one unit of its own, classed as "other" (neither letter, number nor space).
+ * White space is Unicode's White_Space property, exactly. Letters and numbers are an
+ * approximation of \p{L} and \p{N}: exact below U+0100 (ASCII and Latin-1, so "ª", "µ",
+ * "º" are letters and "²", "³", "¹", "¼"-"¾" numbers), then the ranges of CP_RANGES below
+ * (combining marks, general punctuation, currency, arrows/math/technical/box/shape/symbol
+ * blocks, CJK punctuation, private use, fullwidth punctuation, emoji) are "other", and
+ * super- and subscript digits, number forms, circled and fullwidth digits numbers; every
+ * other code point counts as a letter. So decimal digits of other scripts
+ * (Arabic-Indic, Devanagari...) count as letters, and marks and
+ * symbols outside the listed blocks too: text in such characters may pre-tokenise
+ * differently from OpenAI's regex (and so encode to other, equally decodable ids). */
+
+enum { CL_LETTER = 0, CL_NUMBER, CL_SPACE, CL_OTHER };
+
+static const struct {
+    uint32_t lo, hi;
+    unsigned char cls;
+} CP_RANGES[] = { /* sorted, disjoint */
+    {0x0080, 0x0084, CL_OTHER},  {0x0085, 0x0085, CL_SPACE},  {0x0086, 0x009F, CL_OTHER},
+    {0x00A0, 0x00A0, CL_SPACE},  {0x00A1, 0x00A9, CL_OTHER},  {0x00AB, 0x00B1, CL_OTHER},
+    {0x00B2, 0x00B3, CL_NUMBER}, {0x00B4, 0x00B4, CL_OTHER},  {0x00B6, 0x00B8, CL_OTHER},
+    {0x00B9, 0x00B9, CL_NUMBER}, {0x00BB, 0x00BB, CL_OTHER},  {0x00BC, 0x00BE, CL_NUMBER},
+    {0x00BF, 0x00BF, CL_OTHER},  {0x00D7, 0x00D7, CL_OTHER},  {0x00F7, 0x00F7, CL_OTHER},
+    {0x0300, 0x036F, CL_OTHER},  {0x1680, 0x1680, CL_SPACE},  {0x2000, 0x200A, CL_SPACE},
+    {0x200B, 0x2027, CL_OTHER},  {0x2028, 0x2029, CL_SPACE},  {0x202A, 0x202E, CL_OTHER},
+    {0x202F, 0x202F, CL_SPACE},  {0x2030, 0x205E, CL_OTHER},  {0x205F, 0x205F, CL_SPACE},
+    {0x2060, 0x206F, CL_OTHER},  {0x2070, 0x2070, CL_NUMBER}, {0x2074, 0x2079, CL_NUMBER},
+    {0x207A, 0x207F, CL_OTHER},  {0x2080, 0x2089, CL_NUMBER}, {0x208A, 0x208E, CL_OTHER},
+    {0x20A0, 0x20CF, CL_OTHER},  {0x2150, 0x2182, CL_NUMBER}, {0x2185, 0x2189, CL_NUMBER},
+    {0x2190, 0x245F, CL_OTHER},  {0x2460, 0x249B, CL_NUMBER}, {0x249C, 0x24E9, CL_OTHER},
+    {0x24EA, 0x24FF, CL_NUMBER}, {0x2500, 0x2775, CL_OTHER},  {0x2776, 0x2793, CL_NUMBER},
+    {0x2794, 0x2BFF, CL_OTHER},  {0x3000, 0x3000, CL_SPACE},  {0x3001, 0x3004, CL_OTHER},
+    {0x3008, 0x3020, CL_OTHER},  {0xE000, 0xF8FF, CL_OTHER},  {0xFE10, 0xFE19, CL_OTHER},
+    {0xFE30, 0xFE6F, CL_OTHER},  {0xFEFF, 0xFEFF, CL_OTHER},  {0xFF01, 0xFF0F, CL_OTHER},
+    {0xFF10, 0xFF19, CL_NUMBER}, {0xFF1A, 0xFF20, CL_OTHER},  {0xFF3B, 0xFF40, CL_OTHER},
+    {0xFF5B, 0xFF65, CL_OTHER},  {0xFFF0, 0xFFFF, CL_OTHER},  {0x1F000, 0x1FAFF, CL_OTHER},
+};
+
+static int cp_class(uint32_t c) {
+    if (c < 0x80) {
+        if ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') return CL_LETTER;
+        if (c >= '0' && c <= '9') return CL_NUMBER;
+        if (c == ' ' || (c >= 0x09 && c <= 0x0D)) return CL_SPACE;
+        return CL_OTHER;
+    }
+    int lo = 0, hi = (int)(sizeof CP_RANGES / sizeof CP_RANGES[0]);
+    while (lo < hi) { /* first range with hi >= c */
+        int mid = lo + (hi - lo) / 2;
+        if (CP_RANGES[mid].hi < c) lo = mid + 1;
+        else hi = mid;
+    }
+    if (lo < (int)(sizeof CP_RANGES / sizeof CP_RANGES[0]) && CP_RANGES[lo].lo <= c)
+        return CP_RANGES[lo].cls;
+    return CL_LETTER;
+}
+
+/* Byte length and class of the unit at s[i] (i < len). */
+static int unit_at(const unsigned char *s, size_t len, size_t i, int *cls) {
+    uint32_t cp;
+    int k = utf8_decode(s + i, len - i, &cp);
+    if (k == 0) {
+        *cls = CL_OTHER;
+        return 1;
+    }
+    *cls = cp_class(cp);
+    return k;
+}
+
+/* End of the run of units of class cls that starts at i. */
+static size_t run_end(const unsigned char *s, size_t len, size_t i, int cls) {
+    while (i < len) {
+        int c, k = unit_at(s, len, i, &c);
+        if (c != cls) break;
+        i += (size_t)k;
+    }
+    return i;
+}
+
+/* End of the pre-token that starts at s[i] (i < len): the first alternative of the
+ * pattern that matches there, each as long as the regex would make it. */
+static size_t gpt2_pretoken_end(const unsigned char *s, size_t len, size_t i) {
+    if (s[i] == '\'' && i + 1 < len) {
+        unsigned char a = s[i + 1], b = i + 2 < len ? s[i + 2] : 0;
+        if (a == 's' || a == 't' || a == 'm' || a == 'd') return i + 2;
+        if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l'))
+            return i + 3;
+    }
+    int c0, c1;
+    unit_at(s, len, i, &c0);
+    if (s[i] == ' ' && i + 1 < len) { /* " ?" then letters, numbers or others */
+        unit_at(s, len, i + 1, &c1);
+        if (c1 != CL_SPACE) return run_end(s, len, i + 1, c1);
+    }
+    if (c0 != CL_SPACE) return run_end(s, len, i, c0);
+    /* \s+(?!\S): a run followed by a non-space gives up its last unit, unless that is
+     * all of it (then \s+ takes the one unit) */
+    size_t j = i, last = i;
+    while (j < len) {
+        int c, k = unit_at(s, len, j, &c);
+        if (c != CL_SPACE) break;
+        last = j;
+        j += (size_t)k;
+    }
+    return j < len && last > i ? last : j;
+}
+
+/* ---- GPT-2 BPE ---- */
+
+/* Queues the merge of node l with node r if their ids have a merge rank; the heap of
+ * SPM's encoder serves with score = -rank (exact in a float: ranks are below 2^24). */
+static void gpt2_offer(const AdTokenizer *t, SpmWork *w, int l, int r) {
+    const TokImpl *im = t->impl;
+    int a = w->id[l], b = w->id[r];
+    int rank = gpt2_merge_rank(t, im, a, b);
+    if (rank >= 0) heap_push(w, (SpmPair){-(float)rank, l, r, a, b, im->merge_result[rank]});
+}
+
+/* Merges the m bytes of one pre-token, as encoder.py's bpe(): while some adjacent pair
+ * has a rank, every occurrence of the lowest-ranked pair is merged, left to right (an
+ * occurrence overlapping one just merged is skipped). Pairs that such a round creates are
+ * queued only after it, so that the round sees only the pairs it started with. pending
+ * has room for 2 m nodes; the result is the list from node 0 along w->next. */
+static void gpt2_bpe(const AdTokenizer *t, SpmWork *w, int *pending, const unsigned char *p,
+                     int m) {
+    const TokImpl *im = t->impl;
+    w->n = m;
+    w->heap_n = 0;
+    for (int k = 0; k < m; k++) {
+        w->id[k] = im->byte_id[p[k]];
+        w->prev[k] = k - 1;
+        w->next[k] = k + 1 < m ? k + 1 : -1;
+    }
+    for (int k = 0; k + 1 < m; k++) gpt2_offer(t, w, k, k + 1);
+    while (w->heap_n > 0) {
+        float round = w->heap[0].score;
+        int n_pending = 0;
+        while (w->heap_n > 0 && w->heap[0].score == round) {
+            SpmPair q = heap_pop(w);
+            int l = q.left, r = q.right;
+            if (w->id[l] != q.left_id || w->next[l] != r || w->id[r] != q.right_id)
+                continue; /* stale: one side has merged since this pair was queued */
+            w->id[l] = q.merged;
+            w->id[r] = -1;
+            w->next[l] = w->next[r];
+            if (w->next[l] >= 0) w->prev[w->next[l]] = l;
+            if (w->prev[l] >= 0) pending[n_pending++] = w->prev[l];
+            pending[n_pending++] = l;
+        }
+        for (int k = 0; k < n_pending; k++) {
+            int x = pending[k];
+            if (w->id[x] >= 0 && w->next[x] >= 0) gpt2_offer(t, w, x, w->next[x]);
+        }
+    }
+}
+
+static AdStatus encode_gpt2(const AdTokenizer *t, const unsigned char *s, size_t len, int *out,
+                            int cap, int *n_out) {
+    const TokImpl *im = t->impl;
+    if (!im->byte_level)
+        return ad_fail(AD_ERR_ARG, "encode: this GPT-2 vocabulary can only decode: its pieces "
+                       "are not in byte-to-unicode form or miss a byte (llm.c tokenizer files "
+                       "hold raw bytes); load vocab.json and merges.txt instead");
+    if (!t->merges)
+        return ad_fail(AD_ERR_ARG, "encode: this GPT-2 vocabulary has no merge table (imported "
+                       "without merges?): it can only decode; load vocab.json and merges.txt "
+                       "instead");
+    if (len > (size_t)INT_MAX / 4)
+        return ad_fail(AD_ERR_ARG, "encode: text of %zu bytes is too long", len);
+    size_t longest = 0;
+    for (size_t i = 0; i < len;) {
+        size_t e = gpt2_pretoken_end(s, len, i);
+        if (e - i > longest) longest = e - i;
+        i = e;
+    }
+    *n_out = 0;
+    if (len == 0) return AD_OK;
+    /* m nodes; at most m - 1 initial pairs and 2 more per merge; 2 pending per merge */
+    size_t m = longest, heap_max = 3 * m;
+    SpmWork w = {0};
+    void *scratch = ad_calloc(1, 5 * m * sizeof(int) + heap_max * sizeof(SpmPair),
+                              "GPT-2 encode scratch");
+    if (!scratch) return AD_ERR_NOMEM;
+    w.heap = scratch;
+    w.heap_cap = (int)heap_max;
+    w.id = (int *)(w.heap + heap_max);
+    w.prev = w.id + m;
+    w.next = w.prev + m;
+    int *pending = w.next + m;
+    AdStatus st = AD_OK;
+    int n = 0;
+    for (size_t i = 0; i < len && st == AD_OK;) {
+        size_t e = gpt2_pretoken_end(s, len, i);
+        gpt2_bpe(t, &w, pending, s + i, (int)(e - i));
+        for (int k = 0; k >= 0; k = w.next[k]) {
+            if (n == cap) {
+                st = ad_fail(AD_ERR_ARG, "encode: text needs more than %d tokens (room for %d)",
+                             cap, cap);
+                break;
+            }
+            out[n++] = w.id[k];
+        }
+        i = e;
+    }
+    free(scratch);
+    if (st == AD_OK) *n_out = n;
+    return st;
+}
+
 AdStatus ad_tokenizer_encode(const AdTokenizer *t, const char *text, size_t len, int *out,
                              int cap, int *n_out) {
     *n_out = 0;
@@ -714,7 +1352,7 @@ AdStatus ad_tokenizer_encode(const AdTokenizer *t, const char *text, size_t len,
     case AD_TOK_BYTE: return encode_byte(t, s, len, out, cap, n_out);
     case AD_TOK_CHAR: return encode_char(t, s, len, out, cap, n_out);
     case AD_TOK_SPM: return encode_spm(t, s, len, out, cap, n_out);
-    case AD_TOK_GPT2: return ad_fail(AD_ERR_ARG, "GPT-2 BPE tokenizer is not available yet");
+    case AD_TOK_GPT2: return encode_gpt2(t, s, len, out, cap, n_out);
     }
     return ad_fail(AD_ERR_ARG, "encode: unknown tokenizer kind %d", (int)t->kind);
 }
@@ -743,6 +1381,9 @@ size_t ad_tokenizer_decode(const AdTokenizer *t, const int *ids, int n, char *bu
                 p = &byte;
                 plen = 1;
             }
+        } else if (t->kind == AD_TOK_GPT2 && im->byte_level) {
+            p = im->raw + im->raw_off[id];
+            plen = im->raw_off[id + 1] - im->raw_off[id];
         }
         for (int k = 0; k < plen; k++, need++)
             if (need + 1 < cap) buf[need] = p[k];

@@ -136,6 +136,10 @@ static void assert_tok_eq(const AdTokenizer *a, const AdTokenizer *b) {
         ck_assert(memcmp(a->pieces[i], b->pieces[i], (size_t)a->piece_len[i]) == 0);
         ck_assert(memcmp(&a->scores[i], &b->scores[i], sizeof(float)) == 0);
     }
+    ck_assert_int_eq(a->n_merges, b->n_merges);
+    ck_assert_int_eq(a->merges == NULL, b->merges == NULL);
+    if (a->merges)
+        ck_assert(memcmp(a->merges, b->merges, 2 * (size_t)a->n_merges * sizeof(int)) == 0);
 }
 
 static void assert_msg_has(const char *needle) {
@@ -319,6 +323,142 @@ START_TEST(test_roundtrip_spm_scores) {
     c.pos = AD_POS_NONE;
     c.tied = 1;
     roundtrip(&c, &tok, 1, "{}", "spm.h5");
+    ad_tokenizer_free(&tok);
+}
+END_TEST
+
+/* A byte-level GPT-2 tokenizer built from pieces: id b is byte b's character under
+ * GPT-2's bytes_to_unicode() (printable bytes stand for themselves, the others are
+ * U+0100 + n in byte order, so ' ' is "Ġ" = U+0120), then "ll", "Ġt", "Ġte" made by the
+ * merges "l l", "Ġ t", "Ġt e", and "<|endoftext|>" as bos and eos. */
+static void make_gpt2_tok(AdTokenizer *tok) {
+    static char bytes[256][3];
+    const char *pieces[260];
+    int lens[260], extra = 0;
+    for (int b = 0; b < 256; b++) {
+        int printable = (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || b >= 0xAE;
+        unsigned cp = printable ? (unsigned)b : 0x100u + (unsigned)extra++;
+        if (cp < 0x80) {
+            bytes[b][0] = (char)cp, bytes[b][1] = '\0';
+        } else {
+            bytes[b][0] = (char)(0xC0 | (cp >> 6)), bytes[b][1] = (char)(0x80 | (cp & 0x3F));
+            bytes[b][2] = '\0';
+        }
+        pieces[b] = bytes[b];
+    }
+    ck_assert_int_eq(extra, 68);
+    pieces[256] = "ll";
+    pieces[257] = "\xc4\xa0t";
+    pieces[258] = "\xc4\xa0te";
+    pieces[259] = "<|endoftext|>";
+    for (int i = 0; i < 260; i++) lens[i] = (int)strlen(pieces[i]);
+    ck_assert_int_eq(ad_tokenizer_init_from_pieces(tok, AD_TOK_GPT2, 260, pieces, lens, NULL, 259,
+                                                   259, -1, -1), AD_OK);
+    const int merges[6] = {'l', 'l', ' ', 't', 257, 'e'};
+    ck_assert_int_eq(ad_tokenizer_set_merges(tok, 3, merges), AD_OK);
+}
+
+START_TEST(test_roundtrip_gpt2_bpe) {
+    AdTokenizer tok;
+    make_gpt2_tok(&tok);
+    AdModelConfig c = make_cfg("gpt2", 264, 16, 1, 2, 2, 16, 32);
+    roundtrip(&c, &tok, 0, NULL, "gpt2_bpe.h5");
+    /* the reloaded tokenizer encodes with the merges: " tell" is "Ġte" "ll" */
+    AdModel m;
+    AdTokenizer tok2;
+    AdStatus s = ad_checkpoint_load(ad_test_path(ad_test_tmpdir(), "gpt2_bpe.h5"), &m, 0, &tok2,
+                                    NULL);
+    if (s != AD_OK) ck_abort_msg("load: %s", ad_errmsg());
+    ck_assert_int_eq(tok2.n_merges, 3);
+    int ids[8], n = 0;
+    ck_assert_int_eq(ad_tokenizer_encode(&tok2, " tell\n", 6, ids, 8, &n), AD_OK);
+    ck_assert_int_eq(n, 3);
+    ck_assert_int_eq(ids[0], 258);
+    ck_assert_int_eq(ids[1], 256);
+    ck_assert_int_eq(ids[2], '\n');
+    char buf[16];
+    ck_assert_uint_eq(ad_tokenizer_decode(&tok2, ids, n, buf, sizeof buf), 6);
+    ck_assert_str_eq(buf, " tell\n");
+    ad_model_free(&m);
+    ad_tokenizer_free(&tok2);
+    ad_tokenizer_free(&tok);
+
+    /* a decode-only GPT-2 vocabulary (raw pieces, as from llm.c) has no merges: none are
+     * written, and it comes back decode-only */
+    const char *raw[4] = {"a", " the", "\n", "<|endoftext|>"};
+    const int lens[4] = {1, 4, 1, 13};
+    ck_assert_int_eq(ad_tokenizer_init_from_pieces(&tok, AD_TOK_GPT2, 4, raw, lens, NULL, -1, 3,
+                                                   -1, -1), AD_OK);
+    AdModelConfig c2 = make_cfg("gpt2", 4, 8, 1, 2, 2, 8, 16);
+    roundtrip(&c2, &tok, 0, NULL, "gpt2_raw.h5");
+    const char *path = ad_test_path(ad_test_tmpdir(), "gpt2_raw.h5");
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    ck_assert(f >= 0);
+    ck_assert(H5Lexists(f, "tokenizer/merges", H5P_DEFAULT) == 0);
+    ck_assert_int_ge(H5Fclose(f), 0);
+    ck_assert_int_eq(ad_checkpoint_load(path, &m, 0, &tok2, NULL), AD_OK);
+    ck_assert_ptr_null(tok2.merges);
+    ck_assert_int_eq(ad_tokenizer_encode(&tok2, "a", 1, ids, 8, &n), AD_ERR_ARG);
+    const int some[3] = {1, 2, 0};
+    ck_assert_uint_eq(ad_tokenizer_decode(&tok2, some, 3, buf, sizeof buf), 6);
+    ck_assert_str_eq(buf, " the\na");
+    ad_model_free(&m);
+    ad_tokenizer_free(&tok2);
+    ad_tokenizer_free(&tok);
+}
+END_TEST
+
+/* Replaces /tokenizer/merges of the file at path by an int32 (rows, cols) dataset. */
+static void replace_merges(const char *path, hsize_t rows, hsize_t cols, const int32_t *data) {
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    ck_assert(f >= 0);
+    hid_t g = H5Gopen2(f, "tokenizer", H5P_DEFAULT);
+    ck_assert_int_ge(H5Ldelete(g, "merges", H5P_DEFAULT), 0);
+    hsize_t dims[2] = {rows, cols};
+    hid_t sp = H5Screate_simple(2, dims, NULL);
+    hid_t d = H5Dcreate2(g, "merges", H5T_STD_I32LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    ck_assert(d >= 0);
+    ck_assert_int_ge(H5Dwrite(d, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), 0);
+    H5Dclose(d);
+    H5Sclose(sp);
+    H5Gclose(g);
+    ck_assert_int_ge(H5Fclose(f), 0);
+}
+
+START_TEST(test_bad_gpt2_merges) {
+    AdTokenizer tok;
+    make_gpt2_tok(&tok);
+    AdModelConfig c = make_cfg("gpt2", 260, 8, 1, 2, 2, 8, 16);
+    AdModel m;
+    make_model(&m, &c, 15);
+    const char *good = ad_test_path(ad_test_tmpdir(), "merges_src.h5");
+    char src[4096];
+    snprintf(src, sizeof src, "%s", good);
+    ck_assert_int_eq(ad_checkpoint_save(src, &m, &tok, NULL), AD_OK);
+    const int32_t not_a_piece[2] = {'a', 'b'};         /* "ab" is not in the vocabulary */
+    const int32_t repeated[4] = {'l', 'l', 'l', 'l'};
+    const int32_t out_of_range[2] = {'l', 999};
+    const int32_t three_cols[3] = {'l', 'l', 0};
+    struct {
+        const char *name;
+        hsize_t rows, cols;
+        const int32_t *data;
+        const char *says;
+    } cases[] = {
+        {"m_piece.h5", 1, 2, not_a_piece, "not in the vocabulary"},
+        {"m_twice.h5", 2, 2, repeated, "repeats"},
+        {"m_range.h5", 1, 2, out_of_range, "outside"},
+        {"m_shape.h5", 1, 3, three_cols, "(n, 2)"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *path = ad_test_path(ad_test_tmpdir(), cases[i].name);
+        copy_file(src, path, -1);
+        replace_merges(path, cases[i].rows, cases[i].cols, cases[i].data);
+        expect_load_fails(path, AD_ERR_FORMAT, 1, 0);
+        assert_msg_has("/tokenizer/merges");
+        assert_msg_has(cases[i].says);
+    }
+    ad_model_free(&m);
     ad_tokenizer_free(&tok);
 }
 END_TEST
@@ -896,6 +1036,7 @@ static Suite *checkpoint_suite(void) {
     tcase_add_test(tc, test_roundtrip_gpt2_byte);
     tcase_add_test(tc, test_roundtrip_llama_char);
     tcase_add_test(tc, test_roundtrip_spm_scores);
+    tcase_add_test(tc, test_roundtrip_gpt2_bpe);
     tcase_add_test(tc, test_weights_only);
     tcase_add_test(tc, test_layout);
     suite_add_tcase(s, tc);
@@ -908,6 +1049,7 @@ static Suite *checkpoint_suite(void) {
     tcase_add_test(tc, test_wrong_shape);
     tcase_add_test(tc, test_bad_config_attrs);
     tcase_add_test(tc, test_flipped_byte);
+    tcase_add_test(tc, test_bad_gpt2_merges);
     suite_add_tcase(s, tc);
     tc = tcase_create("failed_saves");
     tcase_set_timeout(tc, TIMEOUT);

@@ -1,6 +1,8 @@
 /* test_tokenizer.c: byte and char vocabularies against hand-derived ids, SPM against ids
  * computed by an independent script and by a naive transcription of llama2.c's encode(),
- * rebuilding from pieces, and the llama2.c file reader's errors. */
+ * GPT-2 BPE on a vocab.json + merges.txt written here against hand-derived ids and a
+ * transcription of encoder.py's bpe(), rebuilding from pieces, and the llama2.c and
+ * Hugging Face file readers' errors. */
 #include "autodidact/rng.h"
 #include "autodidact/tokenizer.h"
 #include "testutil.h"
@@ -141,6 +143,12 @@ static void check_rebuild(const AdTokenizer *t, const char *text, size_t len) {
     ck_assert_int_eq(r.eos_id, t->eos_id);
     ck_assert_int_eq(r.pad_id, t->pad_id);
     ck_assert_int_eq(r.sep_id, t->sep_id);
+    if (t->merges) {
+        ck_assert_ptr_null(r.merges);
+        ck_assert_int_eq(ad_tokenizer_set_merges(&r, t->n_merges, t->merges), AD_OK);
+        ck_assert_int_eq(r.n_merges, t->n_merges);
+        ck_assert(memcmp(r.merges, t->merges, 2 * (size_t)t->n_merges * sizeof(int)) == 0);
+    }
     for (int i = 0; i < t->vocab_size; i++) {
         ck_assert_int_eq(r.piece_len[i], t->piece_len[i]);
         ck_assert(memcmp(r.pieces[i], t->pieces[i], (size_t)t->piece_len[i] + 1) == 0);
@@ -190,20 +198,39 @@ START_TEST(test_from_pieces_rejects) {
 }
 END_TEST
 
-START_TEST(test_kind_names_and_gpt2) {
+START_TEST(test_kind_names_and_gpt2_decode_only) {
     for (int k = AD_TOK_BYTE; k <= AD_TOK_GPT2; k++)
         ck_assert_int_eq(ad_tok_kind_parse(ad_tok_kind_name((AdTokKind)k)), k);
     ck_assert_str_eq(ad_tok_kind_name(AD_TOK_SPM), "spm");
     ck_assert_int_eq(ad_tok_kind_parse("wordpiece"), -1);
-    const char *pieces[] = {"<|endoftext|>", "a", "b"};
-    const int lens[] = {13, 1, 1};
+    /* raw pieces, as llm.c's tokenizer files hold them: decoded as stored, no encoding */
+    const char *pieces[] = {"<|endoftext|>", "a", " the", "\n", "\xC4\xA0x"};
+    const int lens[] = {13, 1, 4, 1, 3};
     AdTokenizer t;
-    ck_assert_int_eq(ad_tokenizer_init_from_pieces(&t, AD_TOK_GPT2, 3, pieces, lens, NULL, -1, 0,
+    ck_assert_int_eq(ad_tokenizer_init_from_pieces(&t, AD_TOK_GPT2, 5, pieces, lens, NULL, -1, 0,
                                                    -1, -1),
                      AD_OK);
-    int ids[4], n;
+    ck_assert_ptr_null(t.merges);
+    int ids[4] = {1, 2, 0, 3}, n;
+    char out[32];
+    ck_assert_uint_eq(ad_tokenizer_decode(&t, ids, 4, out, sizeof out), 6);
+    ck_assert_str_eq(out, "a the\n");
+    ids[0] = 4;
+    ck_assert_uint_eq(ad_tokenizer_decode(&t, ids, 1, out, sizeof out), 3);
+    ck_assert_str_eq(out, "\xC4\xA0x");
     ck_assert_int_eq(ad_tokenizer_encode(&t, "ab", 2, ids, 4, &n), AD_ERR_ARG);
-    ck_assert_str_eq(ad_errmsg(), "GPT-2 BPE tokenizer is not available yet");
+    ck_assert_ptr_nonnull(strstr(ad_errmsg(), "can only decode"));
+    /* no merges without a byte-level vocabulary; zero merges are fine, still decode-only */
+    const int pair[2] = {1, 1};
+    ck_assert_int_eq(ad_tokenizer_set_merges(&t, 1, pair), AD_ERR_FORMAT);
+    ck_assert_ptr_nonnull(strstr(ad_errmsg(), "byte-level"));
+    ck_assert_ptr_null(t.merges);
+    ck_assert_int_eq(ad_tokenizer_set_merges(&t, 0, NULL), AD_OK);
+    ck_assert_int_eq(ad_tokenizer_encode(&t, "ab", 2, ids, 4, &n), AD_ERR_ARG);
+    ad_tokenizer_free(&t);
+    /* merges belong to GPT-2 only */
+    ck_assert_int_eq(ad_tokenizer_init_byte(&t), AD_OK);
+    ck_assert_int_eq(ad_tokenizer_set_merges(&t, 0, NULL), AD_ERR_ARG);
     ad_tokenizer_free(&t);
 }
 END_TEST
@@ -576,6 +603,506 @@ START_TEST(test_llama2c_truncated_real_file) {
 }
 END_TEST
 
+/* ---- GPT-2 byte-level BPE on files written here ---- */
+
+/* OpenAI's bytes_to_unicode(), transcribed: bs lists the printable bytes, then the others
+ * in byte order; cs[i] is the character standing for byte bs[i]. The test vocabulary
+ * gives id i to cs[i], as GPT-2's own vocab.json does. */
+static void b2u_table(int bs[256], unsigned cs[256]) {
+    int n = 0;
+    for (int b = '!'; b <= '~'; b++) bs[n] = b, cs[n++] = (unsigned)b;
+    for (int b = 0xA1; b <= 0xAC; b++) bs[n] = b, cs[n++] = (unsigned)b;
+    for (int b = 0xAE; b <= 0xFF; b++) bs[n] = b, cs[n++] = (unsigned)b;
+    int extra = 0;
+    for (int b = 0; b < 256; b++) {
+        int printable = 0;
+        for (int k = 0; k < n && !printable; k++) printable = bs[k] == b;
+        if (!printable) bs[n] = b, cs[n++] = 256u + (unsigned)extra++;
+    }
+    ck_assert_int_eq(n, 256);
+}
+
+/* UTF-8 of a code point below U+0800, NUL-terminated. */
+static void utf8_small(unsigned cp, char *out) {
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        out[1] = '\0';
+    } else {
+        out[0] = (char)(0xC0 | (cp >> 6));
+        out[1] = (char)(0x80 | (cp & 0x3F));
+        out[2] = '\0';
+    }
+}
+
+/* Ġ = U+0120 (space), Ċ = U+010A (newline), Ã© = U+00C3 U+00A9 (the bytes of "é") */
+#define G "\xC4\xA0"
+#define C "\xC4\x8A"
+static const char *const GPT2_MERGES[] = {
+    "l l",     G " " G,  "e l",   "h e",   "he ll",  "hell o",   G " hello", "d o",  "do n",
+    "' t",     "' r",    "'r e",  "2 0",   "2 4",    "20 24",    "! !",      C " " C,
+    "\xC3\x83 \xC2\xA9", "c a",   "ca f",  G " caf", G " w",     "o r",      G "w or", G " 2",
+};
+enum { GPT2_NM = sizeof GPT2_MERGES / sizeof GPT2_MERGES[0], GPT2_EOT = 256 + GPT2_NM,
+       GPT2_V = GPT2_EOT + 1 };
+
+/* Piece of id i of the test vocabulary (bytes, then merge results, then the special). */
+static void gpt2_test_piece(int i, char *out) {
+    if (i < 256) {
+        int bs[256];
+        unsigned cs[256];
+        b2u_table(bs, cs);
+        utf8_small(cs[i], out);
+    } else if (i < GPT2_EOT) {
+        const char *m = GPT2_MERGES[i - 256], *sp = strchr(m, ' ');
+        memcpy(out, m, (size_t)(sp - m));
+        strcpy(out + (sp - m), sp + 1);
+    } else {
+        strcpy(out, "<|endoftext|>");
+    }
+}
+
+/* Writes the test vocabulary as vocab.json (entries in reverse id order, so that ids and
+ * not positions count) and the merges as merges.txt; returns the two paths. */
+static void write_gpt2_files(const char *vocab_name, const char *merges_name, const char **vocab,
+                             const char **merges) {
+    *vocab = ad_test_path(ad_test_tmpdir(), vocab_name);
+    FILE *f = fopen(*vocab, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("{", f);
+    for (int i = GPT2_V - 1; i >= 0; i--) {
+        char p[64];
+        gpt2_test_piece(i, p);
+        fputs("\"", f);
+        for (const char *c = p; *c; c++) {
+            if (*c == '"' || *c == '\\') fputc('\\', f);
+            fputc(*c, f);
+        }
+        fprintf(f, "\": %d%s\n", i, i ? "," : "");
+    }
+    fputs("}\n", f);
+    fclose(f);
+    *merges = ad_test_path(ad_test_tmpdir(), merges_name);
+    f = fopen(*merges, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("#version: 0.2\n", f);
+    for (int r = 0; r < GPT2_NM; r++) fprintf(f, "%s\n", GPT2_MERGES[r]);
+    fclose(f);
+}
+
+static void load_gpt2_test(AdTokenizer *t) {
+    const char *vocab, *merges;
+    write_gpt2_files("vocab.json", "merges.txt", &vocab, &merges);
+    AdStatus st = ad_tokenizer_load_gpt2(t, vocab, merges);
+    ck_assert_msg(st == AD_OK, "%s", ad_errmsg());
+}
+
+/* Ids worked out by hand from the tables above: bytes 0x21-0x7E are ids 0-93, 0xA1-0xAC
+ * 94-105, 0xAE-0xFF 106-187, 0x00-0x20 188-220, 0x7F-0xA0 221-254, 0xAD 255 (so 'a' 64,
+ * 'e' 68, 'l' 75, ' ' 220, '\n' 198); merge r makes id 256 + r. The valid UTF-8 ones
+ * agree with OpenAI's encoder.py (Python, `regex` module) run on the same two files. */
+static const struct {
+    const char *text;
+    size_t len;
+    int n;
+    int ids[16];
+} GPT2_CASES[] = {
+    /* "l l" (0) first, then "h e", "he ll", "hell o"; " world": Ġw, or, Ġwor */
+    {"hello world", 11, 4, {261, 279, 75, 67}},
+    {" hello", 6, 1, {262}},
+    {"Hello", 5, 4, {39, 68, 256, 78}},
+    /* lowest rank first, not leftmost: "e l" (2) beats "h e" (3) */
+    {"hel", 3, 2, {71, 258}},
+    /* contractions split off */
+    {"don't", 5, 2, {264, 265}},
+    {"they're", 7, 4, {83, 259, 88, 267}},
+    {"I'M", 3, 3, {40, 6, 44}}, /* only lower case contractions */
+    /* digits: "2 0" and "2 4" before "20 24"; "Ġ 2" (24) then no longer applies */
+    {" 2024", 5, 2, {220, 270}},
+    {"x2024", 5, 2, {87, 270}},
+    {"12345", 5, 5, {16, 17, 18, 19, 20}},
+    /* punctuation runs; "! !" merges left to right without overlap */
+    {"a!!!b", 5, 4, {64, 271, 0, 65}},
+    {"!!!!", 4, 2, {271, 271}},
+    /* white space: a run before a word leaves its last space to the word */
+    {"x   y", 5, 4, {87, 257, 220, 88}},
+    {"hello  ", 7, 2, {261, 257}},
+    {"  hello", 7, 2, {220, 262}},
+    {"a\n\nb", 4, 4, {64, 198, 198, 65}},
+    {"a\n\n", 3, 2, {64, 272}},
+    {"\tx", 2, 2, {197, 87}},
+    /* U+00A0 is white space, but only ' ' joins the next word */
+    {"a\xC2\xA0" "b", 4, 4, {64, 126, 254, 65}},
+    /* multi-byte UTF-8: é is a letter, € (E2 82 AC, in no merge) is not */
+    {" caf\xC3\xA9 \xE2\x82\xAC" "5", 11, 7, {276, 273, 220, 158, 224, 105, 20}},
+    /* U+2460 (E2 91 A0) is a number, so "'t" splits off; U+2014 (E2 80 94) is
+     * punctuation, so the apostrophe joins it and "'t" does not form */
+    {"\xE2\x91\xA0't", 5, 4, {158, 239, 254, 265}},
+    {"\xE2\x80\x94't", 5, 5, {158, 222, 242, 6, 83}},
+    /* NUL and a byte that is not UTF-8: one punctuation pre-token */
+    {"\x00\xFF", 2, 2, {188, 187}},
+    /* special tokens in text are plain text */
+    {"<|endoftext|>", 13, 12, {27, 91, 68, 77, 263, 69, 83, 68, 87, 83, 91, 29}},
+    {"", 0, 0, {0}},
+};
+
+START_TEST(test_gpt2_by_hand) {
+    AdTokenizer t;
+    load_gpt2_test(&t);
+    ck_assert_int_eq(t.kind, AD_TOK_GPT2);
+    ck_assert_int_eq(t.vocab_size, GPT2_V);
+    ck_assert_int_eq(t.eos_id, GPT2_EOT);
+    ck_assert_int_eq(t.bos_id, GPT2_EOT);
+    ck_assert_int_eq(t.pad_id, -1);
+    ck_assert_int_eq(t.sep_id, -1);
+    ck_assert_int_eq(t.n_merges, GPT2_NM);
+    ck_assert_str_eq(t.pieces[220], G);
+    ck_assert_str_eq(t.pieces[64], "a");
+    ck_assert_str_eq(t.pieces[262], G "hello");
+    ck_assert_int_eq(t.merges[2 * 6], 220);     /* "Ġ hello" */
+    ck_assert_int_eq(t.merges[2 * 6 + 1], 261);
+    for (size_t c = 0; c < sizeof GPT2_CASES / sizeof GPT2_CASES[0]; c++) {
+        check_ids(&t, GPT2_CASES[c].text, GPT2_CASES[c].len, GPT2_CASES[c].ids, GPT2_CASES[c].n);
+        int ids[64], n;
+        ck_assert_int_eq(ad_tokenizer_encode(&t, GPT2_CASES[c].text, GPT2_CASES[c].len, ids, 64,
+                                             &n), AD_OK);
+        char out[64];
+        ck_assert_uint_eq(ad_tokenizer_decode(&t, ids, n, out, sizeof out), GPT2_CASES[c].len);
+        ck_assert(memcmp(out, GPT2_CASES[c].text, GPT2_CASES[c].len) == 0);
+    }
+    /* the special token decodes to nothing, the others to raw bytes */
+    const int ids[] = {GPT2_EOT, 262, GPT2_EOT, 273, 198, 188};
+    char out[32];
+    ck_assert_uint_eq(ad_tokenizer_decode(&t, ids, 6, out, sizeof out), 10);
+    ck_assert(memcmp(out, " hello\xC3\xA9\n\0", 10) == 0);
+    /* too little room */
+    int few[3], n;
+    ck_assert_int_eq(ad_tokenizer_encode(&t, "hello world", 11, few, 3, &n), AD_ERR_ARG);
+    const char *mixed = "don't stop  2024 caf\xC3\xA9!!\n\n";
+    check_rebuild(&t, mixed, strlen(mixed));
+    ad_tokenizer_free(&t);
+}
+END_TEST
+
+/* encoder.py's bpe(), transcribed with strings: the word is a list of symbols; while a
+ * pair of adjacent symbols is in the merge list, the one of lowest rank is merged at every
+ * occurrence, left to right. pieces[i] is piece i of the test vocabulary, byte_piece[b]
+ * the id of byte b's character. Returns the symbols' ids. */
+static int naive_gpt2_bpe(const char pieces[][64], const int *byte_piece, const char *word,
+                          int *ids) {
+    char sym[64][64];
+    int n = 0;
+    for (const unsigned char *p = (const unsigned char *)word; *p; p++)
+        strcpy(sym[n++], pieces[byte_piece[*p]]);
+    for (;;) {
+        int best = -1;
+        for (int i = 0; i + 1 < n; i++) {
+            char pair[160];
+            size_t la = strlen(sym[i]), lb = strlen(sym[i + 1]);
+            memcpy(pair, sym[i], la);
+            pair[la] = ' ';
+            memcpy(pair + la + 1, sym[i + 1], lb + 1);
+            for (int r = 0; r < GPT2_NM; r++)
+                if (strcmp(pair, GPT2_MERGES[r]) == 0 && (best < 0 || r < best)) best = r;
+        }
+        if (best < 0) break;
+        const char *m = GPT2_MERGES[best], *sp = strchr(m, ' ');
+        char first[64], second[64];
+        memcpy(first, m, (size_t)(sp - m));
+        first[sp - m] = '\0';
+        strcpy(second, sp + 1);
+        int j = 0;
+        for (int i = 0; i < n;) {
+            if (i + 1 < n && strcmp(sym[i], first) == 0 && strcmp(sym[i + 1], second) == 0) {
+                size_t lf = strlen(first), ls = strlen(second);
+                ck_assert_uint_lt(lf + ls, sizeof sym[0]);
+                memcpy(sym[j], first, lf);
+                memcpy(sym[j] + lf, second, ls + 1);
+                j++;
+                i += 2;
+            } else {
+                if (j != i) memmove(sym[j], sym[i], strlen(sym[i]) + 1);
+                j++;
+                i++;
+            }
+        }
+        n = j;
+    }
+    for (int i = 0; i < n; i++) {
+        ids[i] = -1;
+        for (int id = 0; id < GPT2_EOT && ids[i] < 0; id++)
+            if (strcmp(pieces[id], sym[i]) == 0) ids[i] = id;
+        ck_assert_int_ge(ids[i], 0);
+    }
+    return n;
+}
+
+START_TEST(test_gpt2_matches_naive_bpe) {
+    /* one pre-token each: letters from the merges, maybe after one space */
+    AdTokenizer t;
+    load_gpt2_test(&t);
+    static char pieces[GPT2_V][64];
+    int byte_piece[256], bs[256];
+    unsigned cs[256];
+    b2u_table(bs, cs);
+    for (int i = 0; i < GPT2_V; i++) gpt2_test_piece(i, pieces[i]);
+    for (int i = 0; i < 256; i++) byte_piece[bs[i]] = i;
+    AdRng rng;
+    ad_rng_init(&rng, 77, 5, 0);
+    const char letters[] = "helodncafwr";
+    for (int iter = 0; iter < 400; iter++) {
+        char word[40];
+        int len = 0;
+        if (ad_rng_below(&rng, 2)) word[len++] = ' ';
+        int target = len + 1 + (int)ad_rng_below(&rng, 30);
+        while (len < target) {
+            if (ad_rng_below(&rng, 3) == 0) { /* a whole merge result, to make merges likely */
+                const char *p = pieces[256 + (int)ad_rng_below(&rng, GPT2_NM)];
+                int ok = 1;
+                for (const char *c = p; *c; c++) ok &= strchr(letters, *c) != NULL;
+                if (!ok || len + (int)strlen(p) > 38) continue;
+                memcpy(word + len, p, strlen(p));
+                len += (int)strlen(p);
+            } else {
+                word[len++] = letters[ad_rng_below(&rng, sizeof letters - 1)];
+            }
+        }
+        word[len] = '\0';
+        int want[64], got[64], n_got;
+        int n_want = naive_gpt2_bpe((const char(*)[64])pieces, byte_piece, word, want);
+        ck_assert_int_eq(ad_tokenizer_encode(&t, word, (size_t)len, got, 64, &n_got), AD_OK);
+        ck_assert_msg(n_got == n_want, "\"%s\": %d tokens, naive %d", word, n_got, n_want);
+        for (int i = 0; i < n_got; i++)
+            ck_assert_msg(got[i] == want[i], "\"%s\" token %d: %d vs naive %d", word, i, got[i],
+                          want[i]);
+    }
+    ad_tokenizer_free(&t);
+}
+END_TEST
+
+START_TEST(test_gpt2_round_trip_random_bytes) {
+    AdTokenizer t;
+    load_gpt2_test(&t);
+    AdRng rng;
+    ad_rng_init(&rng, 4321, 6, 0);
+    const char *bits[] = {" ", "  ", "\n", "'", "'s", "'re", "hello", "2", "0", "!", "\xC3\xA9",
+                          "\xE2\x82\xAC", "\xC2\xA0", "\t", "l", "don", "\xF0\x9F\x98\x80"};
+    for (int iter = 0; iter < 1000; iter++) {
+        unsigned char text[80];
+        size_t len = 0, target = ad_rng_below(&rng, 64);
+        while (len < target) {
+            if (ad_rng_below(&rng, 2)) {
+                text[len++] = (unsigned char)ad_rng_below(&rng, 256);
+            } else {
+                const char *b = bits[ad_rng_below(&rng, sizeof bits / sizeof bits[0])];
+                memcpy(text + len, b, strlen(b));
+                len += strlen(b);
+            }
+        }
+        int ids[128], n;
+        ck_assert_int_eq(ad_tokenizer_encode(&t, (const char *)text, len, ids, 128, &n), AD_OK);
+        ck_assert_int_le(n, (int)len);
+        for (int i = 0; i < n; i++) ck_assert(ids[i] >= 0 && ids[i] < GPT2_EOT);
+        char out[128];
+        ck_assert_uint_eq(ad_tokenizer_decode(&t, ids, n, out, sizeof out), len);
+        ck_assert(memcmp(out, text, len) == 0);
+    }
+    /* a long pre-token: 20001 'l' pair up left to right into 10000 "ll" and one 'l' */
+    size_t big = 20001;
+    char *text = malloc(big);
+    int *ids = malloc(big * sizeof *ids);
+    ck_assert(text && ids);
+    memset(text, 'l', big);
+    int n;
+    ck_assert_int_eq(ad_tokenizer_encode(&t, text, big, ids, (int)big, &n), AD_OK);
+    ck_assert_int_eq(n, 10001);
+    for (int i = 0; i < 10000; i++) ck_assert_int_eq(ids[i], 256);
+    ck_assert_int_eq(ids[10000], 75);
+    free(text);
+    free(ids);
+    ad_tokenizer_free(&t);
+}
+END_TEST
+
+START_TEST(test_gpt2_from_pieces_and_merges) {
+    AdTokenizer t, r;
+    load_gpt2_test(&t);
+    /* without merges the same pieces decode but do not encode */
+    ck_assert_int_eq(ad_tokenizer_init_from_pieces(&r, AD_TOK_GPT2, t.vocab_size,
+                                                   (const char *const *)t.pieces, t.piece_len,
+                                                   NULL, t.bos_id, t.eos_id, -1, -1), AD_OK);
+    int ids[8] = {262, 198}, n;
+    char out[16];
+    ck_assert_uint_eq(ad_tokenizer_decode(&r, ids, 2, out, sizeof out), 7);
+    ck_assert_str_eq(out, " hello\n");
+    ck_assert_int_eq(ad_tokenizer_encode(&r, "hi", 2, ids, 8, &n), AD_ERR_ARG);
+    ck_assert_ptr_nonnull(strstr(ad_errmsg(), "no merge table"));
+    /* bad merge tables are refused and leave the tokenizer as it was */
+    const struct { int pair[4]; int n; AdStatus st; const char *msg; } bad[] = {
+        {{64, 65}, 1, AD_ERR_FORMAT, "not in the vocabulary"},      /* "ab" */
+        {{75, 75, 75, 75}, 2, AD_ERR_FORMAT, "repeats merge 0"},
+        {{75, GPT2_EOT}, 1, AD_ERR_FORMAT, "special"},
+        {{75, GPT2_V}, 1, AD_ERR_ARG, "outside"},
+        {{-1, 75}, 1, AD_ERR_ARG, "outside"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ck_assert_int_eq(ad_tokenizer_set_merges(&r, bad[i].n, bad[i].pair), bad[i].st);
+        ck_assert_msg(strstr(ad_errmsg(), bad[i].msg), "case %zu: %s", i, ad_errmsg());
+        ck_assert_ptr_null(r.merges);
+    }
+    ck_assert_int_eq(ad_tokenizer_set_merges(&r, -1, NULL), AD_ERR_ARG);
+    /* zero merges: one token per byte */
+    ck_assert_int_eq(ad_tokenizer_set_merges(&r, 0, NULL), AD_OK);
+    check_ids(&r, "hel lo", 6, (const int[]){71, 68, 75, 220, 75, 78}, 6);
+    /* the loaded table makes the copy encode as the original */
+    ck_assert_int_eq(ad_tokenizer_set_merges(&r, t.n_merges, t.merges), AD_OK);
+    check_ids(&r, "hello world", 11, GPT2_CASES[0].ids, GPT2_CASES[0].n);
+    ck_assert_int_eq(ad_tokenizer_set_merges(&r, 1, bad[0].pair), AD_ERR_FORMAT);
+    ck_assert_int_eq(r.n_merges, t.n_merges); /* unchanged */
+    check_ids(&r, "hello world", 11, GPT2_CASES[0].ids, GPT2_CASES[0].n);
+    ad_tokenizer_free(&r);
+    ad_tokenizer_free(&t);
+}
+END_TEST
+
+START_TEST(test_gpt2_merge_rounds) {
+    /* An out-of-order merge list: rank 0 joins "ab" and "a", though "ab" is made only by
+     * rank 1. encoder.py merges every "a b" of a round before it looks at the pairs the
+     * round made, so "abab" is "ab","ab" (encoder.py gives ids 256 256), not "aba","b". */
+    char bytes[256][4];
+    const char *pieces[258];
+    int lens[258];
+    for (int i = 0; i < 256; i++) {
+        gpt2_test_piece(i, bytes[i]);
+        pieces[i] = bytes[i];
+    }
+    pieces[256] = "ab";
+    pieces[257] = "aba";
+    for (int i = 0; i < 258; i++) lens[i] = (int)strlen(pieces[i]);
+    AdTokenizer t;
+    ck_assert_int_eq(ad_tokenizer_init_from_pieces(&t, AD_TOK_GPT2, 258, pieces, lens, NULL, -1,
+                                                   -1, -1, -1), AD_OK);
+    const int merges[4] = {256, 64, 64, 65}; /* "ab a", "a b" */
+    ck_assert_int_eq(ad_tokenizer_set_merges(&t, 2, merges), AD_OK);
+    check_ids(&t, "abab", 4, (const int[]){256, 256}, 2);
+    check_ids(&t, "ababab", 6, (const int[]){256, 256, 256}, 3);
+    check_ids(&t, "aba", 3, (const int[]){257}, 1);
+    check_ids(&t, "aab", 3, (const int[]){64, 256}, 2);
+    ad_tokenizer_free(&t);
+}
+END_TEST
+
+/* Writes text to a file of the scratch directory; returns its path. */
+static const char *write_text(const char *name, const char *text) {
+    return write_file(name, text, strlen(text));
+}
+
+/* Builds a vocab.json text: the 256 byte characters (ids 0..255), minus `skip_byte_id`
+ * unless negative, then `extra` (a fragment starting with ", " or empty) before "}". */
+static char *vocab_text(int skip_byte_id, const char *extra) {
+    static char buf[1 << 14];
+    size_t n = 0;
+    n += (size_t)snprintf(buf + n, sizeof buf - n, "{");
+    int first = 1;
+    for (int i = 0; i < 256; i++) {
+        if (i == skip_byte_id) continue;
+        char p[8];
+        gpt2_test_piece(i, p);
+        n += (size_t)snprintf(buf + n, sizeof buf - n, "%s\"%s%s\": %d", first ? "" : ", ",
+                              (p[0] == '"' || p[0] == '\\') ? "\\" : "", p, i);
+        first = 0;
+    }
+    snprintf(buf + n, sizeof buf - n, "%s}", extra);
+    return buf;
+}
+
+/* Loads expecting failure with status want and a message naming path and `needle`. */
+static void expect_gpt2_fail(const char *vocab, const char *merges, AdStatus want,
+                             const char *path, const char *needle) {
+    AdTokenizer t;
+    memset(&t, 0x5a, sizeof t);
+    AdStatus st = ad_tokenizer_load_gpt2(&t, vocab, merges);
+    ck_assert_msg(st == want, "status %d, expected %d (%s)", (int)st, (int)want, ad_errmsg());
+    ck_assert_msg(strstr(ad_errmsg(), path), "\"%s\" does not name %s", ad_errmsg(), path);
+    ck_assert_msg(strstr(ad_errmsg(), needle), "\"%s\" does not say \"%s\"", ad_errmsg(), needle);
+    ck_assert_ptr_null(t.pieces);
+    ck_assert_ptr_null(t.merges);
+    ck_assert_ptr_null(t.impl);
+}
+
+START_TEST(test_gpt2_file_errors) {
+    /* paths kept across calls are copied: ad_test_path reuses its buffers */
+    const char *path_v, *path_m;
+    char good_v[4096], good_m[4096], vocab_ll[4096];
+    write_gpt2_files("good_vocab.json", "good_merges.txt", &path_v, &path_m);
+    snprintf(good_v, sizeof good_v, "%s", path_v);
+    snprintf(good_m, sizeof good_m, "%s", path_m);
+    snprintf(vocab_ll, sizeof vocab_ll, "%s",
+             write_text("ll.json", vocab_text(-1, ", \"ll\": 256, \"" G G "\": 257")));
+    /* a merges.txt without the version line, with CRLF line ends and a blank line */
+    const char *crlf = write_text("crlf.txt", "l l\r\n\r\n" G " " G "\r\n");
+    AdTokenizer t;
+    ck_assert_int_eq(ad_tokenizer_load_gpt2(&t, vocab_ll, crlf), AD_OK);
+    ck_assert_int_eq(t.n_merges, 2);
+    ck_assert_int_eq(t.eos_id, -1);
+    check_ids(&t, "lll   x", 7, (const int[]){256, 75, 257, 220, 87}, 5);
+    ad_tokenizer_free(&t);
+    /* an empty merges.txt: a byte-level tokenizer without merges */
+    ck_assert_int_eq(ad_tokenizer_load_gpt2(&t, vocab_ll, write_text("empty.txt", "")), AD_OK);
+    ck_assert_int_eq(t.n_merges, 0);
+    ck_assert_ptr_nonnull(t.merges);
+    check_ids(&t, "ll", 2, (const int[]){75, 75}, 2);
+    ad_tokenizer_free(&t);
+
+    /* vocab.json */
+    const char *p = write_text("bad.json", "{\"a\": 0,\n \"b\": 1,\n \"c\" 2}");
+    expect_gpt2_fail(p, good_m, AD_ERR_FORMAT, p, "line 3");
+    p = write_text("trailing.json", "{\"a\": 0}\n]");
+    expect_gpt2_fail(p, good_m, AD_ERR_FORMAT, p, "line 2, column 1");
+    p = write_file("nul.json", "{\"a\": 0}\0{", 10);
+    expect_gpt2_fail(p, good_m, AD_ERR_FORMAT, p, "malformed JSON");
+    p = write_text("array.json", "[1, 2]");
+    expect_gpt2_fail(p, good_m, AD_ERR_FORMAT, p, "not a JSON object");
+    p = write_text("sparse.json", vocab_text(-1, ", \"ll\": 300"));
+    expect_gpt2_fail(p, good_m, AD_ERR_FORMAT, p, "id 300");
+    p = write_text("frac.json", vocab_text(-1, ", \"ll\": 255.5"));
+    expect_gpt2_fail(p, good_m, AD_ERR_FORMAT, p, "\"ll\"");
+    p = write_text("str.json", vocab_text(-1, ", \"ll\": \"256\""));
+    expect_gpt2_fail(p, good_m, AD_ERR_FORMAT, p, "not a number");
+    p = write_text("dupid.json", vocab_text(-1, ", \"ll\": 7, \"lll\": 256"));
+    expect_gpt2_fail(p, good_m, AD_ERR_FORMAT, p, "share id 7");
+    p = write_text("dupkey.json", vocab_text(-1, ", \"a\": 256"));
+    expect_gpt2_fail(p, good_m, AD_ERR_FORMAT, p, "\"a\" appears twice");
+    p = write_text("raw.json", vocab_text(-1, ", \"a b\": 256"));
+    expect_gpt2_fail(p, good_m, AD_ERR_FORMAT, p, "byte-to-unicode");
+    p = write_text("nospace.json", vocab_text(220, ", \"ll\": 220"));
+    expect_gpt2_fail(p, good_m, AD_ERR_FORMAT, p, "byte 0x20");
+    p = ad_test_path(ad_test_tmpdir(), "absent.json");
+    expect_gpt2_fail(p, good_m, AD_ERR_IO, p, "cannot open");
+
+    /* merges.txt */
+    p = write_text("one.txt", "#version: 0.2\nl l\nhello\n");
+    expect_gpt2_fail(vocab_ll, p, AD_ERR_FORMAT, p, "line 3");
+    ck_assert_ptr_nonnull(strstr(ad_errmsg(), "\"hello\""));
+    p = write_text("three.txt", "l l " G "\n");
+    expect_gpt2_fail(vocab_ll, p, AD_ERR_FORMAT, p, "line 1");
+    p = write_text("lead.txt", " l\n");
+    expect_gpt2_fail(vocab_ll, p, AD_ERR_FORMAT, p, "two pieces");
+    p = write_text("unknown.txt", "l l\nll zz\n");
+    expect_gpt2_fail(vocab_ll, p, AD_ERR_FORMAT, p, "line 2: \"zz\" is not a piece");
+    p = write_text("nores.txt", "#version: 0.2\nl l\na b\n");
+    expect_gpt2_fail(vocab_ll, p, AD_ERR_FORMAT, p, "line 3");
+    ck_assert_ptr_nonnull(strstr(ad_errmsg(), "not in the vocabulary"));
+    p = write_text("twice.txt", "#version: 0.2\nl l\n" G " " G "\nl l\n");
+    expect_gpt2_fail(vocab_ll, p, AD_ERR_FORMAT, p, "line 4");
+    ck_assert_ptr_nonnull(strstr(ad_errmsg(), "repeats"));
+    ck_assert_ptr_nonnull(strstr(ad_errmsg(), "line 2"));
+    p = ad_test_path(ad_test_tmpdir(), "absent.txt");
+    expect_gpt2_fail(good_v, p, AD_ERR_IO, p, "cannot open");
+}
+END_TEST
+#undef G
+#undef C
+
 static Suite *tokenizer_suite(void) {
     Suite *s = suite_create("tokenizer");
     TCase *tc = tcase_create("core");
@@ -586,7 +1113,7 @@ static Suite *tokenizer_suite(void) {
     tcase_add_test(tc, test_char_missing_and_invalid);
     tcase_add_test(tc, test_from_pieces_rebuild);
     tcase_add_test(tc, test_from_pieces_rejects);
-    tcase_add_test(tc, test_kind_names_and_gpt2);
+    tcase_add_test(tc, test_kind_names_and_gpt2_decode_only);
     tcase_add_test(tc, test_spm_tiny_by_hand);
     tcase_add_test(tc, test_spm_tiny_ties_go_left);
     tcase_add_test(tc, test_spm_tok512_ids);
@@ -594,6 +1121,12 @@ static Suite *tokenizer_suite(void) {
     tcase_add_test(tc, test_spm_tok512_matches_naive);
     tcase_add_test(tc, test_llama2c_file_errors);
     tcase_add_test(tc, test_llama2c_truncated_real_file);
+    tcase_add_test(tc, test_gpt2_by_hand);
+    tcase_add_test(tc, test_gpt2_matches_naive_bpe);
+    tcase_add_test(tc, test_gpt2_round_trip_random_bytes);
+    tcase_add_test(tc, test_gpt2_from_pieces_and_merges);
+    tcase_add_test(tc, test_gpt2_merge_rounds);
+    tcase_add_test(tc, test_gpt2_file_errors);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,7 +1,8 @@
 /* tokenizer.h: text <-> token ids. Byte-level (256 bytes + specials),
- * character-level (Unicode code points seen in the data + specials) and llama2.c-style
- * sentencepiece BPE (SPM) vocabularies;
- * the vocabulary is plain data (pieces + scores) so checkpoints can store it.
+ * character-level (Unicode code points seen in the data + specials), llama2.c-style
+ * sentencepiece BPE (SPM) and GPT-2 byte-level BPE vocabularies;
+ * the vocabulary is plain data (pieces + scores, and GPT-2's merges) so checkpoints can
+ * store it.
  * No model math here. A tokenizer is read-only after init: threads may share it. */
 #ifndef AUTODIDACT_TOKENIZER_H
 #define AUTODIDACT_TOKENIZER_H
@@ -22,6 +23,10 @@ typedef struct {
     int *piece_len;    /* (vocab_size) byte length of each piece (pieces may hold NUL) */
     float *scores;     /* (vocab_size) merge scores (SPM); 0 otherwise */
     int bos_id, eos_id, pad_id, sep_id; /* -1 when the vocabulary has none */
+    int n_merges;      /* GPT-2: entries of merges; 0 otherwise */
+    int *merges;       /* (n_merges, 2) GPT-2, owned: the merge of rank r (0 first) joins
+                        * pieces merges[2r] and merges[2r+1]. NULL when the tokenizer has
+                        * no merge table (then it decodes but cannot encode) */
     void *impl;        /* private lookup tables, owned */
 } AdTokenizer;
 
@@ -38,14 +43,36 @@ AdStatus ad_tokenizer_init_char(AdTokenizer *t, const char *text, size_t len);
  * max_token_length, or bytes left after the last piece is AD_ERR_FORMAT naming the file
  * and the token index. */
 AdStatus ad_tokenizer_load_llama2c(AdTokenizer *t, const char *path, int vocab_size);
+/* Reads a Hugging Face GPT-2 tokenizer: vocab.json (an object piece -> id, the ids
+ * exactly 0..V-1, each once; pieces in GPT-2's byte-to-unicode form, each of the 256
+ * byte characters among them) and merges.txt (an optional first line "#version...",
+ * then one merge "a b" per line, rank 0 first; both pieces and their concatenation in
+ * vocab.json, no merge twice; blank lines are skipped). "<|endoftext|>", if present, is
+ * both bos_id and eos_id; pad_id = sep_id = -1. A malformed file is AD_ERR_FORMAT naming
+ * the file and the line or key; a missing one AD_ERR_IO. */
+AdStatus ad_tokenizer_load_gpt2(AdTokenizer *t, const char *vocab_json_path,
+                                const char *merges_txt_path);
 /* Rebuilds a tokenizer from stored pieces (as written to a checkpoint). Copies inputs;
  * scores may be NULL (all 0). A byte vocabulary must hold each byte value as exactly one
  * one-byte piece, a char vocabulary one code point per piece, both apart from the
- * special ids; AD_ERR_FORMAT otherwise. */
+ * special ids; AD_ERR_FORMAT otherwise. A GPT-2 vocabulary is byte-level when each of
+ * the 256 byte characters of GPT-2's bytes_to_unicode() is a non-special piece and every
+ * non-special piece is made of such characters (the form of vocab.json); it decodes to
+ * the raw bytes, and encodes once ad_tokenizer_set_merges gave it merges. Any other
+ * GPT-2 vocabulary (llm.c's tokenizer files store raw bytes) is accepted as decode-only:
+ * pieces decode as stored. A GPT-2 tokenizer comes back without a merge table. */
 AdStatus ad_tokenizer_init_from_pieces(AdTokenizer *t, AdTokKind kind, int vocab_size,
                                        const char *const *pieces, const int *piece_len,
                                        const float *scores, int bos_id, int eos_id,
                                        int pad_id, int sep_id);
+/* Gives a GPT-2 tokenizer its merge table: merges[2r], merges[2r+1] are the ids joined by
+ * the merge of rank r, r < n_merges (copied; merges may be NULL when n_merges is 0).
+ * Replaces any earlier table. More than zero merges need a byte-level vocabulary; each
+ * merge must join two non-empty, non-special pieces whose concatenation is a non-special
+ * piece, and no pair may repeat (AD_ERR_FORMAT naming the merge); another kind, a
+ * negative count or an id outside [0, vocab_size) is AD_ERR_ARG. On error t is unchanged.
+ * Part of initialisation: not to be called while other threads use t. */
+AdStatus ad_tokenizer_set_merges(AdTokenizer *t, int n_merges, const int *merges);
 void ad_tokenizer_free(AdTokenizer *t);
 const char *ad_tok_kind_name(AdTokKind k);
 int ad_tok_kind_parse(const char *s); /* -1 if unknown */
@@ -57,8 +84,17 @@ int ad_tok_kind_parse(const char *s); /* -1 if unknown */
  * non-empty text, each code point is looked up (bytes without a piece fall back to
  * "<0xNN>" pieces), then the adjacent pair whose concatenation has the highest score
  * is merged (ties: leftmost) until none is in the vocabulary; any byte string is
- * accepted. SPM encode allocates O(len) scratch per call (O(len log len) time); byte
- * and char encode allocate nothing. GPT-2 encode is not implemented (AD_ERR_ARG). */
+ * accepted. GPT-2 follows OpenAI's encoder.py: the text is split into pre-tokens by
+ * GPT-2's pattern ('s 't 're 've 'm 'll 'd, ` ?letters`, ` ?digits`, ` ?other`, runs of
+ * white space, of which a run followed by a non-space leaves its last character to the
+ * next pre-token), with an approximate Unicode letter/number classification described in
+ * tokenizer.c; each pre-token's bytes become byte pieces, then the adjacent pair of lowest
+ * merge rank is merged, all its occurrences left to right, until no pair has a rank. Any
+ * byte string is accepted (bytes that are not UTF-8 count as punctuation). Special tokens
+ * in the text ("<|endoftext|>") are encoded as plain text. A GPT-2 vocabulary that is not
+ * byte-level or has no merge table is AD_ERR_ARG. SPM encode allocates O(len) scratch per
+ * call (O(len log len) time), GPT-2 encode O(longest pre-token) per call; byte and char
+ * encode allocate nothing. */
 AdStatus ad_tokenizer_encode(const AdTokenizer *t, const char *text, size_t len, int *out,
                              int cap, int *n_out);
 /* Appends the decoded bytes of ids into buf (NUL-terminated, truncated to cap);
@@ -68,7 +104,8 @@ AdStatus ad_tokenizer_encode(const AdTokenizer *t, const char *text, size_t len,
  * [0, vocab_size) decode to nothing. SPM, as llama2.c's decode(): "<0xNN>" pieces decode
  * to byte NN, and a piece right after BOS loses its leading space; so for SPM,
  * decode(BOS + encode(s)) == s, while decode(encode(s)) == " " + s for non-empty s.
- * GPT-2 pieces are copied as stored (no byte-unicode mapping yet). */
+ * GPT-2 byte-level pieces map back through bytes_to_unicode() to raw bytes, so
+ * decode(encode(s)) == s for any bytes; decode-only GPT-2 pieces are copied as stored. */
 size_t ad_tokenizer_decode(const AdTokenizer *t, const int *ids, int n, char *buf, size_t cap);
 
 #endif
