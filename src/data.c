@@ -84,8 +84,9 @@ AdStatus ad_data_init_task(AdData *d, const AdTokenizer *tok, AdTaskKind task, i
     st = ad_data_encode_example(tok, prompt, answer, T, tk, tk + T, NULL);
     free(tk);
     if (st)
-        return ad_fail_context(st, "task %s at length %d does not fit (raise train.seq_len)",
-                               ad_task_name(task), max_len);
+        return ad_fail_context(st, "task %s at length %d does not fit in rows of %d tokens "
+                               "(raise the sequence length or the model's max_seq_len)",
+                               ad_task_name(task), max_len, T);
     return AD_OK;
 }
 
