@@ -1131,7 +1131,7 @@ static const char *MAIN_HELP =
     "  eval     loss, perplexity and per-token log-probabilities of a checkpoint\n"
     "  generate sample text from a checkpoint or an open model (batched, KV cache)\n"
     "  import   convert llama2.c, GGUF, llm.c or safetensors models into a checkpoint\n"
-    "  bench    training speed against PyTorch CPU on the same shapes\n"
+    "  bench    training (and with --generate, generation) speed against PyTorch CPU\n"
     "  version  program, BLAS and thread facts\n"
     "\n"
     "'autodidact <command> --help' describes each command.\n";
