@@ -939,13 +939,15 @@ static double run_reference(const char *cmd) {
     return k ? atof(k + 1) : 0.0;
 }
 
-static double run_torch(const char *family, const BenchShape *s, int threads, int steps, int repeats) {
+/* The PyTorch side of one shape; d_ff is passed so both sides train the same model. */
+static double run_torch(const char *family, const BenchShape *s, int d_ff, int threads, int steps,
+                        int repeats) {
     char cmd[2048];
     snprintf(cmd, sizeof cmd,
              "/usr/bin/python3 %s/bench/torch_train.py --family %s --vocab 512 --d-model %d "
-             "--n-layer %d --n-head %d --n-kv-head %d --seq-len %d --batch %d --threads %d --steps %d "
-             "--repeats %d --json 2>/dev/null",
-             AD_SOURCE_DIR, family, s->d, s->L, s->H, s->H, s->T, s->B, threads, steps, repeats);
+             "--n-layer %d --n-head %d --n-kv-head %d --d-ff %d --seq-len %d --batch %d --threads %d "
+             "--steps %d --repeats %d --json 2>/dev/null",
+             AD_SOURCE_DIR, family, s->d, s->L, s->H, s->H, d_ff, s->T, s->B, threads, steps, repeats);
     return run_reference(cmd);
 }
 
@@ -1093,7 +1095,7 @@ static int cmd_bench(int argc, char **argv) {
         int st = steps ? (int)steps : (s->d > 128 ? 6 : 20);
         AdBenchResult r;
         if (ad_bench_train(&c, s->B, s->T, 3, st, (int)repeats, &r)) return die("bench");
-        double tt = torch ? run_torch(family, s, nt, st, (int)repeats) : 0.0;
+        double tt = torch ? run_torch(family, s, c.d_ff, nt, st, (int)repeats) : 0.0;
         char tbuf[32] = "-", rbuf[16] = "-";
         if (tt > 0) {
             snprintf(tbuf, sizeof tbuf, "%.0f", tt);
