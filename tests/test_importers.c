@@ -1285,7 +1285,7 @@ END_TEST
 
 static Suite *importers_suite(void) {
     Suite *s = suite_create("importers");
-    struct { const char *name; const TTest *fn; } cases[] = {
+    const AdTestCase cases[] = {
         {"f16", test_f16_all_patterns},
         {"bf16", test_bf16_all_patterns},
         {"detect", test_detect_and_names},
@@ -1303,12 +1303,7 @@ static Suite *importers_suite(void) {
         {"stories_gguf_vocab", test_stories_gguf_vocab},
         {"stories_first_token", test_stories_first_token},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        TCase *tc = tcase_create(cases[i].name);
-        tcase_set_timeout(tc, TIMEOUT);
-        tcase_add_test(tc, cases[i].fn);
-        suite_add_tcase(s, tc);
-    }
+    ad_test_add_cases(s, cases, sizeof cases / sizeof cases[0], TIMEOUT);
     return s;
 }
 

@@ -1334,7 +1334,7 @@ END_TEST
 
 static Suite *kernels_suite(void) {
     Suite *s = suite_create("kernels");
-    struct { const char *name; const TTest *fn; } cases[] = {
+    const AdTestCase cases[] = {
         {"matmul_forward_vs_naive", test_matmul_forward_vs_naive},
         {"matmul_backward_vs_naive", test_matmul_backward_vs_naive},
         {"matmul_grad_fd", test_matmul_grad_fd},
@@ -1355,12 +1355,7 @@ static Suite *kernels_suite(void) {
         {"backward_determinism", test_backward_determinism},
         {"threaded_vs_rowwise", test_threaded_vs_rowwise},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        TCase *tc = tcase_create(cases[i].name);
-        tcase_set_timeout(tc, TIMEOUT);
-        tcase_add_test(tc, cases[i].fn);
-        suite_add_tcase(s, tc);
-    }
+    ad_test_add_cases(s, cases, sizeof cases / sizeof cases[0], TIMEOUT);
     return s;
 }
 

@@ -224,7 +224,7 @@ END_TEST
 
 static Suite *losses_suite(void) {
     Suite *s = suite_create("losses");
-    struct { const char *name; const TTest *fn; } cases[] = {
+    const AdTestCase cases[] = {
         {"ce_small", test_ce_small},
         {"ce_masked_scaled", test_ce_masked_scaled},
         {"ce_wide", test_ce_wide},
@@ -234,12 +234,7 @@ static Suite *losses_suite(void) {
         {"count_targets", test_count_targets},
         {"ce_threaded", test_ce_threaded},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        TCase *tc = tcase_create(cases[i].name);
-        tcase_set_timeout(tc, TIMEOUT);
-        tcase_add_test(tc, cases[i].fn);
-        suite_add_tcase(s, tc);
-    }
+    ad_test_add_cases(s, cases, sizeof cases / sizeof cases[0], TIMEOUT);
     return s;
 }
 

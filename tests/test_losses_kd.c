@@ -595,7 +595,7 @@ END_TEST
 
 static Suite *losses_kd_suite(void) {
     Suite *s = suite_create("losses_kd");
-    struct { const char *name; const TTest *fn; } cases[] = {
+    const AdTestCase cases[] = {
         {"random_v7", test_random_v7},
         {"random_v50", test_random_v50},
         {"random_v513", test_random_v513},
@@ -612,12 +612,7 @@ static Suite *losses_kd_suite(void) {
         {"nan_propagates", test_nan_propagates},
         {"names", test_names},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        TCase *tc = tcase_create(cases[i].name);
-        tcase_set_timeout(tc, TIMEOUT);
-        tcase_add_test(tc, cases[i].fn);
-        suite_add_tcase(s, tc);
-    }
+    ad_test_add_cases(s, cases, sizeof cases / sizeof cases[0], TIMEOUT);
     return s;
 }
 

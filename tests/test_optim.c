@@ -293,7 +293,7 @@ END_TEST
 
 static Suite *optim_suite(void) {
     Suite *s = suite_create("optim");
-    struct { const char *name; const TTest *fn; } cases[] = {
+    const AdTestCase cases[] = {
         {"adamw_hand_value", test_adamw_hand_value},
         {"adamw_steps", test_adamw_steps},
         {"schedules", test_schedules},
@@ -301,12 +301,7 @@ static Suite *optim_suite(void) {
         {"clip_known_norm", test_clip_known_norm},
         {"grad_norm_random", test_grad_norm_random},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        TCase *tc = tcase_create(cases[i].name);
-        tcase_set_timeout(tc, TIMEOUT);
-        tcase_add_test(tc, cases[i].fn);
-        suite_add_tcase(s, tc);
-    }
+    ad_test_add_cases(s, cases, sizeof cases / sizeof cases[0], TIMEOUT);
     return s;
 }
 

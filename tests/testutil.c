@@ -44,6 +44,15 @@ const char *ad_test_path(const char *dir, const char *name) {
 
 const char *ad_test_bin(void) { return getenv("AD_BIN"); }
 
+void ad_test_add_cases(Suite *s, const AdTestCase *cases, size_t n, double timeout) {
+    for (size_t i = 0; i < n; i++) {
+        TCase *tc = tcase_create(cases[i].name);
+        tcase_set_timeout(tc, timeout);
+        tcase_add_test(tc, cases[i].fn);
+        suite_add_tcase(s, tc);
+    }
+}
+
 int ad_test_run(Suite *s) {
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

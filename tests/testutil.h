@@ -14,6 +14,14 @@ const char *ad_test_tmpdir(void);
 const char *ad_test_path(const char *dir, const char *name);
 /* Path of the autodidact CLI binary (env AD_BIN), or NULL. */
 const char *ad_test_bin(void);
+/* One named test: a tcase of its own per entry (so each gets its own timeout and fork). */
+typedef struct {
+    const char *name;
+    const TTest *fn;
+} AdTestCase;
+/* Adds n cases to s, each in a tcase named after it with the given timeout (seconds). */
+void ad_test_add_cases(Suite *s, const AdTestCase *cases, size_t n, double timeout);
+
 /* Runs the suite; returns 0 if every test passed, 1 otherwise (use as main's value). */
 int ad_test_run(Suite *s);
 
