@@ -183,6 +183,7 @@ AdStatus ad_generate(AdGenerator *g, const AdTokenizer *tok, const AdGenRequest 
                                "vocabulary of %d", r, reqs[r].prompt[t], t, V);
     }
     int eos = sc->stop_at_eos ? tok->eos_id : -1;
+    ad_kvcache_pack(&g->cache, m); /* the weights as they are now */
     Slot *slots = ad_calloc(g->max_batch, sizeof(Slot), "generation slots");
     int *rows = ad_calloc((size_t)g->max_batch * 4, sizeof(int), "generation rows");
     size_t stop_cap = sc->stop ? (size_t)max_new * 64 + 1 : 1;

@@ -1,6 +1,6 @@
 /* kernels.c: the transformer's forward and backward ops (see kernels.h). Matrix
- * products are cblas_sgemm calls; elementwise and row loops are OpenMP-parallel over
- * disjoint outputs. Naive twins at the end are the test references. No allocation,
+ * products are cblas_sgemm calls, except the batch-invariant ones of the decoding step;
+ * elementwise and row loops are OpenMP-parallel over disjoint outputs. Naive twins at the end are the test references. No allocation,
  * no model structure: the model composes these. */
 #include "autodidact/kernels.h"
 
@@ -193,6 +193,192 @@ void ad_matmul_backward(float *dinp, float *dw, float *db, const float *dout, co
                 for (int o = o0; o < o1; o++) db[o] += d[o];
             }
         }
+    }
+}
+
+/* ---------------------------------------------------------------- row-invariant products */
+
+/* Decoding must give a sequence the same bits whatever else shares its batch, but BLAS
+ * kernels pick blockings and edge kernels by the number of rows, so a row's sums change
+ * order with the batch size. These products fix the order per output element instead:
+ * out = (((0 + x0 w0) + x1 w1) + ... + x(K-1) w(K-1)) + bias, then + the value already in
+ * out, k strictly in order. Tiles only choose which elements run side by side (one row or
+ * several, one panel of 16 columns or several); no element's arithmetic depends on them,
+ * so it depends on its own row and column alone, and even the vector width does not
+ * matter. The weights are read transposed, in panels of AD_PANEL columns
+ * (ad_pack_panels), so that 16 neighbouring outputs advance with one vector operation. */
+
+typedef float ad_v16f __attribute__((vector_size(4 * AD_PANEL))); /* one panel row */
+
+size_t ad_packed_size(int OC, int K) { return (size_t)((OC + AD_PANEL - 1) / AD_PANEL) * AD_PANEL * K; }
+
+void ad_pack_panels(float *wp, const float *w, int OC, int K) {
+    int np = (OC + AD_PANEL - 1) / AD_PANEL;
+#pragma omp parallel for schedule(static) if((long)OC * K >= AD_PAR_MIN)
+    for (int p = 0; p < np; p++) {
+        float *dst = wp + (size_t)p * K * AD_PANEL;
+        for (int j = 0; j < AD_PANEL; j++) {
+            int o = p * AD_PANEL + j;
+            const float *src = w + (size_t)o * K;
+            if (o < OC)
+                for (int k = 0; k < K; k++) dst[(size_t)k * AD_PANEL + j] = src[k];
+            else
+                for (int k = 0; k < K; k++) dst[(size_t)k * AD_PANEL + j] = 0.0f;
+        }
+    }
+}
+
+static inline ad_v16f load_v16f(const float *p) {
+    ad_v16f v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* PK_TILE(name, R, NP) defines name(acc, x, w, K): the sums of R rows x[r] against NP panels
+ * w[p] (each K x AD_PANEL), into acc[r * NP + p]. */
+#define PK_TILE(name, R, NP)                                                                      \
+    static inline void name(ad_v16f acc[R * NP], const float *const x[R],                         \
+                            const float *const w[NP], int K) {                                    \
+        for (int e = 0; e < R * NP; e++) acc[e] = (ad_v16f){0};                                   \
+        for (int k = 0; k < K; k++) {                                                             \
+            ad_v16f wv[NP];                                                                       \
+            for (int p = 0; p < NP; p++) wv[p] = load_v16f(w[p] + (size_t)k * AD_PANEL);          \
+            for (int r = 0; r < R; r++) {                                                         \
+                float xs = x[r][k];                                                               \
+                for (int p = 0; p < NP; p++) acc[r * NP + p] += xs * wv[p];                       \
+            }                                                                                     \
+        }                                                                                         \
+    }
+
+/* Tile shapes by register file: 16 accumulators (AVX-512's 32 registers) or 8 (AVX's and
+ * SSE's 16), leaving registers for the loaded panels and the broadcast input. */
+#if AD_PANEL == 16
+enum { PK_ROWS = 4, PK_PANELS = 4 };
+#else
+enum { PK_ROWS = 4, PK_PANELS = 2 };
+#endif
+enum { PK_ROW_PANELS = 4 }; /* panels a lone row advances at once */
+PK_TILE(pk_tile_rows, PK_ROWS, PK_PANELS)
+PK_TILE(pk_tile_one, 1, PK_ROW_PANELS)
+
+/* Writes R rows x NP panels of sums (acc rows ld panels apart): out = (out if accumulate) +
+ * (sum + bias), inside OC columns. */
+static inline void pk_store(float *out, const ad_v16f *acc, const float *b, int OC, int row0,
+                            int R, int col0, int NP, int ld, int accumulate) {
+    for (int r = 0; r < R; r++) {
+        float *o = out + (size_t)(row0 + r) * OC;
+        for (int p = 0; p < NP; p++) {
+            float v[AD_PANEL];
+            memcpy(v, &acc[r * ld + p], sizeof v);
+            for (int j = 0; j < AD_PANEL; j++) {
+                int c = col0 + p * AD_PANEL + j;
+                if (c >= OC) break;
+                float y = b ? v[j] + b[c] : v[j];
+                o[c] = accumulate ? o[c] + y : y;
+            }
+        }
+    }
+}
+
+/* Sums of `rows` rows starting at row0 against NP panels starting at panel p0 (panels past
+ * the last repeat it: computed, not stored), written by pk_store. */
+#define PK_RUN(tile, R, NP, rows)                                                                  \
+    do {                                                                                          \
+        const float *xr[R], *wr[NP];                                                              \
+        for (int r = 0; r < R; r++) xr[r] = inp + (size_t)(row0 + (r < (rows) ? r : 0)) * C;      \
+        int npan = np - p0 < NP ? np - p0 : NP;                                                   \
+        for (int q = 0; q < NP; q++) wr[q] = wp + (size_t)(p0 + (q < npan ? q : 0)) * ldp;        \
+        ad_v16f acc[R * NP];                                                                      \
+        tile(acc, xr, wr, C);                                                                     \
+        pk_store(out, acc, b, OC, row0, rows, p0 * AD_PANEL, npan, NP, accumulate);              \
+    } while (0)
+
+void ad_matmul_forward_packed(float *out, const float *inp, const float *wp, const float *b, int N,
+                              int C, int OC, int accumulate) {
+    int np = (OC + AD_PANEL - 1) / AD_PANEL;
+    size_t ldp = (size_t)C * AD_PANEL;
+    int nwide = N / PK_ROWS, rest0 = nwide * PK_ROWS, nrest = N - rest0;
+    int wgroups = (np + PK_PANELS - 1) / PK_PANELS, rgroups = (np + PK_ROW_PANELS - 1) / PK_ROW_PANELS;
+    long wide = (long)nwide * wgroups, tiles = wide + (long)nrest * rgroups;
+    /* Panels outer: a panel stays in cache while the batch's rows stream past it. Rows left
+     * over (and batch 1) go one at a time, several panels at once. */
+#pragma omp parallel for schedule(static) if((long)N * OC * C >= 8 * AD_PAR_MIN)
+    for (long t = 0; t < tiles; t++) {
+        if (t < wide) {
+            int p0 = (int)(t / nwide) * PK_PANELS, row0 = (int)(t % nwide) * PK_ROWS;
+            PK_RUN(pk_tile_rows, PK_ROWS, PK_PANELS, PK_ROWS);
+        } else {
+            long u = t - wide;
+            int p0 = (int)(u / nrest) * PK_ROW_PANELS, row0 = rest0 + (int)(u % nrest);
+            PK_RUN(pk_tile_one, 1, PK_ROW_PANELS, 1);
+        }
+    }
+}
+
+/* Attention at decoding time runs its vectors across positions (scores) or channels
+ * (output), never across a sum, so their width (8 with AVX, else 4) changes no result. */
+#if defined(__AVX__)
+#define AW 8
+#else
+#define AW 4
+#endif
+typedef float ad_vatt __attribute__((vector_size(4 * AW)));
+
+static inline ad_vatt load_vatt(const float *p) {
+    ad_vatt v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+void ad_attention_decode(float *out, float *scores, const float *q, const float *kt,
+                         const float *v, int np, int hs, int ldk, int ldv) {
+    float scale = 1.0f / sqrtf((float)hs);
+    /* scores[j] = sum over d in turn of q[d] kt[d][j]: four vectors of positions at a time
+     * (independent chains), then one vector, then one position */
+    int j = 0;
+    for (; j + 4 * AW <= np; j += 4 * AW) {
+        ad_vatt a[4] = {{0}, {0}, {0}, {0}};
+        for (int d = 0; d < hs; d++) {
+            const float *kd = kt + (size_t)d * ldk + j;
+            for (int u = 0; u < 4; u++) a[u] += q[d] * load_vatt(kd + u * AW);
+        }
+        memcpy(scores + j, a, sizeof a);
+    }
+    for (; j + AW <= np; j += AW) {
+        ad_vatt acc = {0};
+        for (int d = 0; d < hs; d++) acc += q[d] * load_vatt(kt + (size_t)d * ldk + j);
+        memcpy(scores + j, &acc, sizeof acc);
+    }
+    for (; j < np; j++) {
+        float acc = 0.0f;
+        for (int d = 0; d < hs; d++) acc += q[d] * kt[(size_t)d * ldk + j];
+        scores[j] = acc;
+    }
+    float mx = -INFINITY;
+    for (j = 0; j < np; j++) {
+        scores[j] *= scale;
+        mx = scores[j] > mx ? scores[j] : mx;
+    }
+    for (j = 0; j < np; j++) scores[j] = ad_expf(scores[j] - mx);
+    float sum = 0.0f;
+    for (j = 0; j < np; j++) sum += scores[j];
+    float inv = 1.0f / sum;
+    /* out[d] = ((s0 + s1) + (s2 + s3)) / sum, where s_r sums p[j] v[j][d] over j = r mod 4
+     * in turn (four independent chains): a vector of channels at a time, then one */
+    int hsw = hs - hs % AW, np4 = np & ~3;
+    for (int d = 0; d < hsw; d += AW) {
+        ad_vatt s4[4] = {{0}, {0}, {0}, {0}};
+        const float *vd = v + d;
+        for (j = 0; j < np4; j += 4)
+            for (int r = 0; r < 4; r++) s4[r] += scores[j + r] * load_vatt(vd + (size_t)(j + r) * ldv);
+        for (; j < np; j++) s4[j & 3] += scores[j] * load_vatt(vd + (size_t)j * ldv);
+        ad_vatt acc = ((s4[0] + s4[1]) + (s4[2] + s4[3])) * inv;
+        memcpy(out + d, &acc, sizeof acc);
+    }
+    for (int d = hsw; d < hs; d++) {
+        float s4[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+        for (j = 0; j < np; j++) s4[j & 3] += scores[j] * v[(size_t)j * ldv + d];
+        out[d] = ((s4[0] + s4[1]) + (s4[2] + s4[3])) * inv;
     }
 }
 

@@ -6,7 +6,6 @@
 #include <math.h>
 #include <string.h>
 
-#include <cblas.h>
 #include <omp.h>
 
 #include "autodidact/kernels.h"
@@ -399,6 +398,11 @@ AdStatus ad_kvcache_init(AdKVCache *c, const AdModelConfig *cfg, int max_batch, 
         {&c->qkv, Bm * QKV},      {&c->atty, Bm * C},       {&c->fch, Bm * FC},
         {&c->fch_act, Bm * F},    {&c->scores, (size_t)nt * S}, {&c->rope_cos, S * half},
         {&c->rope_sin, S * half}, {&c->logits, Bm * V},
+        {&c->pk_qkv, L * ad_packed_size((int)QKV, (int)C)},
+        {&c->pk_proj, L * ad_packed_size((int)C, (int)C)},
+        {&c->pk_fc, L * ad_packed_size((int)FC, (int)C)},
+        {&c->pk_fcproj, L * ad_packed_size((int)C, (int)F)},
+        {&c->pk_cls, ad_packed_size((int)V, (int)C)},
     };
     size_t total = 0;
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) total += (parts[i].n + 15) & ~(size_t)15;
@@ -418,6 +422,21 @@ void ad_kvcache_free(AdKVCache *c) {
     memset(c, 0, sizeof *c);
 }
 
+void ad_kvcache_pack(AdKVCache *kc, const AdModel *m) {
+    const AdModelConfig *c = &m->cfg;
+    int C = c->d_model, hs = C / c->n_head, QKV = (c->n_head + 2 * c->n_kv_head) * hs;
+    int F = c->d_ff, FC = c->mlp == AD_MLP_SWIGLU ? 2 * F : F;
+    for (int l = 0; l < c->n_layer; l++) {
+        LayerW w = layer_weights(m, l);
+        ad_pack_panels(kc->pk_qkv + l * ad_packed_size(QKV, C), w.qkvw, QKV, C);
+        ad_pack_panels(kc->pk_proj + l * ad_packed_size(C, C), w.projw, C, C);
+        ad_pack_panels(kc->pk_fc + l * ad_packed_size(FC, C), w.fcw, FC, C);
+        ad_pack_panels(kc->pk_fcproj + l * ad_packed_size(C, F), w.fcprojw, C, F);
+    }
+    const float *wcls = c->tied ? m->params.t[AD_P_WTE] : m->params.t[AD_P_LM_HEAD];
+    ad_pack_panels(kc->pk_cls, wcls, c->vocab_size, C);
+}
+
 void ad_model_forward_step(const AdModel *m, AdKVCache *kc, const int *tokens, const int *pos,
                            const int *slots, int n) {
     const AdModelConfig *c = &m->cfg;
@@ -426,7 +445,6 @@ void ad_model_forward_step(const AdModel *m, AdKVCache *kc, const int *tokens, c
     int hs = C / H, KV = Hkv * hs, QKV = (H + 2 * Hkv) * hs, F = c->d_ff, group = H / Hkv;
     int FC = c->mlp == AD_MLP_SWIGLU ? 2 * F : F, S = kc->max_seq, half = hs / 2;
     const AdParams *P = &m->params;
-    float scale = 1.0f / sqrtf((float)hs);
 
     for (int i = 0; i < n; i++) {
         AD_ASSERT(pos[i] >= 0 && pos[i] < S && slots[i] >= 0 && slots[i] < kc->max_batch);
@@ -444,7 +462,8 @@ void ad_model_forward_step(const AdModel *m, AdKVCache *kc, const int *tokens, c
         float *kl = kc->k + (size_t)l * kc->max_batch * S * KV;
         float *vl = kc->v + (size_t)l * kc->max_batch * S * KV;
         norm_forward(c, kc->xn, kc->mean, kc->rstd, kc->x, w.ln1w, w.ln1b, n);
-        ad_matmul_forward(kc->qkv, kc->xn, w.qkvw, w.qkvb, n, C, QKV, 0);
+        ad_matmul_forward_packed(kc->qkv, kc->xn, kc->pk_qkv + l * ad_packed_size(QKV, C), w.qkvb, n, C,
+                                 QKV, 0);
 #pragma omp parallel for schedule(static) if((long)n * QKV >= AD_PAR_MIN)
         for (int i = 0; i < n; i++) {
             float *row = kc->qkv + (size_t)i * QKV;
@@ -460,9 +479,10 @@ void ad_model_forward_step(const AdModel *m, AdKVCache *kc, const int *tokens, c
                     }
                 }
             }
-            size_t at = ((size_t)slots[i] * S + pos[i]) * KV;
-            memcpy(kl + at, row + C, sizeof(float) * KV);
-            memcpy(vl + at, row + C + KV, sizeof(float) * KV);
+            /* keys transposed (position fastest), values as rows */
+            float *kt = kl + (size_t)slots[i] * KV * S + pos[i];
+            for (int e = 0; e < KV; e++) kt[(size_t)e * S] = row[C + e];
+            memcpy(vl + ((size_t)slots[i] * S + pos[i]) * KV, row + C + KV, sizeof(float) * KV);
         }
 #pragma omp parallel for collapse(2) schedule(static) if((long)n * H * (pos[0] + 1) * hs >= AD_PAR_MIN)
         for (int i = 0; i < n; i++)
@@ -470,30 +490,23 @@ void ad_model_forward_step(const AdModel *m, AdKVCache *kc, const int *tokens, c
                 int g = h / group, np = pos[i] + 1;
                 float *sc = kc->scores + (size_t)omp_get_thread_num() * S;
                 const float *q = kc->qkv + (size_t)i * QKV + h * hs;
-                const float *kb = kl + (size_t)slots[i] * S * KV + g * hs;
+                const float *kt = kl + ((size_t)slots[i] * KV + (size_t)g * hs) * S;
                 const float *vb = vl + (size_t)slots[i] * S * KV + g * hs;
                 float *o = kc->atty + (size_t)i * C + h * hs;
-                /* scores = K q / sqrt(hs); softmax; out = V^T p */
-                cblas_sgemv(CblasRowMajor, CblasNoTrans, np, hs, scale, kb, KV, q, 1, 0.0f, sc, 1);
-                float mx = sc[0];
-                for (int j = 1; j < np; j++) mx = sc[j] > mx ? sc[j] : mx;
-                float sum = 0.0f;
-                for (int j = 0; j < np; j++) {
-                    sc[j] = ad_expf(sc[j] - mx);
-                    sum += sc[j];
-                }
-                cblas_sgemv(CblasRowMajor, CblasTrans, np, hs, 1.0f / sum, vb, KV, sc, 1, 0.0f, o, 1);
+                ad_attention_decode(o, sc, q, kt, vb, np, hs, S, KV);
             }
-        ad_matmul_forward(kc->x, kc->atty, w.projw, w.projb, n, C, C, 1);
+        ad_matmul_forward_packed(kc->x, kc->atty, kc->pk_proj + l * ad_packed_size(C, C), w.projb, n, C,
+                                 C, 1);
         norm_forward(c, kc->xn, kc->mean, kc->rstd, kc->x, w.ln2w, w.ln2b, n);
-        ad_matmul_forward(kc->fch, kc->xn, w.fcw, w.fcb, n, C, FC, 0);
+        ad_matmul_forward_packed(kc->fch, kc->xn, kc->pk_fc + l * ad_packed_size(FC, C), w.fcb, n, C, FC,
+                                 0);
         if (c->mlp == AD_MLP_SWIGLU)
             ad_swiglu_forward(kc->fch_act, kc->fch, n, F);
         else
             ad_gelu_forward(kc->fch_act, kc->fch, (long)n * F);
-        ad_matmul_forward(kc->x, kc->fch_act, w.fcprojw, w.fcprojb, n, F, C, 1);
+        ad_matmul_forward_packed(kc->x, kc->fch_act, kc->pk_fcproj + l * ad_packed_size(C, F), w.fcprojb,
+                                 n, F, C, 1);
     }
     norm_forward(c, kc->xn, kc->mean, kc->rstd, kc->x, P->t[AD_P_LNFW], P->t[AD_P_LNFB], n);
-    const float *wcls = c->tied ? P->t[AD_P_WTE] : P->t[AD_P_LM_HEAD];
-    ad_matmul_forward(kc->logits, kc->xn, wcls, NULL, n, C, V, 0);
+    ad_matmul_forward_packed(kc->logits, kc->xn, kc->pk_cls, NULL, n, C, V, 0);
 }

@@ -362,6 +362,67 @@ START_TEST(test_matmul_forward_vs_naive) {
 }
 END_TEST
 
+/* The decoding product: against the naive twin like sgemm, and each row bit for bit the
+ * same computed alone, among N rows, or on another thread count (its promise). */
+START_TEST(test_matmul_packed) {
+    static const int PN[] = {1, 2, 3, 4, 5, 7, 9, 33, 130}, PC[] = {1, 3, 17, 64},
+                     PO[] = {1, 5, 17, 40};
+    AdRng rng;
+    ad_rng_init(&rng, 12, 100, 0);
+    long rows = 0;
+    for (int in = 0; in < 9; in++)
+        for (int ic = 0; ic < 4; ic++)
+            for (int io = 0; io < 4; io++)
+                for (int variant = 0; variant < 4; variant++) {
+                    int N = PN[in], C = PC[ic], OC = PO[io], bias = variant & 1, acc = variant >> 1;
+                    float *x = fbuf((size_t)N * C), *w = fbuf((size_t)OC * C), *b = fbuf(OC);
+                    float *wp = fbuf(ad_packed_size(OC, C)), *out0 = fbuf((size_t)N * OC);
+                    float *fast = fbuf((size_t)N * OC), *naive = fbuf((size_t)N * OC),
+                          *one = fbuf(OC);
+                    fill_normal(x, (size_t)N * C, &rng, 0.0f, 1.0f);
+                    fill_normal(w, (size_t)OC * C, &rng, 0.0f, 1.0f);
+                    fill_normal(b, OC, &rng, 0.0f, 1.0f);
+                    if (acc)
+                        fill_normal(out0, (size_t)N * OC, &rng, 0.0f, 1.0f);
+                    else
+                        fill_value(out0, (size_t)N * OC, NAN);
+                    fill_value(wp, ad_packed_size(OC, C), NAN);
+                    ad_pack_panels(wp, w, OC, C);
+                    memcpy(fast, out0, sizeof(float) * N * OC);
+                    memcpy(naive, out0, sizeof(float) * N * OC);
+                    ad_set_threads(2);
+                    ad_matmul_forward_packed(fast, x, wp, bias ? b : NULL, N, C, OC, acc);
+                    ad_matmul_forward_naive(naive, x, w, bias ? b : NULL, N, C, OC, acc);
+                    Cmp c;
+                    cmp_init(&c, "packed matmul N=%d C=%d OC=%d bias=%d accumulate=%d", N, C, OC,
+                             bias, acc);
+                    for (int i = 0; i < N; i++)
+                        for (int o = 0; o < OC; o++) {
+                            size_t k = (size_t)i * OC + o;
+                            double absum = (bias ? fabs(b[o]) : 0) + (acc ? fabs(out0[k]) : 0);
+                            for (int j = 0; j < C; j++)
+                                absum += fabs((double)x[(size_t)i * C + j] * w[(size_t)o * C + j]);
+                            cmp_add(&c, k, fast[k], naive[k], (C + 3) * EPS32 * absum + 1e-30);
+                        }
+                    cmp_check(&c);
+                    ad_set_threads(1);
+                    for (int i = 0; i < N; i++) {
+                        memcpy(one, out0 + (size_t)i * OC, sizeof(float) * OC);
+                        ad_matmul_forward_packed(one, x + (size_t)i * C, wp, bias ? b : NULL, 1, C,
+                                                 OC, acc);
+                        ck_assert_msg(memcmp(one, fast + (size_t)i * OC, sizeof(float) * OC) == 0,
+                                      "%s: row %d alone on 1 thread differs from the batch on 2",
+                                      c.what, i);
+                        rows++;
+                    }
+                    ad_set_threads(2);
+                    free(x), free(w), free(b), free(wp), free(out0), free(fast), free(naive);
+                    free(one);
+                }
+    printf("packed matmul: %ld rows bit-identical alone and batched\n", rows);
+}
+END_TEST
+
 START_TEST(test_matmul_backward_vs_naive) {
     AdRng rng;
     ad_rng_init(&rng, 12, 100, 0);
@@ -628,6 +689,48 @@ static void attention_backward_ref(double *g, double *ab, const float *dout, con
         }
     free(dP), free(A);
 }
+
+/* One decoding query against keys stored transposed and values as rows (strided), in
+ * double: the same bound as the full attention above. */
+START_TEST(test_attention_decode) {
+    static const int NP[] = {1, 5, 8, 31, 33, 70}, HSS[] = {1, 3, 8, 10, 16};
+    AdRng rng;
+    ad_rng_init(&rng, 23, 100, 0);
+    for (int ip = 0; ip < 6; ip++)
+        for (int ih = 0; ih < 5; ih++) {
+            int np = NP[ip], hs = HSS[ih], ldk = np + 3, ldv = hs + 2;
+            float *q = fbuf(hs), *kt = fbuf((size_t)hs * ldk), *v = fbuf((size_t)np * ldv);
+            float *out = fbuf(hs), *sc = fbuf(np);
+            fill_normal(q, hs, &rng, 0.0f, 1.0f);
+            fill_normal(kt, (size_t)hs * ldk, &rng, 0.0f, 1.0f);
+            fill_normal(v, (size_t)np * ldv, &rng, 0.0f, 1.0f);
+            fill_value(out, hs, NAN);
+            ad_attention_decode(out, sc, q, kt, v, np, hs, ldk, ldv);
+            double *p = dbuf(np), mx = -INFINITY, sum = 0, delta = 0, smax = 0, vmax = 0;
+            for (int j = 0; j < np; j++) {
+                double a = 0, z = 0;
+                for (int d = 0; d < hs; d++) {
+                    z += (double)q[d] * kt[(size_t)d * ldk + j];
+                    a += fabs((double)q[d] * kt[(size_t)d * ldk + j]);
+                }
+                p[j] = z / sqrt(hs);
+                mx = fmax(mx, p[j]);
+                delta = fmax(delta, (hs + 1) * EPS32 * a / sqrt(hs));
+                smax = fmax(smax, fabs(p[j]));
+                for (int d = 0; d < hs; d++) vmax = fmax(vmax, fabs(v[(size_t)j * ldv + d]));
+            }
+            for (int j = 0; j < np; j++) sum += (p[j] = exp(p[j] - mx));
+            double E = (2 * delta + EPS32 * (2 * smax + np + 8)) * vmax;
+            for (int d = 0; d < hs; d++) {
+                double ref = 0;
+                for (int j = 0; j < np; j++) ref += p[j] / sum * v[(size_t)j * ldv + d];
+                ck_assert_msg(fabs(out[d] - ref) <= E, "decode attention np=%d hs=%d channel %d: "
+                              "%.9g vs %.9g (bound %.2e)", np, hs, d, out[d], ref, E);
+            }
+            free(q), free(kt), free(v), free(out), free(sc), free(p);
+        }
+}
+END_TEST
 
 START_TEST(test_attention_backward_vs_naive) {
     AdRng rng;
@@ -1336,9 +1439,11 @@ static Suite *kernels_suite(void) {
     Suite *s = suite_create("kernels");
     const AdTestCase cases[] = {
         {"matmul_forward_vs_naive", test_matmul_forward_vs_naive},
+        {"matmul_packed", test_matmul_packed},
         {"matmul_backward_vs_naive", test_matmul_backward_vs_naive},
         {"matmul_grad_fd", test_matmul_grad_fd},
         {"attention_forward_vs_naive", test_attention_forward_vs_naive},
+        {"attention_decode", test_attention_decode},
         {"attention_backward_vs_naive", test_attention_backward_vs_naive},
         {"attention_backward_reads_lower_triangle_only",
          test_attention_backward_reads_lower_triangle_only},

@@ -1,11 +1,14 @@
 /* kernels.h: stateless forward/backward ops of the transformer. Outputs first, then
  * inputs, then weights, then sizes; shapes in the comments (N = B*T rows).
- * Matrix products go through cblas_sgemm; row loops are OpenMP-parallel and write
- * disjoint outputs, so results are identical for a fixed thread count. Weight
+ * Matrix products go through cblas_sgemm, except the decoding step's, whose fixed order
+ * of summation makes a row's result independent of its batch; row loops are OpenMP-parallel
+ * and write disjoint outputs, so results are identical for a fixed thread count. Weight
  * gradients always accumulate (+=); what activation gradients do is stated per op.
  * Naive twins (*_naive) are the references the tests compare against. No allocation. */
 #ifndef AUTODIDACT_KERNELS_H
 #define AUTODIDACT_KERNELS_H
+
+#include <stddef.h>
 
 /* Loops with less work than this many elements run on one thread: a parallel region
  * costs more than it saves there (decoding one token at a time, tiny models). */
@@ -43,6 +46,36 @@ void ad_matmul_backward(float *dinp, float *dw, float *db, const float *dout, co
                         const float *w, int N, int C, int OC);
 void ad_matmul_backward_naive(float *dinp, float *dw, float *db, const float *dout,
                               const float *inp, const float *w, int N, int C, int OC);
+
+/* Products for the decoding step whose every output element is summed in one fixed order
+ * (k = 0 .. C-1 in turn, then the bias, then the value already in out), whatever N, the
+ * row's index or the thread count; BLAS blockings and edge kernels depend on N, so sgemm
+ * cannot promise that. The weights are read from a transposed copy in panels of AD_PANEL
+ * output columns (the vector width), made once by ad_pack_panels. Since no sum is split,
+ * the results do not depend on the vector width either. */
+#if defined(__AVX512F__)
+#define AD_PANEL 16 /* one vector register of floats */
+#elif defined(__AVX__)
+#define AD_PANEL 8
+#else
+#define AD_PANEL 4
+#endif
+/* Floats of the packed copy of a (OC, C) matrix. */
+size_t ad_packed_size(int OC, int C);
+/* wp (ad_packed_size) = w (OC, C) in panels: panel p is (C, AD_PANEL) with wp[p][k][j] =
+ * w[p*AD_PANEL + j][k], zero past OC. */
+void ad_pack_panels(float *wp, const float *w, int OC, int C);
+/* out (N,OC) = inp (N,C) w^T + b (b may be NULL), or out += that if accumulate; w packed. */
+void ad_matmul_forward_packed(float *out, const float *inp, const float *wp, const float *b, int N,
+                              int C, int OC, int accumulate);
+
+/* One query row of causal attention at decoding time, every sum in a fixed order that
+ * depends on np and hs alone (so the result does not depend on the batch): q (hs); keys
+ * transposed, kt[d][j] at kt[d*ldk + j];
+ * values v[j][d] at v[j*ldv + d], for the np positions j < np. out (hs) = softmax(K q /
+ * sqrt(hs)) V; scores (np) is scratch. */
+void ad_attention_decode(float *out, float *scores, const float *q, const float *kt,
+                         const float *v, int np, int hs, int ldk, int ldv);
 
 /* Rotary embedding applied in place to the q and k parts of qkv (B,T,(H+2Hkv)*hs) at
  * positions pos0 .. pos0+T-1; cos/sin tables are (maxT, hs/2). */

@@ -159,7 +159,8 @@ void ad_model_backward(AdModel *m, AdActs *a, const int *tokens, int B, int T);
 typedef struct {
     int max_batch, max_seq, nthreads;
     float *mem;
-    float *k, *v;        /* (L, max_batch, max_seq, Hkv*hs) */
+    float *k;            /* (L, max_batch, Hkv*hs, max_seq): keys, transposed */
+    float *v;            /* (L, max_batch, max_seq, Hkv*hs) */
     float *x;            /* (max_batch, C) residual stream of the rows in this step */
     float *xn;           /* (max_batch, C) normed */
     float *mean, *rstd;  /* (max_batch) */
@@ -170,16 +171,29 @@ typedef struct {
     float *scores;       /* (nthreads, max_seq) */
     float *rope_cos, *rope_sin; /* (max_seq, hs/2) */
     float *logits;       /* (max_batch, V) output of ad_model_forward_step */
+    /* the weight matrices transposed in panels (kernels.h, ad_pack_panels), per layer */
+    float *pk_qkv;       /* (L, packed QKV x C) */
+    float *pk_proj;      /* (L, packed C x C) */
+    float *pk_fc;        /* (L, packed FC x C) */
+    float *pk_fcproj;    /* (L, packed C x F) */
+    float *pk_cls;       /* packed V x C classifier */
 } AdKVCache;
 
 AdStatus ad_kvcache_init(AdKVCache *c, const AdModelConfig *cfg, int max_batch, int max_seq);
 void ad_kvcache_free(AdKVCache *c);
+/* Copies m's weight matrices into the cache's packed layout. ad_model_forward_step reads
+ * the weights as last packed: call this after the weights change (ad_generate does, at
+ * every call). */
+void ad_kvcache_pack(AdKVCache *c, const AdModel *m);
 
 /* Advances n sequences by one token each: row i feeds tokens[i] at position pos[i] of
  * cache slot slots[i] (positions 0 .. pos[i]-1 of that slot must already be cached; the
- * slots of one call are distinct). Leaves logits (n, V) in c->logits. The arithmetic per
+ * slots of one call are distinct). Weight matrices are read from the copy that
+ * ad_kvcache_pack made of m; the rest of m directly. Leaves logits (n, V) in c->logits. The arithmetic per
  * row is that of ad_model_forward, so the logits agree with a full forward pass over the
- * sequence to float rounding. */
+ * sequence to float rounding. Every sum runs in a fixed order per row (no BLAS), so a row's
+ * logits are bit for bit the same whatever n, its index among the rows, the other rows or
+ * the thread count. */
 void ad_model_forward_step(const AdModel *m, AdKVCache *c, const int *tokens, const int *pos,
                            const int *slots, int n);
 
