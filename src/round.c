@@ -947,14 +947,21 @@ static AdStatus run_loop(Run *r, int first_round) {
     return AD_OK;
 }
 
+static AdStatus run_resume_locked(const char *run_file, const char *const *overrides,
+                                  int n_overrides, const AdRunOptions *o);
+
 AdStatus ad_run_start(const AdExperimentConfig *cfg, const char *config_original, int overwrite,
                       const AdRunOptions *o) {
-    if (!overwrite && access(cfg->run_file, F_OK) == 0)
+    AdStatus st = make_parent_dirs(cfg->run_file);
+    if (st) return st;
+    int lock;
+    if ((st = ad_runlog_lock(cfg->run_file, &lock))) return st;
+    if (!overwrite && access(cfg->run_file, F_OK) == 0) {
+        ad_runlog_unlock(lock);
         return ad_fail(AD_ERR_IO, "%s already exists: continue it with 'autodidact resume %s', or "
                        "choose another run_file (--set run_file=...) or pass --overwrite",
                        cfg->run_file, cfg->run_file);
-    AdStatus st = make_parent_dirs(cfg->run_file);
-    if (st) return st;
+    }
     Run r;
     st = run_setup(&r, cfg, o);
     char *json = st ? NULL : ad_experiment_config_to_json(cfg);
@@ -974,11 +981,24 @@ AdStatus ad_run_start(const AdExperimentConfig *cfg, const char *config_original
         st = run_loop(&r, 0);
     }
     run_free(&r);
+    ad_runlog_unlock(lock);
     return st;
 }
 
 AdStatus ad_run_resume(const char *run_file, const char *const *overrides, int n_overrides,
                        const AdRunOptions *o) {
+    if (access(run_file, F_OK) != 0) /* no lock file beside a mistyped name */
+        return ad_fail(AD_ERR_IO, "cannot open the run file %s: %s", run_file, strerror(errno));
+    int lock;
+    AdStatus st = ad_runlog_lock(run_file, &lock);
+    if (st) return st;
+    st = run_resume_locked(run_file, overrides, n_overrides, o);
+    ad_runlog_unlock(lock);
+    return st;
+}
+
+static AdStatus run_resume_locked(const char *run_file, const char *const *overrides,
+                                  int n_overrides, const AdRunOptions *o) {
     char *json = NULL;
     AdStatus st = ad_runlog_read_config(run_file, &json);
     if (st) return st;

@@ -10,6 +10,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -244,6 +245,39 @@ static AdStatus create_summary(hid_t f, int n_eval) {
     for (int i = 0; i < N_EVAL_COLS && s == AD_OK; i++)
         s = create_eval_table(g, EVAL_COLS[i], n_eval);
     return ad_h5_close_after(g, s);
+}
+
+AdStatus ad_runlog_lock(const char *path, int *fd) {
+    char lock[PATH_MAX + 8];
+    *fd = -1;
+    if (snprintf(lock, sizeof lock, "%s.lock", path) >= (int)sizeof lock)
+        return ad_fail(AD_ERR_ARG, "run file path too long: %s", path);
+    int f = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (f < 0) return ad_fail(AD_ERR_IO, "cannot create the lock %s: %s", lock, strerror(errno));
+    if (flock(f, LOCK_EX | LOCK_NB) != 0) {
+        int err = errno;
+        char pid[32] = "";
+        ssize_t n = pread(f, pid, sizeof pid - 1, 0);
+        pid[n > 0 ? n : 0] = '\0';
+        pid[strcspn(pid, "\n")] = '\0';
+        close(f);
+        if (err == EWOULDBLOCK)
+            return ad_fail(AD_ERR_IO, "%s is in use by another autodidact process (pid %s, lock "
+                           "%s): wait for it to end, or give this run another run_file", path,
+                           pid[0] ? pid : "unknown", lock);
+        return ad_fail(AD_ERR_IO, "cannot lock %s: %s", lock, strerror(err));
+    }
+    char pid[32];
+    int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(f, 0) != 0 || pwrite(f, pid, (size_t)n, 0) != n) {
+        /* the lock holds without the pid; only the message would lack it */
+    }
+    *fd = f;
+    return AD_OK;
+}
+
+void ad_runlog_unlock(int fd) {
+    if (fd >= 0) close(fd); /* closing the descriptor releases the flock */
 }
 
 AdStatus ad_runlog_create(AdRunLog *r, const char *path, const char *config_json,

@@ -16,6 +16,7 @@
 #include "../src/h5util.h"
 #include "autodidact/experiment.h"
 #include "autodidact/round.h"
+#include "autodidact/runlog.h"
 #include "testutil.h"
 
 static const char *TINY =
@@ -275,6 +276,97 @@ START_TEST(test_bad_configs) {
 }
 END_TEST
 
+/* Waits (up to 60 s) until the lock file names pid, which its holder writes once it holds
+ * the lock; probing with a lock of our own would turn the holder away. */
+static int wait_lock_pid(const char *lock, pid_t pid) {
+    for (int i = 0; i < 6000; i++) {
+        FILE *f = fopen(lock, "r");
+        long got = -1;
+        if (f) {
+            if (fscanf(f, "%ld", &got) != 1) got = -1;
+            fclose(f);
+        }
+        if (got == (long)pid) return 1;
+        struct timespec ts = {0, 10000000};
+        nanosleep(&ts, NULL);
+    }
+    return 0;
+}
+
+/* Two processes on one run file: while a run holds it, a second `run` (even with
+ * --overwrite) and a `resume` are refused with a message naming the holder, and the first
+ * run ends exactly as if alone; a killed holder leaves no stale lock. */
+START_TEST(test_run_file_lock) {
+    const char *bin = ad_test_bin();
+    if (!bin) {
+        printf("test_run_file_lock: skipped: AD_BIN (the autodidact binary) is not set\n");
+        return;
+    }
+    const char *dir = ad_test_tmpdir();
+    char cfg[512], file[512], lock[600], setarg[600], cmd[4096];
+    snprintf(cfg, sizeof cfg, "%s/tiny.json", dir);
+    snprintf(file, sizeof file, "%s/locked.h5", dir);
+    snprintf(lock, sizeof lock, "%s.lock", file);
+    snprintf(setarg, sizeof setarg, "run_file=%s", file);
+    /* the lock as another process would hold it (a separate open file description) */
+    int fd;
+    ck_assert_msg(ad_runlog_lock(file, &fd) == AD_OK, "%s", ad_errmsg());
+    AdExperimentConfig c;
+    load_tiny(&c, file);
+    AdRunOptions o = {1, 0};
+    ck_assert_int_eq(ad_run_start(&c, TINY, 1, &o), AD_ERR_IO);
+    ck_assert_msg(strstr(ad_errmsg(), "in use by another autodidact process"), "%s", ad_errmsg());
+    ck_assert_msg(access(file, F_OK) != 0, "the refused run wrote %s", file);
+    ad_runlog_unlock(fd);
+    /* the CLI: a run in the background, a second run and a resume while it is alive */
+    pid_t pid = fork();
+    ck_assert(pid >= 0);
+    if (pid == 0) {
+        freopen("/dev/null", "w", stdout);
+        freopen("/dev/null", "w", stderr);
+        execl(bin, bin, "run", cfg, "--quiet", "--overwrite", "--set", setarg, (char *)NULL);
+        _exit(127);
+    }
+    ck_assert_msg(wait_lock_pid(lock, pid), "the run did not take its lock in 60 s");
+    char out[600];
+    snprintf(out, sizeof out, "%s/lock_msg.txt", dir);
+    snprintf(cmd, sizeof cmd, "%s run %s --quiet --overwrite --set %s >%s 2>&1", bin, cfg, setarg, out);
+    int rc1 = system(cmd);
+    int alive = waitpid(pid, NULL, WNOHANG) == 0;
+    FILE *f = fopen(out, "r");
+    char msg[2048] = "";
+    if (f) {
+        size_t n = fread(msg, 1, sizeof msg - 1, f);
+        msg[n] = '\0';
+        fclose(f);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    ck_assert_msg(alive, "the first run ended before the second was tried; cannot judge the lock");
+    ck_assert_msg(rc1 != 0, "a second run on a run file in use exited 0");
+    ck_assert_msg(strstr(msg, "in use by another autodidact process") && strstr(msg, file),
+                  "second run's message: %s", msg);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the first run failed");
+    expect_same(reference_run(), file);
+    /* a holder killed with SIGKILL releases the lock */
+    pid = fork();
+    ck_assert(pid >= 0);
+    if (pid == 0) {
+        int hold;
+        if (ad_runlog_lock(file, &hold) != AD_OK) _exit(1);
+        pause();
+        _exit(0);
+    }
+    ck_assert_msg(wait_lock_pid(lock, pid), "the holder did not take the lock in 60 s");
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    ck_assert_msg(ad_runlog_lock(file, &fd) == AD_OK, "lock left behind by a killed holder: %s",
+                  ad_errmsg());
+    ad_runlog_unlock(fd);
+    printf("test_run_file_lock: second run refused with: %s", msg);
+}
+END_TEST
+
 int main(void) {
     /* The uninterrupted reference run is made once, by the CLI in a child process: the
      * tests run in forked children, and OpenMP's thread pool does not survive a fork of a
@@ -308,6 +400,7 @@ int main(void) {
     tcase_add_test(tc, test_stop_and_resume_equal);
     tcase_add_test(tc, test_kill_and_resume_equal);
     tcase_add_test(tc, test_bad_configs);
+    tcase_add_test(tc, test_run_file_lock);
     suite_add_tcase(s, tc);
     return ad_test_run(s);
 }
