@@ -2,8 +2,12 @@
  * small platform facts (time, threads, BLAS build). Everything else builds on it. */
 #include "autodidact/common.h"
 
+#include <errno.h>
 #include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <cblas.h>
@@ -144,4 +148,39 @@ const char *ad_blas_info(void) {
     snprintf(buf, sizeof buf, "%s; core %s; parallel %d", openblas_get_config(),
              openblas_get_corename(), openblas_get_parallel());
     return buf;
+}
+
+AdStatus ad_read_file(const char *path, size_t max_bytes, char **out, size_t *len) {
+    *out = NULL;
+    *len = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return ad_fail(AD_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        fclose(f);
+        return ad_fail(AD_ERR_IO, "%s is %s, not a file", path,
+                       S_ISDIR(sb.st_mode) ? "a directory" : "not a regular file");
+    }
+    if ((unsigned long long)sb.st_size > max_bytes) {
+        fclose(f);
+        return ad_fail(AD_ERR_IO, "%s: %lld bytes is beyond the limit of %zu bytes", path,
+                       (long long)sb.st_size, max_bytes);
+    }
+    size_t n = (size_t)sb.st_size;
+    char *buf = ad_malloc(n + 1, path);
+    if (!buf) {
+        fclose(f);
+        return AD_ERR_NOMEM;
+    }
+    size_t got = fread(buf, 1, n, f);
+    int err = ferror(f);
+    fclose(f);
+    if (got != n || err) {
+        free(buf);
+        return ad_fail(AD_ERR_IO, "cannot read %s: %s", path, got != n ? "short read" : strerror(errno));
+    }
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    return AD_OK;
 }

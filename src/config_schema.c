@@ -590,39 +590,14 @@ AdStatus ad_schema_parse_text(const char *text, const char *source, cJSON **out)
 AdStatus ad_schema_read_file(const char *path, char **out) {
     *out = NULL;
     if (!path) return ad_fail(AD_ERR_ARG, "no config path");
-    FILE *f = fopen(path, "rb");
-    if (!f) return ad_fail(AD_ERR_IO, "cannot open config %s: %s", path, strerror(errno));
-    AdStatus st = AD_OK;
-    char *text = NULL;
-    long size = -1;
-    if (fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
-        st = ad_fail(AD_ERR_IO, "cannot read config %s: %s", path, strerror(errno));
-        goto cleanup;
+    size_t size;
+    AdStatus st = ad_read_file(path, CONFIG_FILE_MAX, out, &size);
+    if (st) return ad_fail_context(st, "config");
+    if (strlen(*out) != size) {
+        st = ad_fail(AD_ERR_CONFIG, "%s: contains a NUL byte at offset %zu", path, strlen(*out));
+        free(*out);
+        *out = NULL;
     }
-    if ((unsigned long)size > CONFIG_FILE_MAX) {
-        st = ad_fail(AD_ERR_CONFIG, "%s: %ld bytes is too large for a config (limit %u)", path,
-                     size, CONFIG_FILE_MAX);
-        goto cleanup;
-    }
-    text = ad_malloc((size_t)size + 1, "config text");
-    if (!text) {
-        st = AD_ERR_NOMEM;
-        goto cleanup;
-    }
-    if (fread(text, 1, (size_t)size, f) != (size_t)size) {
-        st = ad_fail(AD_ERR_IO, "cannot read config %s: short read", path);
-        goto cleanup;
-    }
-    text[size] = '\0';
-    if (strlen(text) != (size_t)size) {
-        st = ad_fail(AD_ERR_CONFIG, "%s: contains a NUL byte at offset %zu", path, strlen(text));
-        goto cleanup;
-    }
-    *out = text;
-    text = NULL;
-cleanup:
-    free(text);
-    fclose(f);
     return st;
 }
 

@@ -6,38 +6,6 @@
 #include <errno.h>
 #include <string.h>
 
-AdStatus ad_read_file(const char *path, size_t max_bytes, char **out, size_t *len) {
-    *out = NULL;
-    *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return ad_fail(AD_ERR_IO, "cannot open %s: %s", path, strerror(errno));
-    if (fseek(f, 0, SEEK_END) != 0) {
-        fclose(f);
-        return ad_fail(AD_ERR_IO, "cannot seek in %s: %s", path, strerror(errno));
-    }
-    long n = ftell(f);
-    if (n < 0 || (size_t)n > max_bytes) {
-        fclose(f);
-        return ad_fail(AD_ERR_IO, "%s: size %ld is beyond the limit of %zu bytes", path, n, max_bytes);
-    }
-    rewind(f);
-    char *buf = ad_malloc((size_t)n + 1, path);
-    if (!buf) {
-        fclose(f);
-        return AD_ERR_NOMEM;
-    }
-    if (fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        fclose(f);
-        return ad_fail(AD_ERR_IO, "cannot read %s", path);
-    }
-    fclose(f);
-    buf[n] = '\0';
-    *out = buf;
-    *len = (size_t)n;
-    return AD_OK;
-}
-
 AdStatus ad_data_encode_example(const AdTokenizer *tok, const char *prompt, const char *answer,
                                 int T, int *tokens, int *targets, int *n_prompt) {
     /* seq = <bos> prompt answer <eos>; inputs seq[0..T), targets seq[1..T] */

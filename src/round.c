@@ -957,7 +957,7 @@ AdStatus ad_run_start(const AdExperimentConfig *cfg, const char *config_original
     int lock;
     if ((st = ad_runlog_lock(cfg->run_file, &lock))) return st;
     if (!overwrite && access(cfg->run_file, F_OK) == 0) {
-        ad_runlog_unlock(lock);
+        ad_runlog_unlock(cfg->run_file, lock);
         return ad_fail(AD_ERR_IO, "%s already exists: continue it with 'autodidact resume %s', or "
                        "choose another run_file (--set run_file=...) or pass --overwrite",
                        cfg->run_file, cfg->run_file);
@@ -981,7 +981,7 @@ AdStatus ad_run_start(const AdExperimentConfig *cfg, const char *config_original
         st = run_loop(&r, 0);
     }
     run_free(&r);
-    ad_runlog_unlock(lock);
+    ad_runlog_unlock(cfg->run_file, lock);
     return st;
 }
 
@@ -993,7 +993,7 @@ AdStatus ad_run_resume(const char *run_file, const char *const *overrides, int n
     AdStatus st = ad_runlog_lock(run_file, &lock);
     if (st) return st;
     st = run_resume_locked(run_file, overrides, n_overrides, o);
-    ad_runlog_unlock(lock);
+    ad_runlog_unlock(run_file, lock);
     return st;
 }
 

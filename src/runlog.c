@@ -252,32 +252,45 @@ AdStatus ad_runlog_lock(const char *path, int *fd) {
     *fd = -1;
     if (snprintf(lock, sizeof lock, "%s.lock", path) >= (int)sizeof lock)
         return ad_fail(AD_ERR_ARG, "run file path too long: %s", path);
-    int f = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (f < 0) return ad_fail(AD_ERR_IO, "cannot create the lock %s: %s", lock, strerror(errno));
-    if (flock(f, LOCK_EX | LOCK_NB) != 0) {
-        int err = errno;
-        char pid[32] = "";
-        ssize_t n = pread(f, pid, sizeof pid - 1, 0);
-        pid[n > 0 ? n : 0] = '\0';
-        pid[strcspn(pid, "\n")] = '\0';
-        close(f);
-        if (err == EWOULDBLOCK)
-            return ad_fail(AD_ERR_IO, "%s is in use by another autodidact process (pid %s, lock "
-                           "%s): wait for it to end, or give this run another run_file", path,
-                           pid[0] ? pid : "unknown", lock);
-        return ad_fail(AD_ERR_IO, "cannot lock %s: %s", lock, strerror(err));
+    for (int attempt = 0; attempt < 100; attempt++) {
+        int f = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        if (f < 0) return ad_fail(AD_ERR_IO, "cannot create the lock %s: %s", lock, strerror(errno));
+        if (flock(f, LOCK_EX | LOCK_NB) != 0) {
+            int err = errno;
+            char pid[32] = "";
+            ssize_t n = pread(f, pid, sizeof pid - 1, 0);
+            pid[n > 0 ? n : 0] = '\0';
+            pid[strcspn(pid, "\n")] = '\0';
+            close(f);
+            if (err == EWOULDBLOCK)
+                return ad_fail(AD_ERR_IO, "%s is in use by another autodidact process (pid %s, "
+                               "lock %s): wait for it to end, or give this run another run_file",
+                               path, pid[0] ? pid : "unknown", lock);
+            return ad_fail(AD_ERR_IO, "cannot lock %s: %s", lock, strerror(err));
+        }
+        /* the holder before us may have removed the file between our open and flock: then
+         * this lock guards nothing, so take the one now at the path */
+        struct stat a, b;
+        if (fstat(f, &a) != 0 || stat(lock, &b) != 0 || a.st_ino != b.st_ino || a.st_dev != b.st_dev) {
+            close(f);
+            continue;
+        }
+        char pid[32];
+        int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+        if (ftruncate(f, 0) != 0 || pwrite(f, pid, (size_t)n, 0) != n) {
+            /* the lock holds without the pid; only a refusal's message would lack it */
+        }
+        *fd = f;
+        return AD_OK;
     }
-    char pid[32];
-    int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
-    if (ftruncate(f, 0) != 0 || pwrite(f, pid, (size_t)n, 0) != n) {
-        /* the lock holds without the pid; only the message would lack it */
-    }
-    *fd = f;
-    return AD_OK;
+    return ad_fail(AD_ERR_IO, "cannot lock %s: it keeps being replaced", lock);
 }
 
-void ad_runlog_unlock(int fd) {
-    if (fd >= 0) close(fd); /* closing the descriptor releases the flock */
+void ad_runlog_unlock(const char *path, int fd) {
+    if (fd < 0) return;
+    char lock[PATH_MAX + 8];
+    if (snprintf(lock, sizeof lock, "%s.lock", path) < (int)sizeof lock) unlink(lock);
+    close(fd); /* releases the flock; a waiter that opened the old file sees it unlinked */
 }
 
 AdStatus ad_runlog_create(AdRunLog *r, const char *path, const char *config_json,

@@ -317,7 +317,7 @@ START_TEST(test_run_file_lock) {
     ck_assert_int_eq(ad_run_start(&c, TINY, 1, &o), AD_ERR_IO);
     ck_assert_msg(strstr(ad_errmsg(), "in use by another autodidact process"), "%s", ad_errmsg());
     ck_assert_msg(access(file, F_OK) != 0, "the refused run wrote %s", file);
-    ad_runlog_unlock(fd);
+    ad_runlog_unlock(file, fd);
     /* the CLI: a run in the background, a second run and a resume while it is alive */
     pid_t pid = fork();
     ck_assert(pid >= 0);
@@ -362,7 +362,7 @@ START_TEST(test_run_file_lock) {
     waitpid(pid, NULL, 0);
     ck_assert_msg(ad_runlog_lock(file, &fd) == AD_OK, "lock left behind by a killed holder: %s",
                   ad_errmsg());
-    ad_runlog_unlock(fd);
+    ad_runlog_unlock(file, fd);
     printf("test_run_file_lock: second run refused with: %s", msg);
 }
 END_TEST

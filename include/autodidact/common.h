@@ -60,6 +60,10 @@ void ad_log_set_handler(AdLogFn fn, void *user);
 void ad_log_set_level(AdLogLevel min_level);
 void ad_log(AdLogLevel level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Reads a whole regular file into a NUL-terminated buffer (caller frees), refusing a
+ * directory or other non-file and anything over max_bytes, with a message naming path. */
+AdStatus ad_read_file(const char *path, size_t max_bytes, char **out, size_t *len);
+
 /* Monotonic wall-clock seconds. */
 double ad_time_now(void);
 

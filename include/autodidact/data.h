@@ -68,7 +68,4 @@ AdStatus ad_data_batch(const AdData *d, AdRng *rng, int split, int *tokens, int 
 AdStatus ad_data_encode_example(const AdTokenizer *tok, const char *prompt, const char *answer,
                                 int T, int *tokens, int *targets, int *n_prompt);
 
-/* Reads a whole file into a NUL-terminated buffer (caller frees). Bounded by max_bytes. */
-AdStatus ad_read_file(const char *path, size_t max_bytes, char **out, size_t *len);
-
 #endif

@@ -35,13 +35,14 @@ typedef struct {
     const char *teacher;
 } AdRoundSummary;
 
-/* Takes the run's lock, the file <path>.lock (created if absent, left in place): an
- * exclusive flock held until ad_runlog_unlock or the process ends, however it ends, so a
- * killed run never leaves a stale lock. A second process asking for the same run gets
- * AD_ERR_IO naming the run and the pid that holds it. *fd receives the lock's descriptor. */
+/* Takes the run's lock: an exclusive flock on the file <path>.lock (holding its pid), held
+ * until ad_runlog_unlock or the end of the process, however it ends, so a killed run never
+ * leaves a stale lock (only, at worst, the file, which the next holder reuses). A second
+ * process asking for the same run gets AD_ERR_IO naming the run and the holder's pid.
+ * *fd receives the lock's descriptor. */
 AdStatus ad_runlog_lock(const char *path, int *fd);
-/* Releases a lock taken by ad_runlog_lock (fd < 0: nothing to do). */
-void ad_runlog_unlock(int fd);
+/* Releases a lock taken by ad_runlog_lock for path and removes its file (fd < 0: nothing). */
+void ad_runlog_unlock(const char *path, int fd);
 
 /* Creates a new run (in memory; nothing on disk until the first ad_runlog_commit_round):
  * root attributes, config strings, the evaluation grid, empty summary tables. */
