@@ -4,7 +4,9 @@
 
 #include <stdarg.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cblas.h>
 #include <omp.h>
@@ -60,7 +62,55 @@ const char *ad_status_name(AdStatus s) {
     return "unknown status";
 }
 
+/* ---- memory ---- */
+
+/* Blocks below this size are not checked against the limit (no system call per string). */
+#define MEM_CHECK_FROM ((size_t)64 << 20)
+
+double ad_mem_limit(const char **source) {
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    double limit = pages > 0 && page > 0 ? (double)pages * (double)page : 1e300;
+    const char *why = "physical memory";
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && (double)rl.rlim_cur < limit)
+        limit = (double)rl.rlim_cur, why = "the address-space limit, ulimit -v";
+    if (getrlimit(RLIMIT_DATA, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && (double)rl.rlim_cur < limit)
+        limit = (double)rl.rlim_cur, why = "the data-segment limit, ulimit -d";
+    if (source) *source = why;
+    return limit;
+}
+
+void ad_format_bytes(double bytes, char *buf, size_t cap) {
+    static const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+    int u = 0;
+    while (bytes >= 1024.0 && u < 6) bytes /= 1024.0, u++;
+    if (u == 0) snprintf(buf, cap, "%.0f B", bytes);
+    else snprintf(buf, cap, "%.1f %s", bytes, units[u]);
+}
+
+AdStatus ad_mem_check(double bytes, const char *fmt, ...) {
+    const char *source;
+    double limit = ad_mem_limit(&source);
+    if (bytes <= limit) return AD_OK;
+    char what[1024], need[32], have[32];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    ad_format_bytes(bytes, need, sizeof need);
+    ad_format_bytes(limit, have, sizeof have);
+    return ad_fail(AD_ERR_NOMEM, "%s would need %s, more than the %s this process may use (%s)",
+                   what, need, have, source);
+}
+
+/* The backstop of the checked allocators: one block larger than the memory limit. */
+static int over_limit(size_t bytes, const char *what) {
+    if (bytes < MEM_CHECK_FROM) return 0;
+    return ad_mem_check((double)bytes, "allocating %s", what) != AD_OK;
+}
+
 void *ad_malloc(size_t n, const char *what) {
+    if (over_limit(n, what)) return NULL;
     void *p = malloc(n ? n : 1);
     if (!p) ad_fail(AD_ERR_NOMEM, "out of memory allocating %zu bytes for %s", n, what);
     return p;
@@ -71,6 +121,7 @@ void *ad_calloc(size_t count, size_t size, const char *what) {
         ad_fail(AD_ERR_NOMEM, "size overflow allocating %zu x %zu bytes for %s", count, size, what);
         return NULL;
     }
+    if (over_limit(count * size, what)) return NULL;
     void *p = calloc(count ? count : 1, size ? size : 1);
     if (!p) ad_fail(AD_ERR_NOMEM, "out of memory allocating %zu x %zu bytes for %s", count, size, what);
     return p;
@@ -83,6 +134,7 @@ float *ad_alloc_floats(size_t count, const char *what) {
     }
     size_t bytes = (count * sizeof(float) + 63) & ~(size_t)63;
     if (bytes == 0) bytes = 64;
+    if (over_limit(bytes, what)) return NULL;
     float *p = aligned_alloc(64, bytes);
     if (!p) {
         ad_fail(AD_ERR_NOMEM, "out of memory allocating %zu floats (%.1f MiB) for %s", count,

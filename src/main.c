@@ -234,6 +234,15 @@ static int cmd_train(int argc, char **argv) {
     }
 
     int T = cfg.train.seq_len;
+    /* activations and token rows of a step, beside weights, gradients and moments */
+    if (ad_mem_check(ad_acts_bytes(&m.cfg, cfg.train.batch_size, T) +
+                         (double)cfg.train.batch_size * T * cfg.train.grad_accum * 2 * sizeof(int) +
+                         ad_model_bytes(&m.cfg, 0) * 4,
+                     "train.batch_size = %d (sequences of %d tokens, train.grad_accum %d)",
+                     cfg.train.batch_size, T, cfg.train.grad_accum)) {
+        die(NULL);
+        goto done;
+    }
     AdStatus s = is_text ? ad_data_init_text(&data, &tok, text, text_len, T, cfg.data.val_frac)
                          : ad_data_init_task(&data, &tok, (AdTaskKind)ad_task_parse(cfg.data.task),
                                              cfg.data.min_len, cfg.data.max_len, T);
@@ -394,6 +403,11 @@ static int cmd_eval(int argc, char **argv) {
     if (T > m.cfg.max_seq_len) {
         fprintf(stderr, "autodidact eval: --seq-len %ld exceeds the model's max_seq_len %d\n", T,
                 m.cfg.max_seq_len);
+        goto done;
+    }
+    if (ad_mem_check(ad_acts_bytes(&m.cfg, (int)bs, (int)T) + (double)bs * T * 12,
+                     "--batch-size %ld x --seq-len %ld", bs, T)) {
+        die("eval");
         goto done;
     }
     AdStatus s;
@@ -725,6 +739,12 @@ static int cmd_generate(int argc, char **argv) {
         goto done;
     }
     int S = m.cfg.max_seq_len;
+    if (max_new > S) max_new = S; /* a sequence never holds more than S positions */
+    if (ad_mem_check((double)np * S * sizeof(int) + (double)np * samples * sizeof(AdGenRequest),
+                     "%ld prompt(s) x --samples %ld", np, samples)) {
+        die("generate");
+        goto done;
+    }
     ids = ad_calloc((size_t)np * S, sizeof(int), "prompt tokens");
     reqs = ad_calloc((size_t)np * samples, sizeof(AdGenRequest), "requests");
     if (!ids || !reqs) {
@@ -746,7 +766,7 @@ static int cmd_generate(int argc, char **argv) {
     long total = np * samples;
     int B = (int)(batch < total ? batch : total);
     if (ad_generator_init(&g, &m, B, S, (int)max_new, 1)) {
-        die("generate");
+        die("generate --batch");
         goto done;
     }
     AdSampleConfig sc;

@@ -26,6 +26,7 @@
 
 #define POOL_FORMAT "autodidact-pool"
 #define ON_POLICY_ORIGIN 1000000 /* transient on-policy examples: origin ON_POLICY_ORIGIN + round */
+#define EVAL_LOSS_BATCH 64       /* rows per forward pass of the evaluation loss */
 
 /* Everything one run holds between rounds. */
 typedef struct {
@@ -98,6 +99,18 @@ static AdStatus make_parent_dirs(const char *file) {
 
 static void ckpt_path(const Run *r, int round, const char *suffix, char *out, size_t cap) {
     snprintf(out, cap, "%s/round_%03d%s", r->ckpt_dir, round, suffix);
+}
+
+/* The longest prompt length the run generates answers for (rounds and evaluation). */
+static int longest_length(const Run *r) {
+    const AdExperimentConfig *c = r->cfg;
+    int n = c->task.eval_max_len;
+    if (c->rounds.count > 0) {
+        int m = c->rounds.length_start + (c->rounds.count - 1) * c->rounds.length_step +
+                c->rounds.length_span;
+        if (m > n) n = m;
+    }
+    return n;
 }
 
 static int answer_budget(const Run *r, int length) {
@@ -257,7 +270,7 @@ static AdStatus evaluate(Run *r, AdModel *m, double *acc, double *loss, long *n_
     sc.temperature = 0.0f, sc.max_new_tokens = max_new, sc.seed = c->seed;
     if ((st = ad_generate(&g, &r->tok, reqs, n, &sc, eval_sink, &sink, NULL, NULL))) goto done;
     /* teacher-forced loss of the ground-truth answers */
-    int Bl = 64;
+    int Bl = per < EVAL_LOSS_BATCH ? per : EVAL_LOSS_BATCH;
     if ((st = ad_acts_init(&acts, &m->cfg, Bl, S))) goto done;
     rows = ad_calloc((size_t)Bl * S * 2, sizeof(int), "evaluation rows");
     if (!rows) {
@@ -562,6 +575,8 @@ static void run_free(Run *r) {
     free(r->prompt_file);
 }
 
+static AdStatus check_memory(const Run *r);
+
 static AdStatus run_setup(Run *r, const AdExperimentConfig *cfg, const AdRunOptions *o) {
     memset(r, 0, sizeof *r);
     r->cfg = cfg;
@@ -610,6 +625,7 @@ static AdStatus run_setup(Run *r, const AdExperimentConfig *cfg, const AdRunOpti
     if (cfg->pretrain.seq_len > r->T) r->T = cfg->pretrain.seq_len;
     if (r->T > r->student.cfg.max_seq_len)
         return ad_fail(AD_ERR_CONFIG, "seq_len %d exceeds model.max_seq_len %d", r->T, r->student.cfg.max_seq_len);
+    if ((st = check_memory(r))) return st;
     AdAdamWConfig oc = {(float)cfg->pretrain.beta1, (float)cfg->pretrain.beta2, (float)cfg->pretrain.eps,
                         (float)cfg->pretrain.weight_decay};
     if ((st = ad_adamw_init(&r->opt_state, &oc, r->student.n_params))) return st;
@@ -648,6 +664,84 @@ static AdStatus run_setup(Run *r, const AdExperimentConfig *cfg, const AdRunOpti
                                 cfg->task.train_max_len)))
         return st;
     return build_eval_set(r);
+}
+
+/* ------------------------------------------------------------------ memory */
+
+typedef struct {
+    const char *key;  /* the config key that sizes this part */
+    long value;
+    const char *what;
+    double bytes;
+} MemPart;
+
+/* Bytes of one training phase: activations (twice with a teacher) and the token rows. */
+static double phase_bytes(const Run *r, const AdPhaseConfig *p) {
+    const AdModelConfig *mc = &r->student.cfg;
+    int distill = ad_loss_parse(p->loss) != AD_LOSS_SFT;
+    return ad_acts_bytes(mc, p->batch_size, r->T) * (distill ? 2 : 1) +
+           (double)p->batch_size * r->T * p->grad_accum * 2 * sizeof(int);
+}
+
+/* Checks, before the run allocates anything big, that its peak memory fits under
+ * ad_mem_limit(): the learners' weights, gradients and AdamW moments and the teacher
+ * copies, plus the largest of the phases (training, generation and scoring, evaluation,
+ * the candidates and the pool). Batches are cut to the sequences they decode, as the
+ * phases do. The error names the key behind the largest part. */
+static AdStatus check_memory(const Run *r) {
+    const AdExperimentConfig *c = r->cfg;
+    const AdModelConfig *mc = &r->student.cfg;
+    int S = mc->max_seq_len, copies = 0;
+    copies += !strcmp(c->rounds.init, "restart");
+    copies += strcmp(c->rounds.teacher, "self") != 0;
+    double state = ad_model_bytes(mc, 0) * (4.0 * (1 + c->score.ensemble) + copies);
+    double n_cand = (double)c->rounds.prompts * c->generate.samples;
+    int B = c->generate.batch < n_cand ? c->generate.batch : (int)n_cand;
+    int max_new = answer_budget(r, longest_length(r));
+    double gen = ad_generator_bytes(mc, B, S, max_new);
+    if (c->score.logprob || c->score.self_judge) gen += ad_acts_bytes(mc, B, S);
+    /* per prompt: its token row; per candidate: answer text, scores, flags, request */
+    double cand = (double)c->rounds.prompts * (S * sizeof(int) + 2.0 * AD_TASK_MAX_TEXT / 8) +
+                  n_cand * (AD_SCORE_COUNT * 4.0 + 64 + max_new * 2.0) * (1 + c->rounds.count);
+    double n_eval = r->is_task ? (double)(c->task.eval_max_len - c->task.eval_min_len + 1) *
+                                     c->task.eval_per_len : 0;
+    int Be = c->generate.batch < n_eval ? c->generate.batch : (int)(n_eval > 0 ? n_eval : 1);
+    int Bl = c->task.eval_per_len < EVAL_LOSS_BATCH ? c->task.eval_per_len : EVAL_LOSS_BATCH;
+    double eval = n_eval * (S * sizeof(int) + 160.0) +
+                  (n_eval > 0 ? ad_generator_bytes(mc, Be, S, max_new) + ad_acts_bytes(mc, Bl, S) : 0);
+    MemPart part[] = {
+        {"pretrain.batch_size", c->pretrain.batch_size, "round 0's training batches",
+         phase_bytes(r, &c->pretrain)},
+        {"train.batch_size", c->train.batch_size, "the rounds' training batches",
+         c->rounds.count ? phase_bytes(r, &c->train) : 0},
+        {"generate.batch", B, "the sequences decoded and scored at once", gen},
+        {"rounds.prompts", c->rounds.prompts,
+         "rounds.prompts x generate.samples candidates a round, and the pool",
+         c->rounds.count ? cand : 0},
+        {"task.eval_per_len", c->task.eval_per_len, "the evaluation prompts", eval},
+        {"task.seed_examples", c->task.seed_examples, "the seed examples",
+         c->task.seed_examples * 256.0},
+    };
+    int big = 0;
+    for (int i = 1; i < (int)(sizeof part / sizeof part[0]); i++)
+        if (part[i].bytes > part[big].bytes) big = i;
+    char sb[32];
+    ad_format_bytes(state, sb, sizeof sb);
+    AdStatus st;
+    if (state >= part[big].bytes)
+        st = ad_mem_check(state + part[big].bytes, "model.d_model %d, model.n_layer %d, "
+                            "model.vocab_size %d with score.ensemble %d (%s of weights, gradients "
+                            "and AdamW moments, %d teacher cop%s)", mc->d_model, mc->n_layer,
+                            mc->vocab_size, c->score.ensemble, sb, copies, copies == 1 ? "y" : "ies");
+    else
+        st = ad_mem_check(state + part[big].bytes, "%s = %ld (%s, plus %s of weights and optimizer "
+                          "state)", part[big].key, part[big].value, part[big].what, sb);
+    if (st) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", ad_errmsg());
+        ad_fail(st, "%s; lower %s", msg, state >= part[big].bytes ? "the model's size" : part[big].key);
+    }
+    return st;
 }
 
 /* The teacher of a round: who generates, and whose distribution distillation matches. */

@@ -43,6 +43,19 @@ void *ad_malloc(size_t n, const char *what);
 void *ad_calloc(size_t count, size_t size, const char *what);
 float *ad_alloc_floats(size_t count, const char *what);
 
+/* The memory this process may use, in bytes: the smallest of physical memory, the
+ * address-space limit (ulimit -v) and the data-segment limit (ulimit -d). *source (may
+ * be NULL) names which one it is. The checked allocators above refuse any single block
+ * larger than it, and callers that size work from a config check their whole estimate
+ * against it before allocating (ad_mem_check). */
+double ad_mem_limit(const char **source);
+/* AD_OK if `bytes` fit under ad_mem_limit(); otherwise AD_ERR_NOMEM with the message
+ * "<what> would need <bytes>, more than the <limit> this process may use (<source>)",
+ * where what is formatted from fmt (name the config key or option and its value). */
+AdStatus ad_mem_check(double bytes, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* "512 B", "3.0 KiB", "12.5 MiB", "8.2 GiB" into buf. */
+void ad_format_bytes(double bytes, char *buf, size_t cap);
+
 /* Programmer errors (shape mismatches, broken invariants): print file:line and abort. */
 #define AD_ASSERT(cond)                                                          \
     do {                                                                         \

@@ -98,6 +98,9 @@ typedef struct {
 AdStatus ad_model_init(AdModel *m, const AdModelConfig *c, int with_grads);
 /* Safe on a zeroed or half-initialised struct. */
 void ad_model_free(AdModel *m);
+/* Bytes ad_model_init allocates for a config (parameters, and gradients if with_grads);
+ * ad_model_init refuses (AD_ERR_NOMEM) a model larger than ad_mem_limit(). */
+double ad_model_bytes(const AdModelConfig *c, int with_grads);
 /* GPT-2 style init: N(0, 0.02) for matrices and embeddings, residual projections
  * scaled by 1/sqrt(2L), norm weights 1, biases 0. */
 void ad_model_init_weights(AdModel *m, AdRng *rng);
@@ -145,7 +148,10 @@ typedef struct {
     float *rope_sin;    /* (T, hs/2) */
 } AdActs;
 
+/* Refuses (AD_ERR_NOMEM, before allocating) activations larger than ad_mem_limit(). */
 AdStatus ad_acts_init(AdActs *a, const AdModelConfig *c, int B, int T);
+/* Bytes ad_acts_init allocates for (B, T): for memory checks before any allocation. */
+double ad_acts_bytes(const AdModelConfig *c, int B, int T);
 void ad_acts_free(AdActs *a);
 
 /* Forward over tokens (B, T) with B, T within the capacity of `a`; leaves logits
@@ -172,7 +178,9 @@ typedef struct {
     float *logits;       /* (max_batch, V) output of ad_model_forward_step */
 } AdKVCache;
 
+/* Refuses (AD_ERR_NOMEM, before allocating) a cache larger than ad_mem_limit(). */
 AdStatus ad_kvcache_init(AdKVCache *c, const AdModelConfig *cfg, int max_batch, int max_seq);
+double ad_kvcache_bytes(const AdModelConfig *cfg, int max_batch, int max_seq);
 void ad_kvcache_free(AdKVCache *c);
 
 /* Advances n sequences by one token each: row i feeds tokens[i] at position pos[i] of
