@@ -152,6 +152,42 @@ AdStatus ad_model_init(AdModel *m, const AdModelConfig *c, int with_grads) {
     return AD_OK;
 }
 
+/* The first element of x[0..n) that is NaN or infinite, or -1. */
+static long first_non_finite(const float *x, size_t n) {
+    int bad = 0;
+    for (size_t i = 0; i < n; i++) bad |= !isfinite(x[i]);
+    if (!bad) return -1;
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) return (long)i;
+    return -1;
+}
+
+AdStatus ad_check_finite(const float *x, size_t n, const char *name) {
+    long i = first_non_finite(x, n);
+    if (i < 0) return AD_OK;
+    return ad_fail(AD_ERR_NAN, "%s: element %ld is %s", name, i,
+                   isnan(x[i]) ? "nan" : x[i] > 0 ? "inf" : "-inf");
+}
+
+AdStatus ad_model_check_finite(const AdModel *m) {
+    for (int t = 0; t < AD_P_COUNT; t++) {
+        const AdTensorInfo *ti = &m->info[t];
+        if (!ti->size || !m->params.t[t]) continue;
+        long i = first_non_finite(m->params.t[t], ti->size);
+        if (i < 0) continue;
+        long idx[3] = {0, 0, 0}, rest = i;
+        for (int d = ti->ndim - 1; d >= 0; d--) idx[d] = rest % ti->shape[d], rest /= ti->shape[d];
+        char where[96];
+        if (ti->ndim == 1) snprintf(where, sizeof where, "[%ld]", idx[0]);
+        else if (ti->ndim == 2) snprintf(where, sizeof where, "[%ld, %ld]", idx[0], idx[1]);
+        else snprintf(where, sizeof where, "[%ld, %ld, %ld]", idx[0], idx[1], idx[2]);
+        float v = m->params.t[t][i];
+        return ad_fail(AD_ERR_NAN, "weight %s%s (element %ld of %zu) is %s", ti->name, where, i,
+                       ti->size, isnan(v) ? "nan" : v > 0 ? "inf" : "-inf");
+    }
+    return AD_OK;
+}
+
 void ad_model_free(AdModel *m) {
     free(m->params_mem);
     free(m->grads_mem);

@@ -782,9 +782,25 @@ static AdStatus load_learner(const char *path, AdModel *m, AdAdamW *opt) {
 
 static void member_suffix(int m, char *buf, size_t cap) { snprintf(buf, cap, ".ensemble%d.h5", m + 1); }
 
+/* Refuses to commit a round whose weights (student, ensemble models, EMA teacher) hold
+ * a NaN or an infinity, naming the model, the tensor and the index. */
+static AdStatus check_weights_finite(const Run *r, int round) {
+    AdStatus st = ad_model_check_finite(&r->student);
+    if (st) return ad_fail_context(st, "round %d left non-finite weights in the student", round);
+    for (int m = 0; m < r->n_members; m++)
+        if ((st = ad_model_check_finite(&r->member[m])))
+            return ad_fail_context(st, "round %d left non-finite weights in ensemble model %d",
+                                   round, m + 1);
+    if (!strcmp(r->cfg->rounds.teacher, "ema") && (st = ad_model_check_finite(&r->ema)))
+        return ad_fail_context(st, "round %d left non-finite weights in the EMA teacher", round);
+    return AD_OK;
+}
+
 static AdStatus save_round_state(Run *r, int round) {
     char path[AD_PATH_MAX + 64], suffix[32];
-    AdStatus st = make_dir(r->ckpt_dir);
+    AdStatus st = check_weights_finite(r, round);
+    if (st) return st;
+    st = make_dir(r->ckpt_dir);
     if (st) return st;
     ckpt_path(r, round, ".h5", path, sizeof path);
     if ((st = save_learner(r, path, &r->student, &r->opt_state))) return st;

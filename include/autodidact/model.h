@@ -101,6 +101,12 @@ void ad_model_free(AdModel *m);
 /* Bytes ad_model_init allocates for a config (parameters, and gradients if with_grads);
  * ad_model_init refuses (AD_ERR_NOMEM) a model larger than ad_mem_limit(). */
 double ad_model_bytes(const AdModelConfig *c, int with_grads);
+/* AD_ERR_NAN if a parameter is NaN or infinite; the message names the first such weight
+ * and its index ("weight qkv_w[0, 5, 3] (element 163 of 3072) is nan"). One pass over
+ * the parameters, cheap next to reading or writing them. */
+AdStatus ad_model_check_finite(const AdModel *m);
+/* The same for any array: "<name>: element 12 is inf". */
+AdStatus ad_check_finite(const float *x, size_t n, const char *name);
 /* GPT-2 style init: N(0, 0.02) for matrices and embeddings, residual projections
  * scaled by 1/sqrt(2L), norm weights 1, biases 0. */
 void ad_model_init_weights(AdModel *m, AdRng *rng);
