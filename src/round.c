@@ -1087,6 +1087,27 @@ AdStatus ad_run_start(const AdExperimentConfig *cfg, const char *config_original
     return st;
 }
 
+/* The run file's evaluation grid is the one the (possibly overridden) config makes. */
+static AdStatus check_log_grid(const Run *r) {
+    int E = r->n_eval;
+    if (r->log.n_eval != E)
+        return ad_fail(AD_ERR_CONFIG, "%s: /eval_lengths has %d lengths, but the config's "
+                       "evaluation grid (task.eval_min_len..task.eval_max_len) has %d; resume "
+                       "with the grid the run started with", r->log.path, r->log.n_eval, E);
+    if (E == 0) return AD_OK;
+    int64_t *grid = ad_calloc((size_t)E, sizeof *grid, "evaluation grid");
+    if (!grid) return AD_ERR_NOMEM;
+    hsize_t shape[1] = {(hsize_t)E};
+    AdStatus st = ad_h5_read_array((hid_t)r->log.file, "eval_lengths", AD_H5_I64, 1, shape, grid);
+    for (int e = 0; !st && e < E; e++)
+        if (grid[e] != r->eval_len[e])
+            st = ad_fail(AD_ERR_CONFIG, "%s: /eval_lengths[%d] is %lld, but the config's evaluation "
+                         "grid has %d there; resume with the grid the run started with",
+                         r->log.path, e, (long long)grid[e], r->eval_len[e]);
+    free(grid);
+    return st;
+}
+
 AdStatus ad_run_resume(const char *run_file, const char *const *overrides, int n_overrides,
                        const AdRunOptions *o) {
     char *json = NULL;
@@ -1100,6 +1121,7 @@ AdStatus ad_run_resume(const char *run_file, const char *const *overrides, int n
     Run r;
     st = run_setup(&r, &cfg, o);
     if (!st) st = ad_runlog_open(&r.log, run_file);
+    if (!st) st = check_log_grid(&r);
     if (!st) {
         int done = r.log.rounds_complete;
         if (done >= cfg.rounds.count + 1) {
@@ -1155,8 +1177,10 @@ static AdStatus read_column(hid_t file, const char *name, hsize_t rows, double *
 }
 
 AdStatus ad_run_report(const char *run_file, FILE *f) {
+    AdStatus st = ad_runlog_check(run_file, NULL);
+    if (st) return st;
     hid_t file;
-    AdStatus st = ad_h5_open(run_file, 0, &file);
+    st = ad_h5_open(run_file, 0, &file);
     if (st) return st;
     char *fmt = NULL;
     int64_t done = 0;
