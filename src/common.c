@@ -2,9 +2,11 @@
  * small platform facts (time, threads, BLAS build). Everything else builds on it. */
 #include "autodidact/common.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -143,6 +145,55 @@ float *ad_alloc_floats(size_t count, const char *what) {
     }
     memset(p, 0, bytes);
     return p;
+}
+
+/* ---- output paths ---- */
+
+AdStatus ad_check_output_path(const char *path, const char *what, int flags,
+                              const char *const *inputs, int n_inputs) {
+    int want_dir = flags & AD_OUT_DIR;
+    if (!path || !path[0]) return ad_fail(AD_ERR_IO, "%s: the output path is empty", what);
+    struct stat sb;
+    if (stat(path, &sb) == 0) {
+        if (want_dir && !S_ISDIR(sb.st_mode))
+            return ad_fail(AD_ERR_IO, "%s: %s exists and is not a directory", what, path);
+        if (!want_dir && S_ISDIR(sb.st_mode))
+            return ad_fail(AD_ERR_IO, "%s: %s is a directory; give a file name", what, path);
+        if (access(path, want_dir ? W_OK | X_OK : W_OK) != 0)
+            return ad_fail(AD_ERR_IO, "%s: %s is not writable: %s", what, path, strerror(errno));
+        for (int i = 0; i < n_inputs; i++) {
+            struct stat in;
+            if (inputs[i] && inputs[i][0] && stat(inputs[i], &in) == 0 && in.st_dev == sb.st_dev &&
+                in.st_ino == sb.st_ino)
+                return ad_fail(AD_ERR_IO, "%s: %s is also an input (%s); writing it would destroy "
+                               "it", what, path, inputs[i]);
+        }
+    } else if (errno != ENOENT && errno != ENOTDIR) { /* ENOTDIR: the walk below names the file */
+        return ad_fail(AD_ERR_IO, "%s: cannot use %s: %s", what, path, strerror(errno));
+    }
+    /* the parent, or with AD_OUT_MAKE_PARENTS the nearest ancestor that exists */
+    char dir[4096];
+    if (strlen(path) >= sizeof dir) return ad_fail(AD_ERR_IO, "%s: the path is too long", what);
+    snprintf(dir, sizeof dir, "%s", path);
+    for (;;) {
+        size_t n = strlen(dir);
+        while (n > 1 && dir[n - 1] == '/') dir[--n] = '\0'; /* "a/b/" names a/b */
+        char *slash = strrchr(dir, '/');
+        if (!slash) snprintf(dir, sizeof dir, ".");
+        else if (slash == dir) dir[1] = '\0';
+        else *slash = '\0';
+        if (stat(dir, &sb) == 0) break;
+        if (errno == ENOENT && (flags & AD_OUT_MAKE_PARENTS) && strcmp(dir, ".") && strcmp(dir, "/"))
+            continue;
+        return ad_fail(AD_ERR_IO, "%s: cannot write %s: directory %s: %s", what, path, dir,
+                       errno == ENOENT ? "does not exist" : strerror(errno));
+    }
+    if (!S_ISDIR(sb.st_mode))
+        return ad_fail(AD_ERR_IO, "%s: cannot write %s: %s is not a directory", what, path, dir);
+    if (access(dir, W_OK | X_OK) != 0)
+        return ad_fail(AD_ERR_IO, "%s: cannot write %s: directory %s is not writable", what, path,
+                       dir);
+    return AD_OK;
 }
 
 /* ---- logging ---- */

@@ -115,6 +115,22 @@ static AdStatus build_tokenizer(const AdTrainConfig *c, const char *text, size_t
     return ad_tokenizer_init_char(tok, text, len);
 }
 
+/* Every path train writes (out_dir, its checkpoint.h5 and config.json), checked before
+ * any work; none may be a file the run reads. */
+static AdStatus check_train_outputs(const AdTrainConfig *cfg, const char *config_path) {
+    const char *inputs[] = {config_path, cfg->data.path, cfg->init_from};
+    char ckpt[AD_PATH_MAX + 32], cpath[AD_PATH_MAX + 32];
+    snprintf(ckpt, sizeof ckpt, "%s/checkpoint.h5", cfg->out_dir);
+    snprintf(cpath, sizeof cpath, "%s/config.json", cfg->out_dir);
+    AdStatus st = ad_check_output_path(cfg->out_dir, "out_dir", AD_OUT_DIR | AD_OUT_MAKE_PARENTS,
+                                       inputs, 3);
+    if (!st) st = ad_check_output_path(ckpt, "out_dir (its checkpoint)", AD_OUT_MAKE_PARENTS,
+                                       inputs, 3);
+    if (!st) st = ad_check_output_path(cpath, "out_dir (its config.json)", AD_OUT_MAKE_PARENTS,
+                                       inputs, 3);
+    return st;
+}
+
 static int cmd_train(int argc, char **argv) {
     const char *config_path = NULL, *resume = NULL;
     const char *overrides[MAX_OVERRIDES];
@@ -174,6 +190,10 @@ static int cmd_train(int argc, char **argv) {
             goto done;
         }
     } else if (ad_train_config_load(&cfg, config_path, overrides, n_over)) {
+        die(NULL);
+        goto done;
+    }
+    if (check_train_outputs(&cfg, config_path)) {
         die(NULL);
         goto done;
     }
@@ -381,6 +401,10 @@ static int cmd_eval(int argc, char **argv) {
     if (!task == !textf) return usage_error("eval", "give exactly one of --task and --text", NULL);
     if (task && ad_task_parse(task) < 0) return usage_error("eval", "unknown task", task);
 
+    const char *inputs[] = {model, textf};
+    if (lp_path && ad_check_output_path(lp_path, "--logprobs", AD_OUT_FILE, inputs, 2))
+        return die("eval");
+
     int rc = 1;
     AdModel m;
     AdTokenizer tok;
@@ -545,6 +569,8 @@ static int cmd_import(int argc, char **argv) {
     if (!src || !out) return usage_error("import", "need SRC and -o OUT.h5", NULL);
     int f = ad_import_format_parse(fmt);
     if (f < 0) return usage_error("import", "unknown format", fmt);
+    const char *inputs[] = {src, tokp, cfgp};
+    if (ad_check_output_path(out, "-o", AD_OUT_FILE, inputs, 3)) return die("import");
     AdModel m;
     AdTokenizer tok;
     AdImportOptions o = {(AdImportFormat)f, tokp, cfgp, (int)max_seq};
@@ -853,6 +879,9 @@ static int cmd_run(int argc, char **argv) {
         ad_run_print_plan(&cfg, stdout);
         return 0;
     }
+    const char *inputs[] = {path};
+    if (ad_check_output_path(cfg.run_file, "run_file", AD_OUT_MAKE_PARENTS, inputs, 1))
+        return die("run");
     char *text = NULL;
     size_t len = 0;
     if (ad_read_file(path, (size_t)1 << 24, &text, &len)) return die(NULL);

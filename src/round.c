@@ -1057,13 +1057,30 @@ static AdStatus run_loop(Run *r, int first_round) {
     return AD_OK;
 }
 
+/* Every path a run writes, checked before any work: the run file and the checkpoint
+ * directory beside it (with its round files), none of them a file the run reads. */
+static AdStatus check_run_outputs(const AdExperimentConfig *cfg) {
+    const char *inputs[] = {cfg->init_from, cfg->rounds.teacher_path, cfg->task.path};
+    char dir[AD_PATH_MAX + 16], file[AD_PATH_MAX + 64];
+    snprintf(dir, sizeof dir, "%s.ckpt", cfg->run_file);
+    snprintf(file, sizeof file, "%s/round_000.h5", dir);
+    AdStatus st = ad_check_output_path(cfg->run_file, "run_file", AD_OUT_MAKE_PARENTS, inputs, 3);
+    if (!st) st = ad_check_output_path(dir, "run_file (its checkpoint directory)",
+                                       AD_OUT_DIR | AD_OUT_MAKE_PARENTS, inputs, 3);
+    if (!st) st = ad_check_output_path(file, "run_file (its checkpoints)", AD_OUT_MAKE_PARENTS,
+                                       inputs, 3);
+    return st;
+}
+
 AdStatus ad_run_start(const AdExperimentConfig *cfg, const char *config_original, int overwrite,
                       const AdRunOptions *o) {
+    AdStatus st = check_run_outputs(cfg);
+    if (st) return st;
     if (!overwrite && access(cfg->run_file, F_OK) == 0)
         return ad_fail(AD_ERR_IO, "%s already exists: continue it with 'autodidact resume %s', or "
                        "choose another run_file (--set run_file=...) or pass --overwrite",
                        cfg->run_file, cfg->run_file);
-    AdStatus st = make_parent_dirs(cfg->run_file);
+    st = make_parent_dirs(cfg->run_file);
     if (st) return st;
     Run r;
     st = run_setup(&r, cfg, o);
@@ -1118,6 +1135,7 @@ AdStatus ad_run_resume(const char *run_file, const char *const *overrides, int n
     free(json);
     if (st) return st;
     snprintf(cfg.run_file, sizeof cfg.run_file, "%s", run_file);
+    if ((st = check_run_outputs(&cfg))) return st;
     Run r;
     st = run_setup(&r, &cfg, o);
     if (!st) st = ad_runlog_open(&r.log, run_file);

@@ -56,6 +56,21 @@ AdStatus ad_mem_check(double bytes, const char *fmt, ...) __attribute__((format(
 /* "512 B", "3.0 KiB", "12.5 MiB", "8.2 GiB" into buf. */
 void ad_format_bytes(double bytes, char *buf, size_t cap);
 
+/* Output paths, checked before a command does any work. */
+enum {
+    AD_OUT_FILE = 0,          /* path names a file to write */
+    AD_OUT_DIR = 1,           /* path names a directory to write files into */
+    AD_OUT_MAKE_PARENTS = 2   /* missing parent directories will be created */
+};
+/* AD_OK if `path` can be written as the output `what` (a config key or option, named in
+ * the message): it is not empty; a file's name is not an existing directory (a
+ * directory's is not an existing file); the nearest existing ancestor directory is
+ * writable (with AD_OUT_MAKE_PARENTS; else the parent itself must exist); an existing
+ * file or directory is writable; and it is none of the n_inputs files in inputs (NULL
+ * or "" entries are skipped). Otherwise AD_ERR_IO saying which. Touches nothing. */
+AdStatus ad_check_output_path(const char *path, const char *what, int flags,
+                              const char *const *inputs, int n_inputs);
+
 /* Programmer errors (shape mismatches, broken invariants): print file:line and abort. */
 #define AD_ASSERT(cond)                                                          \
     do {                                                                         \
