@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "autodidact/bench.h"
 #include "autodidact/checkpoint.h"
@@ -323,8 +324,12 @@ static int cmd_train(int argc, char **argv) {
     double t0 = ad_time_now();
     if (ad_train(&m, &st, &data, &o)) {
         die("training stopped");
-        fprintf(stderr, "autodidact: the last checkpoint (if any) is %s; continue with "
-                        "'autodidact train --resume %s'\n", ckpt, ckpt);
+        if (access(ckpt, F_OK) == 0)
+            fprintf(stderr, "autodidact: the last checkpoint is %s; after fixing the cause, "
+                            "continue with 'autodidact train --resume %s'\n", ckpt, ckpt);
+        else
+            fprintf(stderr, "autodidact: no checkpoint was written; fix the cause and start the "
+                            "training again\n");
         goto done;
     }
     if (!quiet) {

@@ -1045,13 +1045,23 @@ done:
     return st;
 }
 
+/* Names the failed round and says what will work next: resume only when the run file on
+ * disk holds committed rounds to continue from. */
+static AdStatus failure_advice(const Run *r, int round, AdStatus st) {
+    const char *file = r->cfg->run_file;
+    int done = r->log.rounds_complete;
+    if (done > 0)
+        return ad_fail_context(st, "round %d (%s keeps rounds 0..%d; after fixing the cause, "
+                               "continue with 'autodidact resume %s')", round, file, done - 1, file);
+    return ad_fail_context(st, "round %d (no round was committed, so %s was not written: fix the "
+                           "cause and start the run again)", round, file);
+}
+
 static AdStatus run_loop(Run *r, int first_round) {
     int total = r->cfg->rounds.count + 1, done_here = 0;
     for (int round = first_round; round < total; round++) {
         AdStatus st = run_round(r, round);
-        if (st)
-            return ad_fail_context(st, "round %d (the run file keeps rounds 0..%d; continue with "
-                                   "'autodidact resume %s')", round, round - 1, r->cfg->run_file);
+        if (st) return failure_advice(r, round, st);
         if (r->opt && r->opt->stop_after > 0 && ++done_here >= r->opt->stop_after) break;
     }
     return AD_OK;
@@ -1076,10 +1086,17 @@ AdStatus ad_run_start(const AdExperimentConfig *cfg, const char *config_original
                       const AdRunOptions *o) {
     AdStatus st = check_run_outputs(cfg);
     if (st) return st;
-    if (!overwrite && access(cfg->run_file, F_OK) == 0)
-        return ad_fail(AD_ERR_IO, "%s already exists: continue it with 'autodidact resume %s', or "
-                       "choose another run_file (--set run_file=...) or pass --overwrite",
-                       cfg->run_file, cfg->run_file);
+    if (!overwrite && access(cfg->run_file, F_OK) == 0) {
+        /* resume is named only for a run file that resume can continue */
+        int done = 0, valid = ad_runlog_check(cfg->run_file, &done) == AD_OK;
+        if (valid && done < cfg->rounds.count + 1)
+            return ad_fail(AD_ERR_IO, "%s already exists with %d complete round(s): continue it "
+                           "with 'autodidact resume %s', or choose another run_file (--set "
+                           "run_file=...) or pass --overwrite", cfg->run_file, done, cfg->run_file);
+        return ad_fail(AD_ERR_IO, "%s already exists (%s): choose another run_file (--set "
+                       "run_file=...) or pass --overwrite to replace it", cfg->run_file,
+                       valid ? "a finished run" : "and is not an autodidact run file");
+    }
     st = make_parent_dirs(cfg->run_file);
     if (st) return st;
     Run r;
