@@ -1093,9 +1093,14 @@ AdStatus ad_run_start(const AdExperimentConfig *cfg, const char *config_original
             return ad_fail(AD_ERR_IO, "%s already exists with %d complete round(s): continue it "
                            "with 'autodidact resume %s', or choose another run_file (--set "
                            "run_file=...) or pass --overwrite", cfg->run_file, done, cfg->run_file);
-        return ad_fail(AD_ERR_IO, "%s already exists (%s): choose another run_file (--set "
-                       "run_file=...) or pass --overwrite to replace it", cfg->run_file,
-                       valid ? "a finished run" : "and is not an autodidact run file");
+        if (valid)
+            return ad_fail(AD_ERR_IO, "%s already exists and holds a finished run of %d rounds: "
+                           "extend it with 'autodidact resume %s --set rounds.count=N' (N > %d), "
+                           "or choose another run_file (--set run_file=...) or pass --overwrite",
+                           cfg->run_file, done, cfg->run_file, done - 1);
+        return ad_fail(AD_ERR_IO, "%s already exists and is not an autodidact run file: choose "
+                       "another run_file (--set run_file=...) or pass --overwrite to replace it",
+                       cfg->run_file);
     }
     st = make_parent_dirs(cfg->run_file);
     if (st) return st;

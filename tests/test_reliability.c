@@ -405,6 +405,12 @@ START_TEST(test_existing_file_advice) {
     expect_err_has("autodidact resume");
     rc = shell("%s resume %s --quiet 2>%s", ad_test_bin(), partial, err_path);
     ck_assert_msg(rc == 0, "the resume the advice names failed: %s", err_text());
+    /* a finished run: resume is named with a larger rounds.count, and that works */
+    rc = run_tiny("", partial, "");
+    ck_assert_int_eq(rc, 1);
+    expect_err_has("--set rounds.count=N' (N > 2)");
+    rc = shell("%s resume %s --quiet --set rounds.count=3 2>%s", ad_test_bin(), partial, err_path);
+    ck_assert_msg(rc == 0, "extending the finished run failed: %s", err_text());
 }
 END_TEST
 
