@@ -132,16 +132,35 @@ def frontier(run, ax):
     ax.grid(alpha=0.3)
 
 
+def check_outdir(outdir):
+    """Why outdir cannot receive the plots (None if it can): checked before any work."""
+    if os.path.exists(outdir):
+        if not os.path.isdir(outdir):
+            return f"{outdir} exists and is not a directory"
+        return None if os.access(outdir, os.W_OK | os.X_OK) else f"{outdir} is not writable"
+    parent = os.path.dirname(os.path.abspath(outdir))
+    while not os.path.exists(parent):  # os.makedirs creates the missing ones
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        return f"cannot create {outdir}: {parent} is not a directory"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"cannot create {outdir}: {parent} is not writable"
+    return None
+
+
 def main():
     ap = argparse.ArgumentParser(description="Plot one autodidact run file.")
     ap.add_argument("run", help="run file (.h5)")
     ap.add_argument("-o", "--outdir", help="output directory (default: <run>_plots/)")
     args = ap.parse_args()
+    outdir = args.outdir or os.path.splitext(args.run)[0] + "_plots"
+    why = check_outdir(outdir)
+    if why:
+        sys.exit(f"plot_run.py: {why}")
     try:
         run = runfile.load_finished(args.run)
     except runfile.RunFileError as e:
         sys.exit(f"plot_run.py: {e}")
-    outdir = args.outdir or os.path.splitext(args.run)[0] + "_plots"
     os.makedirs(outdir, exist_ok=True)
     R, E = run.summary["eval_accuracy"].shape
     plots = [("accuracy_heatmap", heatmap, (max(6, 0.55 * E + 2.5), max(3, 0.45 * R + 2.2))),

@@ -6,6 +6,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-build/autodidact run experiments/default.json --overwrite "$@"
 run_file=$(build/autodidact run experiments/default.json --dry-run "$@" | sed -n 's/^run file *\([^ ]*\).*/\1/p')
+plots="${run_file%.*}_plots"
+if [ -e "$plots" ] && [ ! -d "$plots" ]; then # checked before the run, not after it
+    echo "run.sh: $plots (where the plots go) exists and is not a directory" >&2
+    exit 1
+fi
+build/autodidact run experiments/default.json --overwrite "$@"
 /usr/bin/python3 analysis/plot_run.py "$run_file"

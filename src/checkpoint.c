@@ -24,6 +24,15 @@
 
 /* ================================================================ saving */
 
+/* AD_ERR_NAN naming the first weight or AdamW moment (st may be NULL) that is NaN or
+ * infinite: such a checkpoint is neither written nor loaded. */
+static AdStatus check_finite(const AdModel *m, const AdTrainState *st) {
+    AdStatus s = ad_model_check_finite(m);
+    if (s == AD_OK && st && st->opt.m) s = ad_check_finite(st->opt.m, st->opt.n, "/train/adam_m");
+    if (s == AD_OK && st && st->opt.v) s = ad_check_finite(st->opt.v, st->opt.n, "/train/adam_v");
+    return s;
+}
+
 static AdStatus check_save_args(const char *path, const AdModel *m, const AdTokenizer *tok,
                                 const AdTrainState *st) {
     if (!path || !path[0]) return ad_fail(AD_ERR_ARG, "checkpoint save: empty path");
@@ -60,6 +69,9 @@ static AdStatus check_save_args(const char *path, const AdModel *m, const AdToke
         return ad_fail(AD_ERR_ARG, "checkpoint save %s: AdamW moments hold %zu values (second "
                        "moment %s), the model %zu", path, st->opt.n,
                        st->opt.v ? "present" : "missing", m->n_params);
+    /* a checkpoint that could not be loaded again is not written */
+    if ((s = check_finite(m, st)) != AD_OK)
+        return ad_fail_context(s, "checkpoint save %s: refusing non-finite values", path);
     return AD_OK;
 }
 
@@ -588,7 +600,8 @@ AdStatus ad_checkpoint_read_config(const char *path, AdModelConfig *c) {
 }
 
 /* Load order: format and version, config, the shape of every weight, and only then any
- * allocation; the tokenizer and the training state follow. Output structs are treated
+ * allocation; the tokenizer and the training state follow, then the check that every
+ * weight and moment is finite. Output structs are treated
  * as uninitialised on entry (anything they held is not freed). */
 AdStatus ad_checkpoint_load(const char *path, AdModel *m, int with_grads, AdTokenizer *tok,
                             AdTrainState *st) {
@@ -610,6 +623,8 @@ AdStatus ad_checkpoint_load(const char *path, AdModel *m, int with_grads, AdToke
     ad_h5_close_quietly(w);
     if (s == AD_OK && tok) s = read_tokenizer(f, path, cfg.vocab_size, tok);
     if (s == AD_OK && st) s = read_train(f, path, m->n_params, st);
+    if (s == AD_OK && (s = check_finite(m, st)) != AD_OK)
+        ad_fail_context(s, "%s: refusing a checkpoint with non-finite values", path);
     if (s == AD_OK) {
         s = ad_h5_close_file(f);
         f = -1;

@@ -7,8 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cblas.h>
 #include <omp.h>
@@ -64,7 +66,55 @@ const char *ad_status_name(AdStatus s) {
     return "unknown status";
 }
 
+/* ---- memory ---- */
+
+/* Blocks below this size are not checked against the limit (no system call per string). */
+#define MEM_CHECK_FROM ((size_t)64 << 20)
+
+double ad_mem_limit(const char **source) {
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    double limit = pages > 0 && page > 0 ? (double)pages * (double)page : 1e300;
+    const char *why = "physical memory";
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && (double)rl.rlim_cur < limit)
+        limit = (double)rl.rlim_cur, why = "the address-space limit, ulimit -v";
+    if (getrlimit(RLIMIT_DATA, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && (double)rl.rlim_cur < limit)
+        limit = (double)rl.rlim_cur, why = "the data-segment limit, ulimit -d";
+    if (source) *source = why;
+    return limit;
+}
+
+void ad_format_bytes(double bytes, char *buf, size_t cap) {
+    static const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+    int u = 0;
+    while (bytes >= 1024.0 && u < 6) bytes /= 1024.0, u++;
+    if (u == 0) snprintf(buf, cap, "%.0f B", bytes);
+    else snprintf(buf, cap, "%.1f %s", bytes, units[u]);
+}
+
+AdStatus ad_mem_check(double bytes, const char *fmt, ...) {
+    const char *source;
+    double limit = ad_mem_limit(&source);
+    if (bytes <= limit) return AD_OK;
+    char what[1024], need[32], have[32];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    ad_format_bytes(bytes, need, sizeof need);
+    ad_format_bytes(limit, have, sizeof have);
+    return ad_fail(AD_ERR_NOMEM, "%s would need %s, more than the %s this process may use (%s)",
+                   what, need, have, source);
+}
+
+/* The backstop of the checked allocators: one block larger than the memory limit. */
+static int over_limit(size_t bytes, const char *what) {
+    if (bytes < MEM_CHECK_FROM) return 0;
+    return ad_mem_check((double)bytes, "allocating %s", what) != AD_OK;
+}
+
 void *ad_malloc(size_t n, const char *what) {
+    if (over_limit(n, what)) return NULL;
     void *p = malloc(n ? n : 1);
     if (!p) ad_fail(AD_ERR_NOMEM, "out of memory allocating %zu bytes for %s", n, what);
     return p;
@@ -75,6 +125,7 @@ void *ad_calloc(size_t count, size_t size, const char *what) {
         ad_fail(AD_ERR_NOMEM, "size overflow allocating %zu x %zu bytes for %s", count, size, what);
         return NULL;
     }
+    if (over_limit(count * size, what)) return NULL;
     void *p = calloc(count ? count : 1, size ? size : 1);
     if (!p) ad_fail(AD_ERR_NOMEM, "out of memory allocating %zu x %zu bytes for %s", count, size, what);
     return p;
@@ -87,6 +138,7 @@ float *ad_alloc_floats(size_t count, const char *what) {
     }
     size_t bytes = (count * sizeof(float) + 63) & ~(size_t)63;
     if (bytes == 0) bytes = 64;
+    if (over_limit(bytes, what)) return NULL;
     float *p = aligned_alloc(64, bytes);
     if (!p) {
         ad_fail(AD_ERR_NOMEM, "out of memory allocating %zu floats (%.1f MiB) for %s", count,
@@ -95,6 +147,55 @@ float *ad_alloc_floats(size_t count, const char *what) {
     }
     memset(p, 0, bytes);
     return p;
+}
+
+/* ---- output paths ---- */
+
+AdStatus ad_check_output_path(const char *path, const char *what, int flags,
+                              const char *const *inputs, int n_inputs) {
+    int want_dir = flags & AD_OUT_DIR;
+    if (!path || !path[0]) return ad_fail(AD_ERR_IO, "%s: the output path is empty", what);
+    struct stat sb;
+    if (stat(path, &sb) == 0) {
+        if (want_dir && !S_ISDIR(sb.st_mode))
+            return ad_fail(AD_ERR_IO, "%s: %s exists and is not a directory", what, path);
+        if (!want_dir && S_ISDIR(sb.st_mode))
+            return ad_fail(AD_ERR_IO, "%s: %s is a directory; give a file name", what, path);
+        if (access(path, want_dir ? W_OK | X_OK : W_OK) != 0)
+            return ad_fail(AD_ERR_IO, "%s: %s is not writable: %s", what, path, strerror(errno));
+        for (int i = 0; i < n_inputs; i++) {
+            struct stat in;
+            if (inputs[i] && inputs[i][0] && stat(inputs[i], &in) == 0 && in.st_dev == sb.st_dev &&
+                in.st_ino == sb.st_ino)
+                return ad_fail(AD_ERR_IO, "%s: %s is also an input (%s); writing it would destroy "
+                               "it", what, path, inputs[i]);
+        }
+    } else if (errno != ENOENT && errno != ENOTDIR) { /* ENOTDIR: the walk below names the file */
+        return ad_fail(AD_ERR_IO, "%s: cannot use %s: %s", what, path, strerror(errno));
+    }
+    /* the parent, or with AD_OUT_MAKE_PARENTS the nearest ancestor that exists */
+    char dir[4096];
+    if (strlen(path) >= sizeof dir) return ad_fail(AD_ERR_IO, "%s: the path is too long", what);
+    snprintf(dir, sizeof dir, "%s", path);
+    for (;;) {
+        size_t n = strlen(dir);
+        while (n > 1 && dir[n - 1] == '/') dir[--n] = '\0'; /* "a/b/" names a/b */
+        char *slash = strrchr(dir, '/');
+        if (!slash) snprintf(dir, sizeof dir, ".");
+        else if (slash == dir) dir[1] = '\0';
+        else *slash = '\0';
+        if (stat(dir, &sb) == 0) break;
+        if (errno == ENOENT && (flags & AD_OUT_MAKE_PARENTS) && strcmp(dir, ".") && strcmp(dir, "/"))
+            continue;
+        return ad_fail(AD_ERR_IO, "%s: cannot write %s: directory %s: %s", what, path, dir,
+                       errno == ENOENT ? "does not exist" : strerror(errno));
+    }
+    if (!S_ISDIR(sb.st_mode))
+        return ad_fail(AD_ERR_IO, "%s: cannot write %s: %s is not a directory", what, path, dir);
+    if (access(dir, W_OK | X_OK) != 0)
+        return ad_fail(AD_ERR_IO, "%s: cannot write %s: directory %s is not writable", what, path,
+                       dir);
+    return AD_OK;
 }
 
 /* ---- logging ---- */

@@ -20,11 +20,27 @@ void ad_sample_config_default(AdSampleConfig *s) {
     s->stop_at_eos = 1;
 }
 
+/* A sequence never holds more than max_seq positions, so no more new tokens than that. */
+static int cap_new(int max_new, int max_seq) { return max_new < max_seq ? max_new : max_seq; }
+
+double ad_generator_bytes(const AdModelConfig *c, int max_batch, int max_seq, int max_new) {
+    double B = max_batch, V = c->vocab_size, N = cap_new(max_new, max_seq);
+    /* probs (4) + keys (8) + seen (4) per vocabulary entry; tokens, log-probs, entropies */
+    return ad_kvcache_bytes(c, max_batch, max_seq) + B * V * 16.0 + B * N * 12.0;
+}
+
 AdStatus ad_generator_init(AdGenerator *g, const AdModel *m, int max_batch, int max_seq, int max_new,
                            int want_entropy) {
     memset(g, 0, sizeof *g);
     if (max_new < 1) return ad_fail(AD_ERR_ARG, "max_new_tokens must be at least 1, got %d", max_new);
-    AdStatus st = ad_kvcache_init(&g->cache, &m->cfg, max_batch, max_seq);
+    if (max_batch < 1 || max_seq < 1)
+        return ad_fail(AD_ERR_ARG, "generator for %d sequences of %d positions", max_batch, max_seq);
+    max_new = cap_new(max_new, max_seq);
+    AdStatus st = ad_mem_check(ad_generator_bytes(&m->cfg, max_batch, max_seq, max_new),
+                               "decoding %d sequences at once (KV cache of %d positions, %d new "
+                               "tokens each)", max_batch, max_seq, max_new);
+    if (st) return st;
+    st = ad_kvcache_init(&g->cache, &m->cfg, max_batch, max_seq);
     if (st) return st;
     size_t V = m->cfg.vocab_size, B = max_batch;
     g->model = m;

@@ -359,6 +359,8 @@ AdStatus ad_import_opts(const char *path, const AdImportOptions *opt, AdModel *m
     if (st == AD_OK && tok && tok->vocab_size > m->cfg.vocab_size)
         st = ad_fail(AD_ERR_FORMAT, "%s: the vocabulary has %d tokens but the model only %d",
                      path, tok->vocab_size, m->cfg.vocab_size);
+    if (st == AD_OK && (st = ad_model_check_finite(m)) != AD_OK)
+        ad_fail_context(st, "importing %s: refusing non-finite weights", path);
     if (st != AD_OK) {
         ad_model_free(m);
         if (tok) ad_tokenizer_free(tok);

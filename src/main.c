@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "autodidact/bench.h"
 #include "autodidact/checkpoint.h"
@@ -115,6 +116,22 @@ static AdStatus build_tokenizer(const AdTrainConfig *c, const char *text, size_t
     return ad_tokenizer_init_char(tok, text, len);
 }
 
+/* Every path train writes (out_dir, its checkpoint.h5 and config.json), checked before
+ * any work; none may be a file the run reads. */
+static AdStatus check_train_outputs(const AdTrainConfig *cfg, const char *config_path) {
+    const char *inputs[] = {config_path, cfg->data.path, cfg->init_from};
+    char ckpt[AD_PATH_MAX + 32], cpath[AD_PATH_MAX + 32];
+    snprintf(ckpt, sizeof ckpt, "%s/checkpoint.h5", cfg->out_dir);
+    snprintf(cpath, sizeof cpath, "%s/config.json", cfg->out_dir);
+    AdStatus st = ad_check_output_path(cfg->out_dir, "out_dir", AD_OUT_DIR | AD_OUT_MAKE_PARENTS,
+                                       inputs, 3);
+    if (!st) st = ad_check_output_path(ckpt, "out_dir (its checkpoint)", AD_OUT_MAKE_PARENTS,
+                                       inputs, 3);
+    if (!st) st = ad_check_output_path(cpath, "out_dir (its config.json)", AD_OUT_MAKE_PARENTS,
+                                       inputs, 3);
+    return st;
+}
+
 static int cmd_train(int argc, char **argv) {
     const char *config_path = NULL, *resume = NULL;
     const char *overrides[MAX_OVERRIDES];
@@ -177,6 +194,10 @@ static int cmd_train(int argc, char **argv) {
         die(NULL);
         goto done;
     }
+    if (check_train_outputs(&cfg, config_path)) {
+        die(NULL);
+        goto done;
+    }
     ad_set_threads(cfg.threads);
 
     int is_text = strcmp(cfg.data.source, "text") == 0;
@@ -234,6 +255,15 @@ static int cmd_train(int argc, char **argv) {
     }
 
     int T = cfg.train.seq_len;
+    /* activations and token rows of a step, beside weights, gradients and moments */
+    if (ad_mem_check(ad_acts_bytes(&m.cfg, cfg.train.batch_size, T) +
+                         (double)cfg.train.batch_size * T * cfg.train.grad_accum * 2 * sizeof(int) +
+                         ad_model_bytes(&m.cfg, 0) * 4,
+                     "train.batch_size = %d (sequences of %d tokens, train.grad_accum %d)",
+                     cfg.train.batch_size, T, cfg.train.grad_accum)) {
+        die(NULL);
+        goto done;
+    }
     AdStatus s = is_text ? ad_data_init_text(&data, &tok, text, text_len, T, cfg.data.val_frac)
                          : ad_data_init_task(&data, &tok, (AdTaskKind)ad_task_parse(cfg.data.task),
                                              cfg.data.min_len, cfg.data.max_len, T);
@@ -294,8 +324,12 @@ static int cmd_train(int argc, char **argv) {
     double t0 = ad_time_now();
     if (ad_train(&m, &st, &data, &o)) {
         die("training stopped");
-        fprintf(stderr, "autodidact: the last checkpoint (if any) is %s; continue with "
-                        "'autodidact train --resume %s'\n", ckpt, ckpt);
+        if (access(ckpt, F_OK) == 0)
+            fprintf(stderr, "autodidact: the last checkpoint is %s; after fixing the cause, "
+                            "continue with 'autodidact train --resume %s'\n", ckpt, ckpt);
+        else
+            fprintf(stderr, "autodidact: no checkpoint was written; fix the cause and start the "
+                            "training again\n");
         goto done;
     }
     if (!quiet) {
@@ -372,6 +406,10 @@ static int cmd_eval(int argc, char **argv) {
     if (!task == !textf) return usage_error("eval", "give exactly one of --task and --text", NULL);
     if (task && ad_task_parse(task) < 0) return usage_error("eval", "unknown task", task);
 
+    const char *inputs[] = {model, textf};
+    if (lp_path && ad_check_output_path(lp_path, "--logprobs", AD_OUT_FILE, inputs, 2))
+        return die("eval");
+
     int rc = 1;
     AdModel m;
     AdTokenizer tok;
@@ -394,6 +432,11 @@ static int cmd_eval(int argc, char **argv) {
     if (T > m.cfg.max_seq_len) {
         fprintf(stderr, "autodidact eval: --seq-len %ld exceeds the model's max_seq_len %d\n", T,
                 m.cfg.max_seq_len);
+        goto done;
+    }
+    if (ad_mem_check(ad_acts_bytes(&m.cfg, (int)bs, (int)T) + (double)bs * T * 12,
+                     "--batch-size %ld x --seq-len %ld", bs, T)) {
+        die("eval");
         goto done;
     }
     AdStatus s;
@@ -531,6 +574,8 @@ static int cmd_import(int argc, char **argv) {
     if (!src || !out) return usage_error("import", "need SRC and -o OUT.h5", NULL);
     int f = ad_import_format_parse(fmt);
     if (f < 0) return usage_error("import", "unknown format", fmt);
+    const char *inputs[] = {src, tokp, cfgp};
+    if (ad_check_output_path(out, "-o", AD_OUT_FILE, inputs, 3)) return die("import");
     AdModel m;
     AdTokenizer tok;
     AdImportOptions o = {(AdImportFormat)f, tokp, cfgp, (int)max_seq};
@@ -726,6 +771,12 @@ static int cmd_generate(int argc, char **argv) {
         goto done;
     }
     int S = m.cfg.max_seq_len;
+    if (max_new > S) max_new = S; /* a sequence never holds more than S positions */
+    if (ad_mem_check((double)np * S * sizeof(int) + (double)np * samples * sizeof(AdGenRequest),
+                     "%ld prompt(s) x --samples %ld", np, samples)) {
+        die("generate");
+        goto done;
+    }
     ids = ad_calloc((size_t)np * S, sizeof(int), "prompt tokens");
     reqs = ad_calloc((size_t)np * samples, sizeof(AdGenRequest), "requests");
     if (!ids || !reqs) {
@@ -747,7 +798,7 @@ static int cmd_generate(int argc, char **argv) {
     long total = np * samples;
     int B = (int)(batch < total ? batch : total);
     if (ad_generator_init(&g, &m, B, S, (int)max_new, 1)) {
-        die("generate");
+        die("generate --batch");
         goto done;
     }
     AdSampleConfig sc;
@@ -834,6 +885,9 @@ static int cmd_run(int argc, char **argv) {
         ad_run_print_plan(&cfg, stdout);
         return 0;
     }
+    const char *inputs[] = {path};
+    if (ad_check_output_path(cfg.run_file, "run_file", AD_OUT_MAKE_PARENTS, inputs, 1))
+        return die("run");
     char *text = NULL;
     size_t len = 0;
     if (ad_read_file(path, (size_t)1 << 24, &text, &len)) return die(NULL);

@@ -122,9 +122,18 @@ static void carve(AdParams *p, float *mem, const AdTensorInfo *info) {
     }
 }
 
+double ad_model_bytes(const AdModelConfig *c, int with_grads) {
+    AdTensorInfo info[AD_P_COUNT];
+    return (double)ad_model_param_info(c, info) * sizeof(float) * (with_grads ? 2 : 1);
+}
+
 AdStatus ad_model_init(AdModel *m, const AdModelConfig *c, int with_grads) {
     memset(m, 0, sizeof *m);
     AdStatus st = ad_model_config_validate(c);
+    if (st) return st;
+    st = ad_mem_check(ad_model_bytes(c, with_grads), "a model with d_model %d, n_layer %d, d_ff %d "
+                      "and vocab_size %d (parameters%s)", c->d_model, c->n_layer, c->d_ff,
+                      c->vocab_size, with_grads ? " and gradients" : "");
     if (st) return st;
     m->cfg = *c;
     m->n_params = ad_model_param_info(c, m->info);
@@ -138,6 +147,42 @@ AdStatus ad_model_init(AdModel *m, const AdModelConfig *c, int with_grads) {
             return AD_ERR_NOMEM;
         }
         carve(&m->grads, m->grads_mem, m->info);
+    }
+    return AD_OK;
+}
+
+/* The first element of x[0..n) that is NaN or infinite, or -1. */
+static long first_non_finite(const float *x, size_t n) {
+    int bad = 0;
+    for (size_t i = 0; i < n; i++) bad |= !isfinite(x[i]);
+    if (!bad) return -1;
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) return (long)i;
+    return -1;
+}
+
+AdStatus ad_check_finite(const float *x, size_t n, const char *name) {
+    long i = first_non_finite(x, n);
+    if (i < 0) return AD_OK;
+    return ad_fail(AD_ERR_NAN, "%s: element %ld is %s", name, i,
+                   isnan(x[i]) ? "nan" : x[i] > 0 ? "inf" : "-inf");
+}
+
+AdStatus ad_model_check_finite(const AdModel *m) {
+    for (int t = 0; t < AD_P_COUNT; t++) {
+        const AdTensorInfo *ti = &m->info[t];
+        if (!ti->size || !m->params.t[t]) continue;
+        long i = first_non_finite(m->params.t[t], ti->size);
+        if (i < 0) continue;
+        long idx[3] = {0, 0, 0}, rest = i;
+        for (int d = ti->ndim - 1; d >= 0; d--) idx[d] = rest % ti->shape[d], rest /= ti->shape[d];
+        char where[96];
+        if (ti->ndim == 1) snprintf(where, sizeof where, "[%ld]", idx[0]);
+        else if (ti->ndim == 2) snprintf(where, sizeof where, "[%ld, %ld]", idx[0], idx[1]);
+        else snprintf(where, sizeof where, "[%ld, %ld, %ld]", idx[0], idx[1], idx[2]);
+        float v = m->params.t[t][i];
+        return ad_fail(AD_ERR_NAN, "weight %s%s (element %ld of %zu) is %s", ti->name, where, i,
+                       ti->size, isnan(v) ? "nan" : v > 0 ? "inf" : "-inf");
     }
     return AD_OK;
 }
@@ -179,40 +224,62 @@ AdStatus ad_model_copy_params(AdModel *dst, const AdModel *src) {
 
 /* ---------------------------------------------------------------- activations */
 
+/* Element counts of the activation arrays of ad_acts_init, in its order, as doubles (so
+ * that a size too large for memory is refused before any size_t product can wrap). */
+enum { N_ACT_PARTS = 28 };
+static double act_sizes(const AdModelConfig *c, double B, double T, int nt, double n[N_ACT_PARTS]) {
+    double N = B * T, C = c->d_model, L = c->n_layer, V = c->vocab_size, H = c->n_head;
+    double hs = (double)(c->d_model / c->n_head), QKV = (H + 2.0 * c->n_kv_head) * hs;
+    double F = c->d_ff, FC = c->mlp == AD_MLP_SWIGLU ? 2 * F : F;
+    double half = c->d_model / c->n_head / 2 ? c->d_model / c->n_head / 2 : 1;
+    const double v[N_ACT_PARTS] = {
+        N * C,     L * N * C, L * N * C, L * N * C, L * N,   L * N,  L * N * QKV,
+        L * B * H * T * T,    L * N * C, L * N * C, L * N,   L * N,  L * N * FC,
+        L * N * F, N * C,     N,         N,         N * V,   N * V,  N * C,
+        N * C,     N * C,     N * QKV,   N * FC,    N * F,   (double)nt * AD_ATT_SCRATCH((double)T),
+        (double)c->max_seq_len * half,   (double)c->max_seq_len * half};
+    double total = 0.0;
+    for (int i = 0; i < N_ACT_PARTS; i++) {
+        n[i] = v[i];
+        total += v[i] + 15;
+    }
+    return total;
+}
+
+double ad_acts_bytes(const AdModelConfig *c, int B, int T) {
+    double n[N_ACT_PARTS];
+    return act_sizes(c, B, T, omp_get_max_threads(), n) * sizeof(float);
+}
+
 AdStatus ad_acts_init(AdActs *a, const AdModelConfig *c, int B, int T) {
     memset(a, 0, sizeof *a);
     if (B < 1 || T < 1 || T > c->max_seq_len)
         return ad_fail(AD_ERR_ARG, "activations for B=%d T=%d: need B >= 1, 1 <= T <= max_seq_len %d",
                        B, T, c->max_seq_len);
-    size_t N = (size_t)B * T, C = c->d_model, L = c->n_layer, V = c->vocab_size;
-    size_t H = c->n_head, hs = C / H, QKV = (H + 2 * (size_t)c->n_kv_head) * hs;
-    size_t F = c->d_ff, FC = c->mlp == AD_MLP_SWIGLU ? 2 * F : F;
     int nt = omp_get_max_threads();
+    double n[N_ACT_PARTS];
+    AdStatus st = ad_mem_check(act_sizes(c, B, T, nt, n) * sizeof(float),
+                               "activations for %d sequences of %d tokens", B, T);
+    if (st) return st;
     a->B = B, a->T = T, a->nthreads = nt;
-    struct { float **p; size_t n; } parts[] = {
-        {&a->encoded, N * C},      {&a->resid, L * N * C},   {&a->resid_out, L * N * C},
-        {&a->ln1, L * N * C},      {&a->ln1_mean, L * N},    {&a->ln1_rstd, L * N},
-        {&a->qkv, L * N * QKV},    {&a->att, L * B * H * T * T}, {&a->atty, L * N * C},
-        {&a->ln2, L * N * C},      {&a->ln2_mean, L * N},    {&a->ln2_rstd, L * N},
-        {&a->fch, L * N * FC},     {&a->fch_act, L * N * F}, {&a->lnf, N * C},
-        {&a->lnf_mean, N},         {&a->lnf_rstd, N},        {&a->logits, N * V},
-        {&a->dlogits, N * V},      {&a->dresid, N * C},      {&a->dbuf_c, N * C},
-        {&a->dbuf_c2, N * C},      {&a->dqkv, N * QKV},      {&a->dfch, N * FC},
-        {&a->dfch_act, N * F},     {&a->datt_scratch, (size_t)nt * AD_ATT_SCRATCH(T)},
-        {&a->rope_cos, (size_t)c->max_seq_len * (hs / 2 ? hs / 2 : 1)},
-        {&a->rope_sin, (size_t)c->max_seq_len * (hs / 2 ? hs / 2 : 1)},
-    };
+    float **parts[N_ACT_PARTS] = {
+        &a->encoded, &a->resid, &a->resid_out, &a->ln1,  &a->ln1_mean, &a->ln1_rstd, &a->qkv,
+        &a->att,     &a->atty,  &a->ln2,       &a->ln2_mean, &a->ln2_rstd, &a->fch,  &a->fch_act,
+        &a->lnf,     &a->lnf_mean, &a->lnf_rstd, &a->logits, &a->dlogits, &a->dresid, &a->dbuf_c,
+        &a->dbuf_c2, &a->dqkv,  &a->dfch,      &a->dfch_act, &a->datt_scratch, &a->rope_cos,
+        &a->rope_sin};
     size_t total = 0;
-    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
-        total += (parts[i].n + 15) & ~(size_t)15; /* keep each array 64-byte aligned */
+    for (int i = 0; i < N_ACT_PARTS; i++)
+        total += ((size_t)n[i] + 15) & ~(size_t)15; /* keep each array 64-byte aligned */
     a->mem = ad_alloc_floats(total, "activations");
     if (!a->mem) return AD_ERR_NOMEM;
     a->n_floats = total;
     float *p = a->mem;
-    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
-        *parts[i].p = p;
-        p += (parts[i].n + 15) & ~(size_t)15;
+    for (int i = 0; i < N_ACT_PARTS; i++) {
+        *parts[i] = p;
+        p += ((size_t)n[i] + 15) & ~(size_t)15;
     }
+    size_t hs = (size_t)(c->d_model / c->n_head);
     if (c->pos == AD_POS_ROPE)
         ad_rope_tables(a->rope_cos, a->rope_sin, c->max_seq_len, (int)hs, c->rope_theta);
     return AD_OK;
@@ -380,40 +447,61 @@ void ad_model_backward(AdModel *m, AdActs *a, const int *tokens, int B, int T) {
 
 /* ---------------------------------------------------------------- incremental decoding */
 
+/* Element counts of the KV cache arrays, in ad_kvcache_init's order, as doubles. */
+enum { N_KV_PARTS = 19 };
+static double kv_sizes(const AdModelConfig *cfg, double Bm, double S, int nt, double n[N_KV_PARTS]) {
+    double C = cfg->d_model, L = cfg->n_layer, V = cfg->vocab_size;
+    double hs = (double)(cfg->d_model / cfg->n_head), KV = cfg->n_kv_head * hs;
+    double QKV = (cfg->n_head + 2.0 * cfg->n_kv_head) * hs;
+    double F = cfg->d_ff, FC = cfg->mlp == AD_MLP_SWIGLU ? 2 * F : F;
+    double half = cfg->d_model / cfg->n_head / 2 ? cfg->d_model / cfg->n_head / 2 : 1;
+    /* packed weight copies: whole panels of AD_PANEL output columns */
+#define PACKED(OC, K) (ceil((OC) / AD_PANEL) * AD_PANEL * (K))
+    const double v[N_KV_PARTS] = {L * Bm * S * KV, L * Bm * S * KV, Bm * C,   Bm * C, Bm,
+                                  Bm,              Bm * QKV,        Bm * C,   Bm * FC, Bm * F,
+                                  (double)nt * S,  S * half,        S * half, Bm * V,
+                                  L * PACKED(QKV, C), L * PACKED(C, C), L * PACKED(FC, C),
+                                  L * PACKED(C, F), PACKED(V, C)};
+#undef PACKED
+    double total = 0.0;
+    for (int i = 0; i < N_KV_PARTS; i++) {
+        n[i] = v[i];
+        total += v[i] + 15;
+    }
+    return total;
+}
+
+double ad_kvcache_bytes(const AdModelConfig *cfg, int max_batch, int max_seq) {
+    double n[N_KV_PARTS];
+    return kv_sizes(cfg, max_batch, max_seq, omp_get_max_threads(), n) * sizeof(float);
+}
+
 AdStatus ad_kvcache_init(AdKVCache *c, const AdModelConfig *cfg, int max_batch, int max_seq) {
     memset(c, 0, sizeof *c);
     if (max_batch < 1 || max_seq < 1 || max_seq > cfg->max_seq_len)
         return ad_fail(AD_ERR_ARG, "KV cache for %d sequences of %d positions: need at least one of "
                        "each and at most max_seq_len %d positions", max_batch, max_seq, cfg->max_seq_len);
-    size_t Bm = max_batch, S = max_seq, C = cfg->d_model, L = cfg->n_layer, V = cfg->vocab_size;
-    size_t hs = C / cfg->n_head, KV = (size_t)cfg->n_kv_head * hs;
-    size_t QKV = (cfg->n_head + 2 * (size_t)cfg->n_kv_head) * hs;
-    size_t F = cfg->d_ff, FC = cfg->mlp == AD_MLP_SWIGLU ? 2 * F : F;
     int nt = omp_get_max_threads();
+    double n[N_KV_PARTS];
+    AdStatus st = ad_mem_check(kv_sizes(cfg, max_batch, max_seq, nt, n) * sizeof(float),
+                               "a KV cache for %d sequences of %d positions", max_batch, max_seq);
+    if (st) return st;
     c->max_batch = max_batch, c->max_seq = max_seq, c->nthreads = nt;
-    size_t half = hs / 2 ? hs / 2 : 1;
-    struct { float **p; size_t n; } parts[] = {
-        {&c->k, L * Bm * S * KV}, {&c->v, L * Bm * S * KV}, {&c->x, Bm * C},
-        {&c->xn, Bm * C},         {&c->mean, Bm},           {&c->rstd, Bm},
-        {&c->qkv, Bm * QKV},      {&c->atty, Bm * C},       {&c->fch, Bm * FC},
-        {&c->fch_act, Bm * F},    {&c->scores, (size_t)nt * S}, {&c->rope_cos, S * half},
-        {&c->rope_sin, S * half}, {&c->logits, Bm * V},
-        {&c->pk_qkv, L * ad_packed_size((int)QKV, (int)C)},
-        {&c->pk_proj, L * ad_packed_size((int)C, (int)C)},
-        {&c->pk_fc, L * ad_packed_size((int)FC, (int)C)},
-        {&c->pk_fcproj, L * ad_packed_size((int)C, (int)F)},
-        {&c->pk_cls, ad_packed_size((int)V, (int)C)},
-    };
+    float **parts[N_KV_PARTS] = {&c->k,      &c->v,        &c->x,        &c->xn,     &c->mean,
+                                 &c->rstd,   &c->qkv,      &c->atty,     &c->fch,    &c->fch_act,
+                                 &c->scores, &c->rope_cos, &c->rope_sin, &c->logits, &c->pk_qkv,
+                                 &c->pk_proj, &c->pk_fc,   &c->pk_fcproj, &c->pk_cls};
     size_t total = 0;
-    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) total += (parts[i].n + 15) & ~(size_t)15;
+    for (int i = 0; i < N_KV_PARTS; i++) total += ((size_t)n[i] + 15) & ~(size_t)15;
     c->mem = ad_alloc_floats(total, "KV cache");
     if (!c->mem) return AD_ERR_NOMEM;
     float *p = c->mem;
-    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
-        *parts[i].p = p;
-        p += (parts[i].n + 15) & ~(size_t)15;
+    for (int i = 0; i < N_KV_PARTS; i++) {
+        *parts[i] = p;
+        p += ((size_t)n[i] + 15) & ~(size_t)15;
     }
-    if (cfg->pos == AD_POS_ROPE) ad_rope_tables(c->rope_cos, c->rope_sin, max_seq, (int)hs, cfg->rope_theta);
+    int hs = cfg->d_model / cfg->n_head;
+    if (cfg->pos == AD_POS_ROPE) ad_rope_tables(c->rope_cos, c->rope_sin, max_seq, hs, cfg->rope_theta);
     return AD_OK;
 }
 

@@ -26,6 +26,7 @@
 
 #define POOL_FORMAT "autodidact-pool"
 #define ON_POLICY_ORIGIN 1000000 /* transient on-policy examples: origin ON_POLICY_ORIGIN + round */
+#define EVAL_LOSS_BATCH 64       /* rows per forward pass of the evaluation loss */
 
 /* Everything one run holds between rounds. */
 typedef struct {
@@ -98,6 +99,18 @@ static AdStatus make_parent_dirs(const char *file) {
 
 static void ckpt_path(const Run *r, int round, const char *suffix, char *out, size_t cap) {
     snprintf(out, cap, "%s/round_%03d%s", r->ckpt_dir, round, suffix);
+}
+
+/* The longest prompt length the run generates answers for (rounds and evaluation). */
+static int longest_length(const Run *r) {
+    const AdExperimentConfig *c = r->cfg;
+    int n = c->task.eval_max_len;
+    if (c->rounds.count > 0) {
+        int m = c->rounds.length_start + (c->rounds.count - 1) * c->rounds.length_step +
+                c->rounds.length_span;
+        if (m > n) n = m;
+    }
+    return n;
 }
 
 static int answer_budget(const Run *r, int length) {
@@ -257,7 +270,7 @@ static AdStatus evaluate(Run *r, AdModel *m, double *acc, double *loss, long *n_
     sc.temperature = 0.0f, sc.max_new_tokens = max_new, sc.seed = c->seed;
     if ((st = ad_generate(&g, &r->tok, reqs, n, &sc, eval_sink, &sink, NULL, NULL))) goto done;
     /* teacher-forced loss of the ground-truth answers */
-    int Bl = 64;
+    int Bl = per < EVAL_LOSS_BATCH ? per : EVAL_LOSS_BATCH;
     if ((st = ad_acts_init(&acts, &m->cfg, Bl, S))) goto done;
     rows = ad_calloc((size_t)Bl * S * 2, sizeof(int), "evaluation rows");
     if (!rows) {
@@ -562,6 +575,8 @@ static void run_free(Run *r) {
     free(r->prompt_file);
 }
 
+static AdStatus check_memory(const Run *r);
+
 static AdStatus run_setup(Run *r, const AdExperimentConfig *cfg, const AdRunOptions *o) {
     memset(r, 0, sizeof *r);
     r->cfg = cfg;
@@ -610,6 +625,7 @@ static AdStatus run_setup(Run *r, const AdExperimentConfig *cfg, const AdRunOpti
     if (cfg->pretrain.seq_len > r->T) r->T = cfg->pretrain.seq_len;
     if (r->T > r->student.cfg.max_seq_len)
         return ad_fail(AD_ERR_CONFIG, "seq_len %d exceeds model.max_seq_len %d", r->T, r->student.cfg.max_seq_len);
+    if ((st = check_memory(r))) return st;
     AdAdamWConfig oc = {(float)cfg->pretrain.beta1, (float)cfg->pretrain.beta2, (float)cfg->pretrain.eps,
                         (float)cfg->pretrain.weight_decay};
     if ((st = ad_adamw_init(&r->opt_state, &oc, r->student.n_params))) return st;
@@ -650,6 +666,84 @@ static AdStatus run_setup(Run *r, const AdExperimentConfig *cfg, const AdRunOpti
     return build_eval_set(r);
 }
 
+/* ------------------------------------------------------------------ memory */
+
+typedef struct {
+    const char *key;  /* the config key that sizes this part */
+    long value;
+    const char *what;
+    double bytes;
+} MemPart;
+
+/* Bytes of one training phase: activations (twice with a teacher) and the token rows. */
+static double phase_bytes(const Run *r, const AdPhaseConfig *p) {
+    const AdModelConfig *mc = &r->student.cfg;
+    int distill = ad_loss_parse(p->loss) != AD_LOSS_SFT;
+    return ad_acts_bytes(mc, p->batch_size, r->T) * (distill ? 2 : 1) +
+           (double)p->batch_size * r->T * p->grad_accum * 2 * sizeof(int);
+}
+
+/* Checks, before the run allocates anything big, that its peak memory fits under
+ * ad_mem_limit(): the learners' weights, gradients and AdamW moments and the teacher
+ * copies, plus the largest of the phases (training, generation and scoring, evaluation,
+ * the candidates and the pool). Batches are cut to the sequences they decode, as the
+ * phases do. The error names the key behind the largest part. */
+static AdStatus check_memory(const Run *r) {
+    const AdExperimentConfig *c = r->cfg;
+    const AdModelConfig *mc = &r->student.cfg;
+    int S = mc->max_seq_len, copies = 0;
+    copies += !strcmp(c->rounds.init, "restart");
+    copies += strcmp(c->rounds.teacher, "self") != 0;
+    double state = ad_model_bytes(mc, 0) * (4.0 * (1 + c->score.ensemble) + copies);
+    double n_cand = (double)c->rounds.prompts * c->generate.samples;
+    int B = c->generate.batch < n_cand ? c->generate.batch : (int)n_cand;
+    int max_new = answer_budget(r, longest_length(r));
+    double gen = ad_generator_bytes(mc, B, S, max_new);
+    if (c->score.logprob || c->score.self_judge) gen += ad_acts_bytes(mc, B, S);
+    /* per prompt: its token row; per candidate: answer text, scores, flags, request */
+    double cand = (double)c->rounds.prompts * (S * sizeof(int) + 2.0 * AD_TASK_MAX_TEXT / 8) +
+                  n_cand * (AD_SCORE_COUNT * 4.0 + 64 + max_new * 2.0) * (1 + c->rounds.count);
+    double n_eval = r->is_task ? (double)(c->task.eval_max_len - c->task.eval_min_len + 1) *
+                                     c->task.eval_per_len : 0;
+    int Be = c->generate.batch < n_eval ? c->generate.batch : (int)(n_eval > 0 ? n_eval : 1);
+    int Bl = c->task.eval_per_len < EVAL_LOSS_BATCH ? c->task.eval_per_len : EVAL_LOSS_BATCH;
+    double eval = n_eval * (S * sizeof(int) + 160.0) +
+                  (n_eval > 0 ? ad_generator_bytes(mc, Be, S, max_new) + ad_acts_bytes(mc, Bl, S) : 0);
+    MemPart part[] = {
+        {"pretrain.batch_size", c->pretrain.batch_size, "round 0's training batches",
+         phase_bytes(r, &c->pretrain)},
+        {"train.batch_size", c->train.batch_size, "the rounds' training batches",
+         c->rounds.count ? phase_bytes(r, &c->train) : 0},
+        {"generate.batch", B, "the sequences decoded and scored at once", gen},
+        {"rounds.prompts", c->rounds.prompts,
+         "rounds.prompts x generate.samples candidates a round, and the pool",
+         c->rounds.count ? cand : 0},
+        {"task.eval_per_len", c->task.eval_per_len, "the evaluation prompts", eval},
+        {"task.seed_examples", c->task.seed_examples, "the seed examples",
+         c->task.seed_examples * 256.0},
+    };
+    int big = 0;
+    for (int i = 1; i < (int)(sizeof part / sizeof part[0]); i++)
+        if (part[i].bytes > part[big].bytes) big = i;
+    char sb[32];
+    ad_format_bytes(state, sb, sizeof sb);
+    AdStatus st;
+    if (state >= part[big].bytes)
+        st = ad_mem_check(state + part[big].bytes, "model.d_model %d, model.n_layer %d, "
+                            "model.vocab_size %d with score.ensemble %d (%s of weights, gradients "
+                            "and AdamW moments, %d teacher cop%s)", mc->d_model, mc->n_layer,
+                            mc->vocab_size, c->score.ensemble, sb, copies, copies == 1 ? "y" : "ies");
+    else
+        st = ad_mem_check(state + part[big].bytes, "%s = %ld (%s, plus %s of weights and optimizer "
+                          "state)", part[big].key, part[big].value, part[big].what, sb);
+    if (st) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", ad_errmsg());
+        ad_fail(st, "%s; lower %s", msg, state >= part[big].bytes ? "the model's size" : part[big].key);
+    }
+    return st;
+}
+
 /* The teacher of a round: who generates, and whose distribution distillation matches. */
 static const AdModel *round_teacher(Run *r) {
     const char *t = r->cfg->rounds.teacher;
@@ -688,9 +782,25 @@ static AdStatus load_learner(const char *path, AdModel *m, AdAdamW *opt) {
 
 static void member_suffix(int m, char *buf, size_t cap) { snprintf(buf, cap, ".ensemble%d.h5", m + 1); }
 
+/* Refuses to commit a round whose weights (student, ensemble models, EMA teacher) hold
+ * a NaN or an infinity, naming the model, the tensor and the index. */
+static AdStatus check_weights_finite(const Run *r, int round) {
+    AdStatus st = ad_model_check_finite(&r->student);
+    if (st) return ad_fail_context(st, "round %d left non-finite weights in the student", round);
+    for (int m = 0; m < r->n_members; m++)
+        if ((st = ad_model_check_finite(&r->member[m])))
+            return ad_fail_context(st, "round %d left non-finite weights in ensemble model %d",
+                                   round, m + 1);
+    if (!strcmp(r->cfg->rounds.teacher, "ema") && (st = ad_model_check_finite(&r->ema)))
+        return ad_fail_context(st, "round %d left non-finite weights in the EMA teacher", round);
+    return AD_OK;
+}
+
 static AdStatus save_round_state(Run *r, int round) {
     char path[AD_PATH_MAX + 64], suffix[32];
-    AdStatus st = make_dir(r->ckpt_dir);
+    AdStatus st = check_weights_finite(r, round);
+    if (st) return st;
+    st = make_dir(r->ckpt_dir);
     if (st) return st;
     ckpt_path(r, round, ".h5", path, sizeof path);
     if ((st = save_learner(r, path, &r->student, &r->opt_state))) return st;
@@ -935,32 +1045,80 @@ done:
     return st;
 }
 
+/* Names the failed round and says what will work next: resume only when the run file on
+ * disk holds committed rounds to continue from. */
+static AdStatus failure_advice(const Run *r, int round, AdStatus st) {
+    const char *file = r->cfg->run_file;
+    int done = r->log.rounds_complete;
+    if (done > 0)
+        return ad_fail_context(st, "round %d (%s keeps rounds 0..%d; after fixing the cause, "
+                               "continue with 'autodidact resume %s')", round, file, done - 1, file);
+    return ad_fail_context(st, "round %d (no round was committed, so %s was not written: fix the "
+                           "cause and start the run again)", round, file);
+}
+
 static AdStatus run_loop(Run *r, int first_round) {
     int total = r->cfg->rounds.count + 1, done_here = 0;
     for (int round = first_round; round < total; round++) {
         AdStatus st = run_round(r, round);
-        if (st)
-            return ad_fail_context(st, "round %d (the run file keeps rounds 0..%d; continue with "
-                                   "'autodidact resume %s')", round, round - 1, r->cfg->run_file);
+        if (st) return failure_advice(r, round, st);
         if (r->opt && r->opt->stop_after > 0 && ++done_here >= r->opt->stop_after) break;
     }
     return AD_OK;
 }
 
+/* Every path a run writes, checked before any work: the run file and the checkpoint
+ * directory beside it (with its round files), none of them a file the run reads. */
+static AdStatus check_run_outputs(const AdExperimentConfig *cfg) {
+    const char *inputs[] = {cfg->init_from, cfg->rounds.teacher_path, cfg->task.path};
+    char dir[AD_PATH_MAX + 16], file[AD_PATH_MAX + 64];
+    snprintf(dir, sizeof dir, "%s.ckpt", cfg->run_file);
+    snprintf(file, sizeof file, "%s/round_000.h5", dir);
+    AdStatus st = ad_check_output_path(cfg->run_file, "run_file", AD_OUT_MAKE_PARENTS, inputs, 3);
+    if (!st) st = ad_check_output_path(dir, "run_file (its checkpoint directory)",
+                                       AD_OUT_DIR | AD_OUT_MAKE_PARENTS, inputs, 3);
+    if (!st) st = ad_check_output_path(file, "run_file (its checkpoints)", AD_OUT_MAKE_PARENTS,
+                                       inputs, 3);
+    return st;
+}
+
+static AdStatus run_start_locked(const AdExperimentConfig *cfg, const char *config_original,
+                                 int overwrite, const AdRunOptions *o);
 static AdStatus run_resume_locked(const char *run_file, const char *const *overrides,
                                   int n_overrides, const AdRunOptions *o);
 
+/* Both hold the run's lock (runlog.h) from before the run file is looked at until the end,
+ * so that two processes never write one run. */
 AdStatus ad_run_start(const AdExperimentConfig *cfg, const char *config_original, int overwrite,
                       const AdRunOptions *o) {
-    AdStatus st = make_parent_dirs(cfg->run_file);
-    if (st) return st;
+    AdStatus st = check_run_outputs(cfg);
+    if (!st) st = make_parent_dirs(cfg->run_file);
     int lock;
-    if ((st = ad_runlog_lock(cfg->run_file, &lock))) return st;
+    if (!st) st = ad_runlog_lock(cfg->run_file, &lock);
+    if (st) return st;
+    st = run_start_locked(cfg, config_original, overwrite, o);
+    ad_runlog_unlock(cfg->run_file, lock);
+    return st;
+}
+
+static AdStatus run_start_locked(const AdExperimentConfig *cfg, const char *config_original,
+                                 int overwrite, const AdRunOptions *o) {
+    AdStatus st;
     if (!overwrite && access(cfg->run_file, F_OK) == 0) {
-        ad_runlog_unlock(cfg->run_file, lock);
-        return ad_fail(AD_ERR_IO, "%s already exists: continue it with 'autodidact resume %s', or "
-                       "choose another run_file (--set run_file=...) or pass --overwrite",
-                       cfg->run_file, cfg->run_file);
+        /* resume is named only for a run file that resume can continue */
+        int done = 0, valid = ad_runlog_check(cfg->run_file, &done) == AD_OK;
+        if (valid && done < cfg->rounds.count + 1)
+            return ad_fail(AD_ERR_IO, "%s already exists with %d complete round(s): continue it "
+                           "with 'autodidact resume %s', or choose another run_file (--set "
+                           "run_file=...) or pass --overwrite", cfg->run_file, done, cfg->run_file);
+        if (valid)
+            return ad_fail(AD_ERR_IO, "%s already exists and holds a finished run of %d rounds: "
+                           "extend it with 'autodidact resume %s --set rounds.count=N' (N > %d), "
+                           "or choose another run_file (--set run_file=...) or pass --overwrite",
+                           cfg->run_file, done, cfg->run_file, done - 1);
+        return ad_fail(AD_ERR_IO, "%s already exists and is not an autodidact run file: choose "
+                       "another run_file (--set run_file=...) or pass --overwrite to replace it",
+                       cfg->run_file);
     }
     Run r;
     st = run_setup(&r, cfg, o);
@@ -981,7 +1139,27 @@ AdStatus ad_run_start(const AdExperimentConfig *cfg, const char *config_original
         st = run_loop(&r, 0);
     }
     run_free(&r);
-    ad_runlog_unlock(cfg->run_file, lock);
+    return st;
+}
+
+/* The run file's evaluation grid is the one the (possibly overridden) config makes. */
+static AdStatus check_log_grid(const Run *r) {
+    int E = r->n_eval;
+    if (r->log.n_eval != E)
+        return ad_fail(AD_ERR_CONFIG, "%s: /eval_lengths has %d lengths, but the config's "
+                       "evaluation grid (task.eval_min_len..task.eval_max_len) has %d; resume "
+                       "with the grid the run started with", r->log.path, r->log.n_eval, E);
+    if (E == 0) return AD_OK;
+    int64_t *grid = ad_calloc((size_t)E, sizeof *grid, "evaluation grid");
+    if (!grid) return AD_ERR_NOMEM;
+    hsize_t shape[1] = {(hsize_t)E};
+    AdStatus st = ad_h5_read_array((hid_t)r->log.file, "eval_lengths", AD_H5_I64, 1, shape, grid);
+    for (int e = 0; !st && e < E; e++)
+        if (grid[e] != r->eval_len[e])
+            st = ad_fail(AD_ERR_CONFIG, "%s: /eval_lengths[%d] is %lld, but the config's evaluation "
+                         "grid has %d there; resume with the grid the run started with",
+                         r->log.path, e, (long long)grid[e], r->eval_len[e]);
+    free(grid);
     return st;
 }
 
@@ -1007,9 +1185,11 @@ static AdStatus run_resume_locked(const char *run_file, const char *const *overr
     free(json);
     if (st) return st;
     snprintf(cfg.run_file, sizeof cfg.run_file, "%s", run_file);
+    if ((st = check_run_outputs(&cfg))) return st;
     Run r;
     st = run_setup(&r, &cfg, o);
     if (!st) st = ad_runlog_open(&r.log, run_file);
+    if (!st) st = check_log_grid(&r);
     if (!st) {
         int done = r.log.rounds_complete;
         if (done >= cfg.rounds.count + 1) {
@@ -1065,8 +1245,10 @@ static AdStatus read_column(hid_t file, const char *name, hsize_t rows, double *
 }
 
 AdStatus ad_run_report(const char *run_file, FILE *f) {
+    AdStatus st = ad_runlog_check(run_file, NULL);
+    if (st) return st;
     hid_t file;
-    AdStatus st = ad_h5_open(run_file, 0, &file);
+    st = ad_h5_open(run_file, 0, &file);
     if (st) return st;
     char *fmt = NULL;
     int64_t done = 0;

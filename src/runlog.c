@@ -812,6 +812,150 @@ static AdStatus read_counts(hid_t f, const char *path, int *rounds, int *n_eval)
     return AD_OK;
 }
 
+/* ================================================================ consistency */
+
+/* Length of the rank-1 dataset `name` under g into *n; missing or of another rank is
+ * AD_ERR_FORMAT naming `where`/name. */
+static AdStatus vector_length(hid_t g, const char *path, const char *where, const char *name,
+                              hsize_t *n) {
+    int has = 0, rank = 0;
+    hsize_t dims[AD_H5_MAX_RANK];
+    AdStatus s = ad_h5_exists(g, name, &has);
+    if (s == AD_OK && !has)
+        return ad_fail(AD_ERR_FORMAT, "%s: %s/%s is missing", path, where, name);
+    if (s == AD_OK) s = ad_h5_array_shape(g, name, AD_H5_MAX_RANK, &rank, dims);
+    if (s != AD_OK) return ad_fail_context(AD_ERR_FORMAT, "%s: %s/%s", path, where, name);
+    if (rank != 1)
+        return ad_fail(AD_ERR_FORMAT, "%s: %s/%s has rank %d, expected 1", path, where, name, rank);
+    *n = dims[0];
+    return AD_OK;
+}
+
+/* Checks that every dataset in `names` under g has length `want` (the first one found
+ * sets it when *want is (hsize_t)-1). */
+static AdStatus same_lengths(hid_t g, const char *path, const char *where,
+                             const char *const *names, int n_names, hsize_t *want,
+                             const char *what) {
+    for (int i = 0; i < n_names; i++) {
+        hsize_t n = 0;
+        AdStatus s = vector_length(g, path, where, names[i], &n);
+        if (s != AD_OK) return s;
+        if (*want == (hsize_t)-1) *want = n;
+        else if (n != *want)
+            return ad_fail(AD_ERR_FORMAT, "%s: %s/%s has %llu entries, but %s is %llu", path, where,
+                           names[i], (unsigned long long)n, what, (unsigned long long)*want);
+    }
+    return AD_OK;
+}
+
+/* One committed round group: its candidate, score, training and evaluation datasets
+ * exist with lengths that agree with each other, with the grid (E) and with the
+ * summary's n_prompts and n_candidates of the round. */
+static AdStatus check_round_group(hid_t f, const char *path, int round, int rounds, int n_eval,
+                                  int64_t n_prompts, int64_t n_cand) {
+    char where[ROUND_NAME_LEN + 2];
+    snprintf(where, sizeof where, "/");
+    round_name(round, where + 1);
+    int has = 0;
+    AdStatus s = ad_h5_exists(f, where + 1, &has);
+    if (s == AD_OK && !has)
+        return ad_fail(AD_ERR_FORMAT, "%s: %s is missing, but rounds_complete = %d says rounds "
+                       "0..%d were committed", path, where, rounds, rounds - 1);
+    hid_t g;
+    if (s == AD_OK) s = ad_h5_group_open(f, where + 1, &g);
+    if (s != AD_OK) return ad_fail_context(AD_ERR_FORMAT, "%s: %s", path, where);
+    static const char *const per_prompt[] = {"prompts", "prompt_length"};
+    static const char *const per_cand[] = {"candidates", "candidate_prompt", "candidate_sample",
+                                           "candidate_ended", "selected", "correct"};
+    static const char *const curve[] = {"train/step", "train/loss", "train/lr", "train/grad_norm",
+                                        "train/tokens_per_s"};
+    static const char *const eval[] = {"eval/length", "eval/accuracy", "eval/loss", "eval/n"};
+    static const char *const groups[] = {"scores", "train", "eval"};
+    hsize_t P = (hsize_t)n_prompts, N = (hsize_t)n_cand, K = (hsize_t)-1, E = (hsize_t)n_eval;
+    for (int i = 0; i < 3 && s == AD_OK; i++) {
+        s = ad_h5_exists(g, groups[i], &has);
+        if (s == AD_OK && !has) s = ad_fail(AD_ERR_FORMAT, "%s: %s/%s is missing", path, where, groups[i]);
+    }
+    if (s == AD_OK) s = same_lengths(g, path, where, per_prompt, 2, &P, "/summary/n_prompts");
+    if (s == AD_OK) s = same_lengths(g, path, where, per_cand, 6, &N, "/summary/n_candidates");
+    if (s == AD_OK) s = same_lengths(g, path, where, curve, 5, &K, "train/step's length");
+    if (s == AD_OK) s = same_lengths(g, path, where, eval, 4, &E, "the length of /eval_lengths");
+    hid_t sg = -1;
+    if (s == AD_OK) s = ad_h5_group_open(g, "scores", &sg);
+    H5G_info_t info;
+    if (s == AD_OK && H5Gget_info(sg, &info) < 0)
+        s = ad_h5_fail(AD_ERR_FORMAT, sg, NULL, "cannot list the scores of %s", where);
+    for (hsize_t k = 0; s == AD_OK && k < info.nlinks; k++) {
+        char name[RUN_MAX_NAME];
+        if (H5Lget_name_by_idx(sg, ".", H5_INDEX_NAME, H5_ITER_INC, k, name, sizeof name,
+                               H5P_DEFAULT) < 0) {
+            s = ad_h5_fail(AD_ERR_FORMAT, sg, NULL, "cannot list the scores of %s", where);
+            break;
+        }
+        const char *one[1] = {name};
+        char sw[ROUND_NAME_LEN + 16];
+        snprintf(sw, sizeof sw, "%s/scores", where);
+        s = same_lengths(sg, path, sw, one, 1, &N, "/summary/n_candidates");
+    }
+    if (sg >= 0) ad_h5_close_quietly(sg);
+    return ad_h5_close_after(g, s);
+}
+
+/* Read-only consistency check of an open run file holding `rounds` committed rounds:
+ * every summary column has at least that many rows (rank and width as documented), and
+ * every round 0..rounds-1 has a complete group (check_round_group). The first missing or
+ * mismatched object is named. */
+static AdStatus check_consistency(hid_t f, const char *path, int rounds, int n_eval) {
+    hid_t g;
+    AdStatus s = ad_h5_group_open(f, "summary", &g);
+    if (s != AD_OK) return ad_fail_context(AD_ERR_FORMAT, "%s: /summary", path);
+    for (int i = 0; i < N_INT_COLS + N_FLOAT_COLS + N_EVAL_COLS && s == AD_OK; i++) {
+        const char *name = i < N_INT_COLS ? INT_COLS[i]
+                         : i < N_INT_COLS + N_FLOAT_COLS ? FLOAT_COLS[i - N_INT_COLS]
+                         : EVAL_COLS[i - N_INT_COLS - N_FLOAT_COLS];
+        int want_rank = i < N_INT_COLS + N_FLOAT_COLS ? 1 : 2, rank = 0, has = 0;
+        hsize_t dims[AD_H5_MAX_RANK];
+        s = ad_h5_exists(g, name, &has);
+        if (s == AD_OK && !has) s = ad_fail(AD_ERR_FORMAT, "%s: /summary/%s is missing", path, name);
+        if (s == AD_OK) s = ad_h5_array_shape(g, name, AD_H5_MAX_RANK, &rank, dims);
+        if (s == AD_OK && (rank != want_rank || (rank == 2 && dims[1] != (hsize_t)n_eval)))
+            s = ad_fail(AD_ERR_FORMAT, "%s: /summary/%s has rank %d%s, expected rank %d%s", path,
+                        name, rank, rank == 2 ? " and another width" : "", want_rank,
+                        want_rank == 2 ? " and one column per /eval_lengths entry" : "");
+        if (s == AD_OK && dims[0] < (hsize_t)rounds)
+            s = ad_fail(AD_ERR_FORMAT, "%s: /summary/%s has %llu rows, but rounds_complete is %d",
+                        path, name, (unsigned long long)dims[0], rounds);
+    }
+    ad_h5_close_quietly(g);
+    size_t n = (size_t)(rounds > 0 ? rounds : 1);
+    int64_t *col = s == AD_OK ? ad_calloc(2 * n, sizeof *col, "run file check") : NULL;
+    if (s == AD_OK && !col) s = AD_ERR_NOMEM;
+    /* the first `rounds` rows of n_prompts and n_candidates */
+    const char *cols[2] = {"summary/n_prompts", "summary/n_candidates"};
+    for (int c = 0; c < 2 && s == AD_OK && rounds > 0; c++) {
+        hid_t d = H5Dopen2(f, cols[c], H5P_DEFAULT);
+        hid_t fs = d >= 0 ? H5Dget_space(d) : -1;
+        hsize_t start[1] = {0}, count[1] = {(hsize_t)rounds};
+        hid_t ms = H5Screate_simple(1, count, NULL);
+        if (d < 0 || fs < 0 || ms < 0 ||
+            H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
+            H5Dread(d, H5T_NATIVE_INT64, ms, fs, H5P_DEFAULT, col + (size_t)c * n) < 0)
+            s = ad_h5_fail(AD_ERR_FORMAT, f, cols[c], "cannot read");
+        ad_h5_close_quietly(ms);
+        ad_h5_close_quietly(fs);
+        ad_h5_close_quietly(d);
+    }
+    for (int r = 0; r < rounds && s == AD_OK; r++) {
+        if (col[r] < 0 || col[n + r] < 0)
+            s = ad_fail(AD_ERR_FORMAT, "%s: /summary row %d has %lld prompts and %lld candidates",
+                        path, r, (long long)col[r], (long long)col[n + r]);
+        else
+            s = check_round_group(f, path, r, rounds, n_eval, col[r], col[n + r]);
+    }
+    free(col);
+    return s;
+}
+
 /* Deletes /rounds/NNN for every NNN >= rounds (groups of a round never committed). */
 static AdStatus drop_rounds_from(hid_t f, const char *path, int rounds) {
     hid_t g;
@@ -862,9 +1006,25 @@ AdStatus ad_runlog_open(AdRunLog *r, const char *path) {
     s = check_format(f, path);
     if (s == AD_OK) s = use_v110_formats(f, path);
     if (s == AD_OK) s = read_counts(f, path, &rounds, &n_eval);
+    if (s == AD_OK) s = check_consistency(f, path, rounds, n_eval);
     if (s == AD_OK) s = truncate_summary(f, path, rounds, n_eval);
     if (s == AD_OK) s = drop_rounds_from(f, path, rounds);
     return adopt_file(r, f, path, n_eval, rounds, s, "opening");
+}
+
+AdStatus ad_runlog_check(const char *path, int *rounds_complete) {
+    AdStatus s = check_path(path, "run file check");
+    if (s != AD_OK) return s;
+    hid_t f;
+    s = ad_h5_open(path, 0, &f);
+    if (s != AD_OK) return s;
+    int rounds = 0, n_eval = 0;
+    s = check_format(f, path);
+    if (s == AD_OK) s = read_counts(f, path, &rounds, &n_eval);
+    if (s == AD_OK) s = check_consistency(f, path, rounds, n_eval);
+    ad_h5_close_quietly(f);
+    if (s == AD_OK && rounds_complete) *rounds_complete = rounds;
+    return s;
 }
 
 AdStatus ad_runlog_read_config(const char *path, char **config_json) {

@@ -178,7 +178,8 @@ void ad_score_ensemble(AdCandidates *c, char *const *const *others, int n_models
 
 typedef enum { ROWS_LOGPROB, ROWS_JUDGE } RowsMode;
 
-/* Batch state, sized once per scorer call. Rows are encoded at full width T into
+/* Batch state, sized once per scorer call for at most as many rows as there are
+ * candidates (a larger batch_size is cut to that). Rows are encoded at full width T into
  * row_tok/row_tgt, then packed to the width of the longest row of the batch. */
 typedef struct {
     AdModel *model;
@@ -213,7 +214,7 @@ static void rows_free(Rows *r) {
 }
 
 static AdStatus rows_init(Rows *r, AdModel *model, const AdTokenizer *tok, RowsMode mode,
-                          int batch_size, int seq_len, const char *who) {
+                          int batch_size, int seq_len, long n_rows, const char *who) {
     memset(r, 0, sizeof *r);
     if (batch_size < 1 || seq_len < 1)
         return ad_fail(AD_ERR_ARG, "%s: batch_size %d and seq_len %d must be >= 1", who, batch_size,
@@ -223,6 +224,7 @@ static AdStatus rows_init(Rows *r, AdModel *model, const AdTokenizer *tok, RowsM
     if (tok->vocab_size > model->cfg.vocab_size)
         return ad_fail(AD_ERR_ARG, "%s: tokenizer vocabulary %d is larger than the model's %d", who,
                        tok->vocab_size, model->cfg.vocab_size);
+    if (n_rows < batch_size) batch_size = n_rows > 0 ? (int)n_rows : 1; /* no bigger than the work */
     r->model = model, r->tok = tok, r->mode = mode;
     r->B = batch_size, r->T = seq_len, r->V = model->cfg.vocab_size;
     AdStatus st = ad_acts_init(&r->acts, &model->cfg, batch_size, seq_len);
@@ -350,7 +352,7 @@ AdStatus ad_score_logprobs(AdCandidates *c, AdModel *model, const AdTokenizer *t
         c->scores[AD_SCORE_LOGPROB_MEAN][i] = c->scores[AD_SCORE_LOGPROB_MIN][i] =
             c->scores[AD_SCORE_PERPLEXITY][i] = NAN;
     Rows r;
-    AdStatus st = rows_init(&r, model, tok, ROWS_LOGPROB, batch_size, seq_len, "log-prob scorer");
+    AdStatus st = rows_init(&r, model, tok, ROWS_LOGPROB, batch_size, seq_len, c->n, "log-prob scorer");
     if (st) return st;
     for (long i = 0; i < c->n && !st; i++)
         st = rows_add(&r, c, i, prompt_of(c, i), c->answer[i], c->ended[i]);
@@ -387,7 +389,7 @@ AdStatus ad_score_judge(AdCandidates *c, AdModel *model, const AdTokenizer *tok,
     if (!judge_template || !verdict)
         return ad_fail(AD_ERR_ARG, "judge scorer: the template and the verdict must not be NULL");
     Rows r;
-    AdStatus st = rows_init(&r, model, tok, ROWS_JUDGE, batch_size, seq_len, "judge scorer");
+    AdStatus st = rows_init(&r, model, tok, ROWS_JUDGE, batch_size, seq_len, c->n, "judge scorer");
     if (st) return st;
     char *text = NULL;
     size_t cap = 0;

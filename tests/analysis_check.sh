@@ -180,6 +180,9 @@ for name in accuracy_heatmap accuracy_by_length training_loss selection frontier
         fail "plot_run.py wrote and printed $name.png" "$out"
     fi
 done
+check "plot_run.py refuses an output directory that is a file, before plotting" \
+    bash -c "touch '$TMP/plots_file' && ! '$PY' '$ANALYSIS/plot_run.py' '$RUN' -o '$TMP/plots_file' \
+             2>'$TMP/pf.err' && grep -q 'exists and is not a directory' '$TMP/pf.err'"
 check "plot_run.py default directory is <run>_plots/" \
     bash -c "'$PY' '$ANALYSIS/plot_run.py' '$RUN' >/dev/null && [ -s '$TMP/base_plots/frontier.png' ]"
 

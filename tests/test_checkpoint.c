@@ -40,20 +40,21 @@ static AdModelConfig make_cfg(const char *family, int V, int maxT, int L, int H,
 }
 
 /* A model whose every parameter is a distinct random value, plus a few special bit
- * patterns (negative zero, a subnormal, infinity, a NaN with a payload) that a lossy
- * path would change. */
+ * patterns (negative zero, subnormals, the largest float) that a lossy path would change.
+ * Checkpoints refuse NaN and infinity (test_non_finite_refused); that the storage keeps
+ * their bits, payload included, is test_float_bits_lossless. */
 static void make_model(AdModel *m, const AdModelConfig *c, uint64_t seed) {
     ck_assert_int_eq(ad_model_init(m, c, 0), AD_OK);
     AdRng r;
     ad_rng_init(&r, seed, AD_STREAM_INIT, 0);
     for (size_t i = 0; i < m->n_params; i++) m->params_mem[i] = ad_rng_normal(&r);
-    uint32_t nan_bits = 0x7fc12345u;
-    float nan;
-    memcpy(&nan, &nan_bits, sizeof nan);
+    uint32_t tiny_bits = 0x80000001u; /* the smallest negative subnormal */
+    float tiny;
+    memcpy(&tiny, &tiny_bits, sizeof tiny);
     m->params_mem[0] = -0.0f;
     m->params_mem[1] = FLT_MIN / 8;
-    m->params_mem[2] = INFINITY;
-    m->params_mem[3] = nan;
+    m->params_mem[2] = FLT_MAX;
+    m->params_mem[3] = tiny;
 }
 
 static float *copy_floats(const float *src, size_t n) {
@@ -867,6 +868,82 @@ START_TEST(test_flipped_byte) {
 }
 END_TEST
 
+/* ---- non-finite values ----------------------------------------------------------- */
+
+/* Overwrites element i of /weights/name of a checkpoint with v (raw HDF5, filters kept). */
+static void poke_weight(const char *path, const char *name, size_t n, size_t i, float v) {
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    ck_assert(f >= 0);
+    char full[128];
+    snprintf(full, sizeof full, "weights/%s", name);
+    hid_t d = H5Dopen2(f, full, H5P_DEFAULT);
+    ck_assert(d >= 0);
+    float *buf = malloc(n * sizeof *buf);
+    ck_assert_ptr_nonnull(buf);
+    ck_assert(H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) >= 0);
+    buf[i] = v;
+    ck_assert(H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) >= 0);
+    free(buf);
+    H5Dclose(d);
+    ck_assert(H5Fclose(f) >= 0);
+}
+
+/* A NaN or infinity in any weight or moment: loading refuses it naming the tensor and
+ * the first bad index, and saving refuses to write it. */
+START_TEST(test_non_finite_refused) {
+    AdModel m;
+    const char *good = save_small_gpt2("finite_src.h5", &m, 16);
+    const int qkv = AD_P_QKVW;
+    size_t n = m.info[qkv].size, at = 2 * (size_t)m.info[qkv].shape[2] + 3; /* [0, 2, 3] */
+    const float bad[] = {NAN, INFINITY, -INFINITY};
+    const char *says[] = {"is nan", "is inf", "is -inf"};
+    for (int k = 0; k < 3; k++) {
+        char fname[64];
+        snprintf(fname, sizeof fname, "nonfinite_%d.h5", k);
+        const char *path = ad_test_path(ad_test_tmpdir(), fname);
+        copy_file(good, path, -1);
+        poke_weight(path, "qkv_w", n, at, bad[k]);
+        expect_load_fails(path, AD_ERR_NAN, 1, 0);
+        assert_msg_has("qkv_w[0, 2, 3]");
+        assert_msg_has(says[k]);
+    }
+    /* saving: weights, then an AdamW moment */
+    const char *out = ad_test_path(ad_test_tmpdir(), "nonfinite_save.h5");
+    m.params.t[AD_P_LNFW][5] = NAN;
+    ck_assert_int_eq(ad_checkpoint_save(out, &m, NULL, NULL), AD_ERR_NAN);
+    assert_msg_has("lnf_w[5]");
+    ck_assert_int_ne(access(out, F_OK), 0);
+    m.params.t[AD_P_LNFW][5] = 1.0f;
+    AdTrainState st;
+    make_train_state(&st, m.n_params, 1, 17);
+    st.opt.v[7] = INFINITY;
+    ck_assert_int_eq(ad_checkpoint_save(out, &m, NULL, &st), AD_ERR_NAN);
+    assert_msg_has("/train/adam_v: element 7 is inf");
+    ck_assert_int_ne(access(out, F_OK), 0);
+    free_train_state(&st);
+    ad_model_free(&m);
+}
+END_TEST
+
+/* The storage itself is lossless for every bit pattern: infinities and NaN payloads
+ * survive ad_h5_write_floats / ad_h5_read_floats (with the checkpoints' filters). */
+START_TEST(test_float_bits_lossless) {
+    const char *path = ad_test_path(ad_test_tmpdir(), "float_bits.h5");
+    hid_t f;
+    ck_assert_int_eq(ad_h5_create(path, &f), AD_OK);
+    uint32_t bits[6] = {0x7fc12345u, 0xffa00001u, 0x7f800000u, 0xff800000u, 0x80000000u, 0x00000001u};
+    float v[6], back[6];
+    memcpy(v, bits, sizeof v);
+    hsize_t shape[1] = {6};
+    ck_assert_int_eq(ad_h5_write_floats(f, "x", 1, shape, v), AD_OK);
+    ck_assert_int_eq(ad_h5_close_file(f), AD_OK);
+    ck_assert_int_eq(ad_h5_open(path, 0, &f), AD_OK);
+    ck_assert_int_eq(ad_h5_read_floats(f, "x", 1, shape, back), AD_OK);
+    ad_h5_close_quietly(f);
+    ck_assert(memcmp(back, v, sizeof v) == 0);
+}
+END_TEST
+
 /* ---- failed saves keep the old checkpoint -------------------------------------------- */
 
 static void assert_loads_weights_of(const char *path, const AdModel *want) {
@@ -1050,6 +1127,7 @@ static Suite *checkpoint_suite(void) {
     tcase_add_test(tc, test_bad_config_attrs);
     tcase_add_test(tc, test_flipped_byte);
     tcase_add_test(tc, test_bad_gpt2_merges);
+    tcase_add_test(tc, test_non_finite_refused);
     suite_add_tcase(s, tc);
     tc = tcase_create("failed_saves");
     tcase_set_timeout(tc, TIMEOUT);
@@ -1061,6 +1139,7 @@ static Suite *checkpoint_suite(void) {
     tc = tcase_create("h5util");
     tcase_set_timeout(tc, TIMEOUT);
     tcase_add_test(tc, test_h5util_tables_and_strings);
+    tcase_add_test(tc, test_float_bits_lossless);
     suite_add_tcase(s, tc);
     return s;
 }

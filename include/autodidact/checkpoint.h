@@ -15,14 +15,17 @@
 #define AD_CHECKPOINT_FORMAT "autodidact-checkpoint"
 #define AD_CHECKPOINT_VERSION 1
 
-/* tok and st may be NULL (no tokenizer / weights only). */
+/* tok and st may be NULL (no tokenizer / weights only). A model or moment holding a NaN
+ * or infinity is refused (AD_ERR_NAN naming the tensor and index), as loading would. */
 AdStatus ad_checkpoint_save(const char *path, const AdModel *m, const AdTokenizer *tok,
                             const AdTrainState *st);
 /* Initialises m (ad_model_init with with_grads) from the file; if tok is non-NULL the
  * tokenizer is loaded (AD_ERR_FORMAT if the file has none); if st is non-NULL the
  * training state is loaded (moments are left NULL if the file has none).
  * Any mismatch (missing dataset, wrong shape, wrong format/version, checksum failure)
- * is an error naming the file and object; nothing is left allocated on failure. */
+ * is an error naming the file and object, and so is a weight or AdamW moment that is
+ * NaN or infinite (AD_ERR_NAN, naming the tensor and its first bad index); nothing is
+ * left allocated on failure. */
 AdStatus ad_checkpoint_load(const char *path, AdModel *m, int with_grads, AdTokenizer *tok,
                             AdTrainState *st);
 /* Reads only the model config. */

@@ -43,6 +43,34 @@ void *ad_malloc(size_t n, const char *what);
 void *ad_calloc(size_t count, size_t size, const char *what);
 float *ad_alloc_floats(size_t count, const char *what);
 
+/* The memory this process may use, in bytes: the smallest of physical memory, the
+ * address-space limit (ulimit -v) and the data-segment limit (ulimit -d). *source (may
+ * be NULL) names which one it is. The checked allocators above refuse any single block
+ * larger than it, and callers that size work from a config check their whole estimate
+ * against it before allocating (ad_mem_check). */
+double ad_mem_limit(const char **source);
+/* AD_OK if `bytes` fit under ad_mem_limit(); otherwise AD_ERR_NOMEM with the message
+ * "<what> would need <bytes>, more than the <limit> this process may use (<source>)",
+ * where what is formatted from fmt (name the config key or option and its value). */
+AdStatus ad_mem_check(double bytes, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* "512 B", "3.0 KiB", "12.5 MiB", "8.2 GiB" into buf. */
+void ad_format_bytes(double bytes, char *buf, size_t cap);
+
+/* Output paths, checked before a command does any work. */
+enum {
+    AD_OUT_FILE = 0,          /* path names a file to write */
+    AD_OUT_DIR = 1,           /* path names a directory to write files into */
+    AD_OUT_MAKE_PARENTS = 2   /* missing parent directories will be created */
+};
+/* AD_OK if `path` can be written as the output `what` (a config key or option, named in
+ * the message): it is not empty; a file's name is not an existing directory (a
+ * directory's is not an existing file); the nearest existing ancestor directory is
+ * writable (with AD_OUT_MAKE_PARENTS; else the parent itself must exist); an existing
+ * file or directory is writable; and it is none of the n_inputs files in inputs (NULL
+ * or "" entries are skipped). Otherwise AD_ERR_IO saying which. Touches nothing. */
+AdStatus ad_check_output_path(const char *path, const char *what, int flags,
+                              const char *const *inputs, int n_inputs);
+
 /* Programmer errors (shape mismatches, broken invariants): print file:line and abort. */
 #define AD_ASSERT(cond)                                                          \
     do {                                                                         \

@@ -64,10 +64,14 @@ typedef struct {
 } AdGenerator;
 
 /* Sizes everything for up to max_batch sequences at once of up to max_seq positions
- * (prompt + generated) and max_new generated tokens each. */
+ * (prompt + generated) and max_new generated tokens each (at most max_seq: a longer
+ * budget cannot be used and is cut). Callers size max_batch by the sequences they have
+ * (never more); memory beyond ad_mem_limit() is refused before allocating. */
 AdStatus ad_generator_init(AdGenerator *g, const AdModel *m, int max_batch, int max_seq, int max_new,
                            int want_entropy);
 void ad_generator_free(AdGenerator *g);
+/* Bytes ad_generator_init allocates for these sizes. */
+double ad_generator_bytes(const AdModelConfig *c, int max_batch, int max_seq, int max_new);
 
 /* Callback receiving each finished sequence; out's arrays are valid during the call only. */
 typedef void (*AdGenSink)(long request, const AdGenOutput *out, void *user);

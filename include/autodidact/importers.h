@@ -56,6 +56,7 @@ typedef struct {
  * (vocab_size == 0). The vocabulary may not exceed the model's vocab_size.
  * A context length beyond the model's limits is an error unless opt->max_seq_len
  * replaces it; for learned positions (llm.c) it may only shrink the table.
+ * A weight that is NaN or infinite is refused (AD_ERR_NAN naming the tensor and index).
  * On error nothing stays allocated: m (and tok) are left zeroed. */
 AdStatus ad_import_opts(const char *path, const AdImportOptions *opt, AdModel *m,
                         AdTokenizer *tok);

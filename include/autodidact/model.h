@@ -98,6 +98,15 @@ typedef struct {
 AdStatus ad_model_init(AdModel *m, const AdModelConfig *c, int with_grads);
 /* Safe on a zeroed or half-initialised struct. */
 void ad_model_free(AdModel *m);
+/* Bytes ad_model_init allocates for a config (parameters, and gradients if with_grads);
+ * ad_model_init refuses (AD_ERR_NOMEM) a model larger than ad_mem_limit(). */
+double ad_model_bytes(const AdModelConfig *c, int with_grads);
+/* AD_ERR_NAN if a parameter is NaN or infinite; the message names the first such weight
+ * and its index ("weight qkv_w[0, 5, 3] (element 163 of 3072) is nan"). One pass over
+ * the parameters, cheap next to reading or writing them. */
+AdStatus ad_model_check_finite(const AdModel *m);
+/* The same for any array: "<name>: element 12 is inf". */
+AdStatus ad_check_finite(const float *x, size_t n, const char *name);
 /* GPT-2 style init: N(0, 0.02) for matrices and embeddings, residual projections
  * scaled by 1/sqrt(2L), norm weights 1, biases 0. */
 void ad_model_init_weights(AdModel *m, AdRng *rng);
@@ -145,7 +154,10 @@ typedef struct {
     float *rope_sin;    /* (T, hs/2) */
 } AdActs;
 
+/* Refuses (AD_ERR_NOMEM, before allocating) activations larger than ad_mem_limit(). */
 AdStatus ad_acts_init(AdActs *a, const AdModelConfig *c, int B, int T);
+/* Bytes ad_acts_init allocates for (B, T): for memory checks before any allocation. */
+double ad_acts_bytes(const AdModelConfig *c, int B, int T);
 void ad_acts_free(AdActs *a);
 
 /* Forward over tokens (B, T) with B, T within the capacity of `a`; leaves logits
@@ -179,7 +191,9 @@ typedef struct {
     float *pk_cls;       /* packed V x C classifier */
 } AdKVCache;
 
+/* Refuses (AD_ERR_NOMEM, before allocating) a cache larger than ad_mem_limit(). */
 AdStatus ad_kvcache_init(AdKVCache *c, const AdModelConfig *cfg, int max_batch, int max_seq);
+double ad_kvcache_bytes(const AdModelConfig *cfg, int max_batch, int max_seq);
 void ad_kvcache_free(AdKVCache *c);
 /* Copies m's weight matrices into the cache's packed layout. ad_model_forward_step reads
  * the weights as last packed: call this after the weights change (ad_generate does, at

@@ -50,9 +50,17 @@ AdStatus ad_runlog_create(AdRunLog *r, const char *path, const char *config_json
                           const char *config_original, uint64_t seed, int threads,
                           const int *eval_lengths, int n_eval);
 /* Opens an existing run for resuming: checks format and version, reads it into memory,
- * and reports rounds_complete. Summary rows or round groups beyond rounds_complete (which
- * a finished file never has) are dropped. */
+ * checks its consistency as ad_runlog_check does, and reports rounds_complete. Summary
+ * rows or round groups beyond rounds_complete (which a finished file never has) are
+ * dropped. */
 AdStatus ad_runlog_open(AdRunLog *r, const char *path);
+/* Checks a run file read-only: format and version, rounds_complete within [0, 10^6],
+ * every /summary column with at least rounds_complete rows, and every round
+ * 0..rounds_complete-1 with its /rounds/NNN group and datasets, whose lengths agree with
+ * each other, with /eval_lengths and with the summary's n_prompts and n_candidates.
+ * AD_ERR_FORMAT names the first missing or mismatched object. *rounds_complete (may be
+ * NULL) receives the count. */
+AdStatus ad_runlog_check(const char *path, int *rounds_complete);
 /* The resolved config JSON stored in a run file (caller frees). */
 AdStatus ad_runlog_read_config(const char *path, char **config_json);
 

@@ -61,8 +61,9 @@ void ad_score_ensemble(AdCandidates *c, char *const *const *others, int n_models
 
 /* Log-probability scorers under `model`: each sequence "<bos> prompt answer <eos>" (the
  * <eos> only if the candidate ended) is run through a forward pass in batches of
- * batch_size rows of seq_len tokens; fills LOGPROB_MEAN, LOGPROB_MIN, PERPLEXITY over
- * the answer tokens. */
+ * batch_size rows of seq_len tokens (batch_size is cut to the number of candidates, so
+ * a large value costs no memory beyond the work); fills LOGPROB_MEAN, LOGPROB_MIN,
+ * PERPLEXITY over the answer tokens. */
 AdStatus ad_score_logprobs(AdCandidates *c, AdModel *model, const AdTokenizer *tok,
                            int batch_size, int seq_len);
 /* Self-judging: log p(verdict | template) under `model`, where template has "{prompt}"
