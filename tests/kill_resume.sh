@@ -10,6 +10,7 @@ BIN=${AD_BIN:?AD_BIN must name the autodidact binary}
 KILLS=${1:-5}
 SEED=${2:-$RANDOM}
 PY=/usr/bin/python3
+HERE=$(cd "$(dirname "$0")" && pwd)
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 cd "$W"
@@ -64,40 +65,7 @@ else
 fi
 echo "kill_resume: $kills kills over $starts starts ($completed_early runs finished before their kill and were started over)"
 
-$PY - ref.h5 killed.h5 <<'EOF'
-import sys, re, h5py, numpy as np
-skip = re.compile(r'time|per_s|seconds')
-a, b = h5py.File(sys.argv[1], 'r'), h5py.File(sys.argv[2], 'r')
-names, bad = [], []
-def visit(name, obj):
-    if isinstance(obj, h5py.Dataset) and not skip.search(name):
-        names.append(name)
-a.visititems(visit)
-other = []
-b.visititems(lambda n, o: other.append(n) if isinstance(o, h5py.Dataset) and not skip.search(n) else None)
-if sorted(names) != sorted(other):
-    print('kill_resume: datasets differ:', sorted(set(names) ^ set(other))[:10])
-    sys.exit(1)
-def value(f, n, run_file):
-    v = f[n][()]
-    if n in ('config', 'config_original'): # the run file's own name is the one difference
-        v = (v.decode() if isinstance(v, bytes) else str(v)).replace(run_file, 'RUN_FILE')
-    return v
-for n in names:
-    x, y = value(a, n, 'ref.h5'), value(b, n, 'killed.h5')
-    same = (x == y) if not isinstance(x, np.ndarray) else (x.shape == y.shape and
-            (np.array_equal(x, y) if x.dtype.kind not in 'fc' else np.array_equal(x.view(np.uint8), y.view(np.uint8))))
-    if not same:
-        bad.append(n)
-rounds = a.attrs['rounds_complete']
-for k in ('rounds_complete',):
-    if a.attrs[k] != b.attrs[k]:
-        bad.append('@' + k)
-if bad:
-    print('kill_resume: differ from the uninterrupted run:', bad[:10])
-    sys.exit(1)
-print('kill_resume: %d datasets of %d rounds equal the uninterrupted run bit for bit' % (len(names), rounds))
-EOF
+$PY "$HERE/same_run.py" ref.h5 killed.h5
 rc=$?
 if [ $rc -eq 0 ]; then echo "kill_resume: 1 passed, 0 failed"; else echo "kill_resume: 0 passed, 1 failed"; fi
 exit $rc
