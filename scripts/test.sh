@@ -1,7 +1,17 @@
 #!/usr/bin/env bash
 # Sets up (apt packages, build) and runs the whole test suite with ctest.
+# Usage: scripts/test.sh [--sanitize] [ctest arguments...]
+#   --sanitize   build with AddressSanitizer and UBSan into build-asan/ and run the suite there
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-cd build
+dir=build
+if [ "${1:-}" = --sanitize ]; then
+  shift
+  dir=build-asan
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DAD_SANITIZE=ON >/dev/null
+  cmake --build "$dir" -j "$(nproc)" 2>&1 | grep -E "error|warning" || true
+  echo "test: sanitizer build in $dir"
+fi
+cd "$dir"
 OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} ctest --output-on-failure "$@"
