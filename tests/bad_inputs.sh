@@ -166,6 +166,30 @@ check "checkpoint: a directory" -- tr "not a regular file" -- "$BIN" eval --mode
 check "checkpoint: truncated, train --resume" -- k_half.h5 "truncated" -- "$BIN" train --resume k_half.h5
 check "checkpoint: as init_from" -- k_half.h5 model.init_from -- "$BIN" run tiny.json --set model.init_from=k_half.h5 --set run_file=i.h5
 
+# a checkpoint whose weights are finite but make training diverge: round 0 (no training)
+# is committed, round 1 stops at its first step naming both, and the run file stays readable
+$PY -c "
+import h5py, shutil
+shutil.copy('$CK', 'k_diverge.h5')
+f = h5py.File('k_diverge.h5', 'a')
+w = f['weights/qkv_w'][...] * 1e25
+del f['weights/qkv_w']
+f['weights/qkv_w'] = w
+"
+cat >div.json <<'EOF'
+{"seed": 3, "threads": 2, "run_file": "div.h5", "model": {"init_from": "k_diverge.h5"},
+ "task": {"name": "copy", "train_min_len": 1, "train_max_len": 3, "eval_min_len": 1, "eval_max_len": 4, "eval_per_len": 4},
+ "pretrain": {"steps": 0, "seq_len": 16},
+ "train": {"steps": 2, "seq_len": 16, "batch_size": 8, "log_every": 0, "warmup_steps": 1},
+ "rounds": {"count": 1, "prompts": 8}}
+EOF
+check "training diverges in round 1" -- "round 1" "div.h5 keeps rounds 0..0" "step 1: the training loss is" -- "$BIN" run div.json
+if "$BIN" report div.h5 >/dev/null 2>&1; then
+  pass=$((pass + 1)); echo "ok   ...its run file still reports round 0"
+else
+  fail=$((fail + 1)); echo "FAIL ...its run file does not report after the divergence"
+fi
+
 # ---- importers and tokenizer files
 if [ -n "$MODELS" ] && [ -f "$MODELS/stories260K.bin" ] && [ -f "$MODELS/tok512.bin" ] && [ -f "$MODELS/stories260K.gguf" ]; then
   $PY - "$MODELS" <<'EOF'
