@@ -18,18 +18,8 @@ while [ $# -gt 0 ]; do
 done
 [ ${#names[@]} -gt 0 ] || names=(config import tokenizer h5)
 
-need=(clang libclang-rt-14-dev libomp-14-dev libopenblas-openmp-dev libhdf5-dev libcjson-dev pkg-config)
-missing=()
-for p in "${need[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "fuzz: installing ${missing[*]}"
-  sudo_cmd=""
-  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
-  $sudo_cmd apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+# the project's packages and build (scripts/setup.sh), plus clang, libFuzzer and libomp
+scripts/setup.sh clang libclang-rt-14-dev libomp-14-dev >/dev/null
 
 out=build-fuzz
 mkdir -p "$out/generated" "$out/findings"

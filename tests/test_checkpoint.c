@@ -870,31 +870,13 @@ END_TEST
 
 /* ---- non-finite values ----------------------------------------------------------- */
 
-/* Overwrites element i of /weights/name of a checkpoint with v (raw HDF5, filters kept). */
-static void poke_weight(const char *path, const char *name, size_t n, size_t i, float v) {
-    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
-    ck_assert(f >= 0);
-    char full[128];
-    snprintf(full, sizeof full, "weights/%s", name);
-    hid_t d = H5Dopen2(f, full, H5P_DEFAULT);
-    ck_assert(d >= 0);
-    float *buf = malloc(n * sizeof *buf);
-    ck_assert_ptr_nonnull(buf);
-    ck_assert(H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) >= 0);
-    buf[i] = v;
-    ck_assert(H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) >= 0);
-    free(buf);
-    H5Dclose(d);
-    ck_assert(H5Fclose(f) >= 0);
-}
-
 /* A NaN or infinity in any weight or moment: loading refuses it naming the tensor and
  * the first bad index, and saving refuses to write it. */
 START_TEST(test_non_finite_refused) {
     AdModel m;
     const char *good = save_small_gpt2("finite_src.h5", &m, 16);
     const int qkv = AD_P_QKVW;
-    size_t n = m.info[qkv].size, at = 2 * (size_t)m.info[qkv].shape[2] + 3; /* [0, 2, 3] */
+    size_t at = 2 * (size_t)m.info[qkv].shape[2] + 3; /* [0, 2, 3] */
     const float bad[] = {NAN, INFINITY, -INFINITY};
     const char *says[] = {"is nan", "is inf", "is -inf"};
     for (int k = 0; k < 3; k++) {
@@ -902,7 +884,7 @@ START_TEST(test_non_finite_refused) {
         snprintf(fname, sizeof fname, "nonfinite_%d.h5", k);
         const char *path = ad_test_path(ad_test_tmpdir(), fname);
         copy_file(good, path, -1);
-        poke_weight(path, "qkv_w", n, at, bad[k]);
+        ad_test_poke_weight(path, "qkv_w", at, bad[k]);
         expect_load_fails(path, AD_ERR_NAN, 1, 0);
         assert_msg_has("qkv_w[0, 2, 3]");
         assert_msg_has(says[k]);

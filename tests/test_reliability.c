@@ -234,32 +234,12 @@ END_TEST
 
 /* ---- 3. non-finite weights ----------------------------------------------------------- */
 
-/* Sets element i of /weights/qkv_w of a checkpoint to v. */
-static void poke_qkv(const char *file, size_t i, float v) {
-    hid_t f = H5Fopen(file, H5F_ACC_RDWR, H5P_DEFAULT);
-    ck_assert(f >= 0);
-    hid_t d = H5Dopen2(f, "weights/qkv_w", H5P_DEFAULT);
-    ck_assert(d >= 0);
-    hid_t sp = H5Dget_space(d);
-    hssize_t n = H5Sget_simple_extent_npoints(sp);
-    H5Sclose(sp);
-    ck_assert((size_t)n > i);
-    float *buf = malloc((size_t)n * sizeof *buf);
-    ck_assert_ptr_nonnull(buf);
-    ck_assert(H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) >= 0);
-    buf[i] = v;
-    ck_assert(H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) >= 0);
-    free(buf);
-    H5Dclose(d);
-    ck_assert(H5Fclose(f) >= 0);
-}
-
 START_TEST(test_nan_checkpoint_refused) {
     char src[600];
     snprintf(src, sizeof src, "%s.ckpt/round_002.h5", complete_run);
     const char *file = tmp("nan.h5");
     ck_assert_int_eq(shell("cp %s %s", src, file), 0);
-    poke_qkv(file, 3139, NAN); /* qkv_w is (2, 96, 32): element 3139 is [1, 2, 3] */
+    ad_test_poke_weight(file, "qkv_w", 3139, NAN); /* qkv_w is (2, 96, 32): element 3139 is [1, 2, 3] */
     int rc = shell("%s eval --model %s --task copy --max-len 4 >/dev/null 2>%s", ad_test_bin(), file,
                    err_path);
     ck_assert_msg(rc == 1, "eval of a NaN checkpoint: exit %d: %s", rc, err_text());
@@ -278,7 +258,7 @@ START_TEST(test_nan_checkpoint_refused) {
     expect_err_has("is nan");
     /* an infinity too */
     ck_assert_int_eq(shell("cp %s %s", src, file), 0);
-    poke_qkv(file, 0, -INFINITY);
+    ad_test_poke_weight(file, "qkv_w", 0, -INFINITY);
     rc = shell("%s eval --model %s --task copy --max-len 4 >/dev/null 2>%s", ad_test_bin(), file,
                err_path);
     ck_assert_int_eq(rc, 1);

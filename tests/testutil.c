@@ -7,6 +7,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <hdf5.h>
+
 const char *ad_test_models_dir(void) {
     static char buf[4096];
     const char *env = getenv("AD_SHARED_MODELS");
@@ -59,4 +61,25 @@ int ad_test_run(Suite *s) {
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
     return failed == 0 ? 0 : 1;
+}
+
+void ad_test_poke_weight(const char *path, const char *name, size_t i, float v) {
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    ck_assert_msg(f >= 0, "cannot open %s", path);
+    char full[128];
+    snprintf(full, sizeof full, "weights/%s", name);
+    hid_t d = H5Dopen2(f, full, H5P_DEFAULT);
+    ck_assert_msg(d >= 0, "%s has no %s", path, full);
+    hid_t sp = H5Dget_space(d);
+    hssize_t n = H5Sget_simple_extent_npoints(sp);
+    H5Sclose(sp);
+    ck_assert_msg(n > 0 && (size_t)n > i, "%s: element %zu of %lld", full, i, (long long)n);
+    float *buf = malloc((size_t)n * sizeof *buf);
+    ck_assert_ptr_nonnull(buf);
+    ck_assert(H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) >= 0);
+    buf[i] = v;
+    ck_assert(H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) >= 0);
+    free(buf);
+    H5Dclose(d);
+    ck_assert(H5Fclose(f) >= 0);
 }

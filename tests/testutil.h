@@ -22,6 +22,10 @@ typedef struct {
 /* Adds n cases to s, each in a tcase named after it with the given timeout (seconds). */
 void ad_test_add_cases(Suite *s, const AdTestCase *cases, size_t n, double timeout);
 
+/* Overwrites element i (flat index) of the float dataset /weights/NAME of a checkpoint with v,
+ * through HDF5 so that the dataset's filters and checksum stay valid (asserts on failure). */
+void ad_test_poke_weight(const char *path, const char *name, size_t i, float v);
+
 /* Runs the suite; returns 0 if every test passed, 1 otherwise (use as main's value). */
 int ad_test_run(Suite *s);
 
