@@ -38,6 +38,11 @@ AdStatus ad_read_file(const char *path, size_t max_bytes, char **out, size_t *le
     return AD_OK;
 }
 
+int ad_data_pad_id(const AdTokenizer *tok) {
+    if (tok->pad_id >= 0) return tok->pad_id;
+    return tok->eos_id >= 0 ? tok->eos_id : 0;
+}
+
 AdStatus ad_data_encode_example(const AdTokenizer *tok, const char *prompt, const char *answer,
                                 int T, int *tokens, int *targets, int *n_prompt) {
     /* seq = <bos> prompt answer <eos>; inputs seq[0..T), targets seq[1..T] */
@@ -47,16 +52,18 @@ AdStatus ad_data_encode_example(const AdTokenizer *tok, const char *prompt, cons
     AdStatus st = ad_tokenizer_encode(tok, prompt, strlen(prompt), seq + 1, cap, &np);
     if (st) return ad_fail_context(st, "encoding prompt \"%s\"", prompt);
     if (answer) {
-        st = ad_tokenizer_encode(tok, answer, strlen(answer), seq + 1 + np, cap - np, &na);
+        st = ad_tokenizer_encode_continuation(tok, answer, strlen(answer), seq + 1 + np, cap - np,
+                                              &na);
         if (st) return ad_fail_context(st, "encoding answer \"%s\"", answer);
         seq[1 + np + na] = tok->eos_id;
     }
     int n = 1 + np + (answer ? na + 1 : 0); /* sequence length */
+    int pad = ad_data_pad_id(tok);
     if (n - 1 > T || (!answer && n > T))
         return ad_fail(AD_ERR_ARG, "example \"%s%s\" needs %d tokens, more than seq_len %d", prompt,
                        answer ? answer : "", answer ? n - 1 : n, T);
     for (int t = 0; t < T; t++) {
-        tokens[t] = t < n ? seq[t] : tok->pad_id;
+        tokens[t] = t < n ? seq[t] : pad;
         int is_target = answer && t + 1 < n && t + 1 >= 1 + np;
         targets[t] = is_target ? seq[t + 1] : -1;
     }
@@ -67,8 +74,11 @@ AdStatus ad_data_encode_example(const AdTokenizer *tok, const char *prompt, cons
 AdStatus ad_data_init_task(AdData *d, const AdTokenizer *tok, AdTaskKind task, int min_len,
                            int max_len, int T) {
     memset(d, 0, sizeof *d);
-    if (tok->bos_id < 0 || tok->eos_id < 0 || tok->pad_id < 0)
-        return ad_fail(AD_ERR_ARG, "task data needs a tokenizer with <bos>, <eos> and <pad>");
+    if (tok->bos_id < 0 || tok->eos_id < 0)
+        return ad_fail(AD_ERR_ARG, "task data needs a tokenizer with <bos> and <eos> (this %s "
+                       "vocabulary of %d pieces has %s)", ad_tok_kind_name(tok->kind),
+                       tok->vocab_size, tok->bos_id < 0 && tok->eos_id < 0 ? "neither"
+                       : tok->bos_id < 0 ? "no <bos>" : "no <eos>");
     if (min_len < 1 || max_len < min_len)
         return ad_fail(AD_ERR_ARG, "task length range [%d, %d] is empty", min_len, max_len);
     d->kind = AD_DATA_TASK, d->tok = tok, d->T = T;

@@ -62,9 +62,14 @@ void ad_data_free(AdData *d);
 AdStatus ad_data_batch(const AdData *d, AdRng *rng, int split, int *tokens, int *targets, int B);
 
 /* Encodes "<bos> prompt answer <eos>" of a task example into one row: tokens[0..T) inputs,
- * targets[0..T) next tokens (answer and <eos> only, else -1), padded with <pad>/-1.
- * answer may be NULL (prompt only: no targets). *n_prompt receives the count of prompt
- * tokens including <bos> (may be NULL). */
+ * targets[0..T) next tokens (answer and <eos> only, else -1), padded with
+ * ad_data_pad_id(tok)/-1. The answer is encoded as a continuation of the prompt
+ * (ad_tokenizer_encode_continuation). answer may be NULL (prompt only: no targets).
+ * *n_prompt receives the count of prompt tokens including <bos> (may be NULL). */
+/* The id that fills a row after its sequence: <pad>, or for a vocabulary without one
+ * (llama2.c's) <eos>, else 0. Padding only follows the sequence and its targets are
+ * masked, so under causal attention no real position ever attends to it: any id will do. */
+int ad_data_pad_id(const AdTokenizer *tok);
 AdStatus ad_data_encode_example(const AdTokenizer *tok, const char *prompt, const char *answer,
                                 int T, int *tokens, int *targets, int *n_prompt);
 
