@@ -796,7 +796,8 @@ static const char *RUN_HELP =
     "committed to the HDF5 run file (run_file, see docs/RUNFILE.md) and a checkpoint, so\n"
     "'autodidact resume RUN.h5' continues a killed run with the same numbers.\n"
     "  --set key.path=value  override a config key (repeatable)\n"
-    "  --dry-run             validate the config and print the plan, run nothing\n"
+    "  --dry-run             open every input, check the config against them and print the\n"
+    "                        plan (the models as loaded); run nothing\n"
     "  --overwrite           replace an existing run file\n"
     "  --keys                list every config key with its default and meaning\n"
     "  --quiet               no progress lines\n";
@@ -829,10 +830,7 @@ static int cmd_run(int argc, char **argv) {
     if (!path) return usage_error("run", "missing EXPERIMENT.json", NULL);
     AdExperimentConfig cfg;
     if (ad_experiment_config_load(&cfg, path, overrides, n_over)) return die(NULL);
-    if (dry) {
-        ad_run_print_plan(&cfg, stdout);
-        return 0;
-    }
+    if (dry) return ad_run_plan(&cfg, stdout) ? die("run --dry-run") : 0;
     char *text = NULL;
     size_t len = 0;
     if (ad_read_file(path, (size_t)1 << 24, &text, &len)) return die(NULL);
