@@ -117,6 +117,9 @@ AdStatus ad_data_init_text(AdData *d, const AdTokenizer *tok, const char *text, 
     d->n_train = (long)((1.0 - val_frac) * n);
     if (d->n_train < T + 1 || (val_frac > 0 && d->n_ids - d->n_train < T + 1)) {
         ad_data_free(d);
+        if (!(val_frac > 0))
+            return ad_fail(AD_ERR_ARG, "text of %d tokens is too short for seq_len %d (it needs "
+                           "at least seq_len + 1 tokens)", n, T);
         return ad_fail(AD_ERR_ARG,
                        "text of %d tokens is too short for seq_len %d with val_frac %g "
                        "(each split needs at least seq_len + 1 tokens)", n, T, val_frac);
