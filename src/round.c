@@ -804,13 +804,54 @@ static AdStatus save_learner(const Run *r, const char *path, const AdModel *m, c
     return ad_checkpoint_save(path, m, &r->tok, &ts);
 }
 
+/* The first model key whose value differs between a (the checkpoint's) and b (the
+ * config's), as "model.KEY: A in the checkpoint, B in the config"; 0 if none. */
+static int model_key_diff(const AdModelConfig *a, const AdModelConfig *b, char *buf, size_t cap) {
+    struct { const char *key; long x, y; } ints[] = {
+        {"vocab_size", a->vocab_size, b->vocab_size}, {"max_seq_len", a->max_seq_len, b->max_seq_len},
+        {"n_layer", a->n_layer, b->n_layer},          {"n_head", a->n_head, b->n_head},
+        {"n_kv_head", a->n_kv_head, b->n_kv_head},    {"d_model", a->d_model, b->d_model},
+        {"d_ff", a->d_ff, b->d_ff},                   {"bias", a->bias, b->bias},
+        {"tied", a->tied, b->tied}};
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
+        if (ints[i].x != ints[i].y) {
+            snprintf(buf, cap, "model.%s: %ld in the checkpoint, %ld in the config", ints[i].key,
+                     ints[i].x, ints[i].y);
+            return 1;
+        }
+    struct { const char *key; const char *x, *y; } names[] = {
+        {"norm", ad_norm_name(a->norm), ad_norm_name(b->norm)},
+        {"mlp", ad_mlp_name(a->mlp), ad_mlp_name(b->mlp)},
+        {"pos", ad_pos_name(a->pos), ad_pos_name(b->pos)}};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strcmp(names[i].x, names[i].y) != 0) {
+            snprintf(buf, cap, "model.%s: \"%s\" in the checkpoint, \"%s\" in the config",
+                     names[i].key, names[i].x, names[i].y);
+            return 1;
+        }
+    struct { const char *key; float x, y; } floats[] = {
+        {"norm_eps", a->norm_eps, b->norm_eps}, {"rope_theta", a->rope_theta, b->rope_theta}};
+    for (size_t i = 0; i < sizeof floats / sizeof floats[0]; i++)
+        if (floats[i].x != floats[i].y) {
+            snprintf(buf, cap, "model.%s: %.9g in the checkpoint, %.9g in the config",
+                     floats[i].key, floats[i].x, floats[i].y);
+            return 1;
+        }
+    return 0;
+}
+
 static AdStatus load_learner(const char *path, AdModel *m, AdAdamW *opt) {
     AdModel tmp;
     AdTrainState ts;
     memset(&ts, 0, sizeof ts);
     AdStatus st = ad_checkpoint_load(path, &tmp, 0, NULL, &ts);
     if (st) return st;
-    if (tmp.n_params != m->n_params || memcmp(&tmp.cfg, &m->cfg, sizeof tmp.cfg) || !ts.opt.m)
+    char diff[256];
+    if (model_key_diff(&tmp.cfg, &m->cfg, diff, sizeof diff))
+        st = ad_fail(AD_ERR_CONFIG, "%s does not match the run's model: %s; the model keys cannot "
+                     "change on resume (start a new run with model.init_from=%s to change the "
+                     "model from these weights)", path, diff, path);
+    else if (tmp.n_params != m->n_params || memcmp(&tmp.cfg, &m->cfg, sizeof tmp.cfg) || !ts.opt.m)
         st = ad_fail(AD_ERR_FORMAT, "%s does not match the run's model or lacks optimizer state", path);
     if (!st) {
         memcpy(m->params_mem, tmp.params_mem, m->n_params * sizeof(float));
@@ -1140,6 +1181,36 @@ AdStatus ad_run_start(const AdExperimentConfig *cfg, const char *config_original
     return st;
 }
 
+/* Where a resumed run's checkpoints are: <run_file>.ckpt/ (a run file moved or renamed
+ * together with that directory), else, for a run file renamed alone, the directory named
+ * after its original name beside it, once no run file of that name is left (a copy whose
+ * original still exists would write into the original's checkpoints: the message says what
+ * to copy). Sets r->ckpt_dir. */
+static AdStatus find_checkpoints(Run *r, const char *original, int rounds_done) {
+    struct stat sb;
+    if (rounds_done == 0 || stat(r->ckpt_dir, &sb) == 0) return AD_OK;
+    const char *run_file = r->cfg->run_file, *slash = strrchr(run_file, '/');
+    const char *obase = strrchr(original, '/') ? strrchr(original, '/') + 1 : original;
+    char alt_run[AD_PATH_MAX + 8], alt_dir[AD_PATH_MAX + 16];
+    snprintf(alt_run, sizeof alt_run, "%.*s%s", slash ? (int)(slash - run_file + 1) : 0, run_file,
+             obase);
+    snprintf(alt_dir, sizeof alt_dir, "%s.ckpt", alt_run);
+    if (strcmp(alt_run, run_file) != 0 && stat(alt_dir, &sb) == 0) {
+        if (access(alt_run, F_OK) != 0) {
+            say(r, "%s was renamed from %s: its checkpoints are in %s/", run_file, obase, alt_dir);
+            snprintf(r->ckpt_dir, sizeof r->ckpt_dir, "%s", alt_dir);
+            return AD_OK;
+        }
+        return ad_fail(AD_ERR_IO, "%s has no checkpoint directory %s/: it is a copy of %s, whose "
+                       "checkpoints are in %s/; copy them along (cp -r %s %s) and resume again",
+                       run_file, r->ckpt_dir, alt_run, alt_dir, alt_dir, r->ckpt_dir);
+    }
+    return ad_fail(AD_ERR_IO, "%s: its round checkpoints are not in %s/ (a run file resumes from the "
+                   "directory <run file>.ckpt/ beside it; it was written as %s, with %s.ckpt/): "
+                   "move or copy that directory along with the run file", run_file, r->ckpt_dir,
+                   original, original);
+}
+
 AdStatus ad_run_resume(const char *run_file, const char *const *overrides, int n_overrides,
                        const AdRunOptions *o) {
     char *json = NULL;
@@ -1149,10 +1220,13 @@ AdStatus ad_run_resume(const char *run_file, const char *const *overrides, int n
     st = ad_experiment_config_parse(&cfg, json, run_file, overrides, n_overrides);
     free(json);
     if (st) return st;
+    char original[AD_PATH_MAX];
+    snprintf(original, sizeof original, "%s", cfg.run_file); /* its name when it was written */
     snprintf(cfg.run_file, sizeof cfg.run_file, "%s", run_file);
     Run r;
     st = run_setup(&r, &cfg, o);
     if (!st) st = ad_runlog_open(&r.log, run_file);
+    if (!st) st = find_checkpoints(&r, original, r.log.rounds_complete);
     if (!st) {
         int done = r.log.rounds_complete;
         if (done >= cfg.rounds.count + 1) {

@@ -281,6 +281,50 @@ START_TEST(test_bad_configs) {
 END_TEST
 
 
+/* A run file renamed alone, or moved with its checkpoints, resumes to the same numbers;
+ * a copy without its checkpoints says what to copy. */
+START_TEST(test_renamed_and_copied_run_files) {
+    const char *dir = ad_test_tmpdir();
+    char a[512], b[512], c[512], d[512], cmd[2048];
+    snprintf(a, sizeof a, "%s/ren_a.h5", dir);
+    snprintf(b, sizeof b, "%s/ren_b.h5", dir);
+    run_fresh(a, 1);
+    ck_assert_int_eq(rename(a, b), 0); /* the checkpoints stay in ren_a.h5.ckpt/ */
+    AdRunOptions o = {1, 0};
+    AdStatus st = ad_run_resume(b, NULL, 0, &o);
+    ck_assert_msg(st == AD_OK, "%s", ad_errmsg());
+    expect_same(reference_run(), b);
+    /* a copy whose original is still there */
+    snprintf(c, sizeof c, "%s/cp_c.h5", dir);
+    snprintf(d, sizeof d, "%s/cp_d.h5", dir);
+    run_fresh(c, 1);
+    snprintf(cmd, sizeof cmd, "cp %s %s", c, d);
+    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_int_ne(ad_run_resume(d, NULL, 0, &o), AD_OK);
+    ck_assert_msg(strstr(ad_errmsg(), "cp -r") && strstr(ad_errmsg(), "cp_c.h5.ckpt") &&
+                  strstr(ad_errmsg(), "cp_d.h5.ckpt"), "%s", ad_errmsg());
+    /* ... which resumes once they are copied */
+    snprintf(cmd, sizeof cmd, "cp -r %s.ckpt %s.ckpt", c, d);
+    ck_assert_int_eq(system(cmd), 0);
+    st = ad_run_resume(d, NULL, 0, &o);
+    ck_assert_msg(st == AD_OK, "%s", ad_errmsg());
+    expect_same(reference_run(), d);
+}
+END_TEST
+
+/* Resuming with a changed model key names the key. */
+START_TEST(test_resume_with_changed_model_key) {
+    char file[512];
+    snprintf(file, sizeof file, "%s/changed.h5", ad_test_tmpdir());
+    run_fresh(file, 1);
+    AdRunOptions o = {1, 0};
+    const char *ov[] = {"model.d_model=48"};
+    ck_assert_int_ne(ad_run_resume(file, ov, 1, &o), AD_OK);
+    ck_assert_msg(strstr(ad_errmsg(), "model.d_model: 32 in the checkpoint, 48 in the config") &&
+                  strstr(ad_errmsg(), "cannot change on resume"), "%s", ad_errmsg());
+}
+END_TEST
+
 /* ---- dry run, prompts files, checkpoint teachers ---- */
 
 static AdExperimentConfig parse_cfg(const char *json, const char *const *ov, int n) {
@@ -596,7 +640,8 @@ int main(void) {
         fprintf(stderr, "test_run: cannot write %s\n", cfg);
         return 1;
     }
-    snprintf(cmd, sizeof cmd, "%s run %s --quiet --overwrite --set run_file=%s", bin, cfg, reference_path);
+    snprintf(cmd, sizeof cmd, "%s run %s --quiet --overwrite --set run_file=%s >/dev/null", bin, cfg,
+             reference_path);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     if (system(cmd) != 0) {
@@ -618,6 +663,8 @@ int main(void) {
         {"dry run fails where the run would", test_dry_run_fails_where_the_run_would},
         {"prompts from jsonl", test_prompts_jsonl},
         {"stories260K configs", test_stories_configs},
+        {"renamed and copied run files", test_renamed_and_copied_run_files},
+        {"resume with a changed model key", test_resume_with_changed_model_key},
     };
     ad_test_add_cases(s, cases, sizeof cases / sizeof cases[0], 600);
     return ad_test_run(s);
