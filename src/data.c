@@ -148,6 +148,11 @@ static char *dup_str(const char *s) {
 }
 
 AdStatus ad_data_pool_add(AdData *d, const char *prompt, const char *answer, int origin) {
+    return ad_data_pool_add_cut(d, prompt, answer, origin, 0);
+}
+
+AdStatus ad_data_pool_add_cut(AdData *d, const char *prompt, const char *answer, int origin,
+                              int cut) {
     AD_ASSERT(d->kind == AD_DATA_POOL);
     int tk[2 * AD_TASK_MAX_TEXT + 4], *buf = tk;
     if (d->T > AD_TASK_MAX_TEXT + 2) {
@@ -167,6 +172,7 @@ AdStatus ad_data_pool_add(AdData *d, const char *prompt, const char *answer, int
     e->prompt = dup_str(prompt);
     e->answer = dup_str(answer);
     e->origin = origin;
+    e->cut = cut != 0;
     if (!e->prompt || !e->answer) {
         free(e->prompt);
         free(e->answer);
@@ -200,6 +206,15 @@ void ad_data_free(AdData *d) {
     memset(d, 0, sizeof *d);
 }
 
+/* A cut-off answer's row: its last target (the appended <eos>) is masked. */
+static void drop_eos_target(int *targets, int T) {
+    for (int t = T - 1; t >= 0; t--)
+        if (targets[t] >= 0) {
+            targets[t] = -1;
+            return;
+        }
+}
+
 AdStatus ad_data_batch(const AdData *d, AdRng *rng, int split, int *tokens, int *targets, int B) {
     int T = d->T;
     if (d->kind == AD_DATA_TEXT) {
@@ -229,8 +244,10 @@ AdStatus ad_data_batch(const AdData *d, AdRng *rng, int split, int *tokens, int 
                                                 targets + (size_t)b * T, NULL);
             } else {
                 const AdExample *e = &d->ex[ad_rng_below(rng, (uint32_t)d->n_ex)];
+                int *tg = targets + (size_t)b * T;
                 st = ad_data_encode_example(d->tok, e->prompt, e->answer, T, tokens + (size_t)b * T,
-                                            targets + (size_t)b * T, NULL);
+                                            tg, NULL);
+                if (!st && e->cut) drop_eos_target(tg, T);
             }
             if (st) return st;
         }

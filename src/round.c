@@ -125,6 +125,7 @@ static AdStatus pool_save(const AdData *pool, const char *path) {
         cJSON_AddStringToObject(o, "prompt", e->prompt);
         cJSON_AddStringToObject(o, "answer", e->answer);
         cJSON_AddNumberToObject(o, "origin", e->origin);
+        if (e->cut) cJSON_AddTrueToObject(o, "cut");
         char *line = cJSON_PrintUnformatted(o);
         cJSON_Delete(o);
         ok = line && fprintf(f, "%s\n", line) > 0;
@@ -167,10 +168,11 @@ static AdStatus pool_load(AdData *pool, const char *path) {
             const cJSON *p = cJSON_GetObjectItemCaseSensitive(o, "prompt");
             const cJSON *a = cJSON_GetObjectItemCaseSensitive(o, "answer");
             const cJSON *g = cJSON_GetObjectItemCaseSensitive(o, "origin");
+            int cut = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "cut"));
             if (!cJSON_IsString(p) || !cJSON_IsString(a) || !cJSON_IsNumber(g))
                 st = ad_fail(AD_ERR_FORMAT, "%s:%ld: expected prompt, answer and origin", path, lineno);
             else
-                st = ad_data_pool_add(pool, p->valuestring, a->valuestring, g->valueint);
+                st = ad_data_pool_add_cut(pool, p->valuestring, a->valuestring, g->valueint, cut);
         }
         cJSON_Delete(o);
     }
@@ -952,6 +954,12 @@ static const char *label_accuracy(double label_acc, double cand_acc, char *buf, 
     return buf;
 }
 
+/* Text without a task (stories) cut at generate.max_new_tokens trains without an <eos> the
+ * model never produced; a task's answers keep the <eos> as they always did. */
+static int answer_was_cut(const Run *r, const AdCandidates *c, long i) {
+    return !r->is_task && !c->ended[i];
+}
+
 static const char *replay_share(const Run *r, char *buf, size_t cap) {
     if (!r->is_task) snprintf(buf, cap, "%s", "");
     else snprintf(buf, cap, " (%.0f%% of rows fresh ground truth at lengths %d..%d)",
@@ -1063,7 +1071,8 @@ static AdStatus run_round(Run *r, int round) {
         if (!cfg->rounds.keep_history) ad_data_pool_remove(&r->pool, 1, round - 1);
         for (long i = 0; i < cand.n && !st; i++)
             if (cand.selected[i])
-                st = ad_data_pool_add(&r->pool, cand.prompt[i / cand.samples], cand.answer[i], round);
+                st = ad_data_pool_add_cut(&r->pool, cand.prompt[i / cand.samples], cand.answer[i],
+                                          round, answer_was_cut(r, &cand, i));
         if (st) goto done;
         AdLossKind lk = (AdLossKind)ad_loss_parse(cfg->train.loss);
         if (lk != AD_LOSS_SFT && cfg->train.on_policy > 0) {
@@ -1078,7 +1087,8 @@ static AdStatus run_round(Run *r, int round) {
             st = make_candidates(r, round + 500000, lo, hi, &r->student, 1, 1.0f, &own, &own_tokens);
             r->cfg = saved;
             for (long i = 0; i < own.n && !st; i++)
-                st = ad_data_pool_add(&r->pool, own.prompt[i], own.answer[i], ON_POLICY_ORIGIN + round);
+                st = ad_data_pool_add_cut(&r->pool, own.prompt[i], own.answer[i],
+                                          ON_POLICY_ORIGIN + round, answer_was_cut(r, &own, i));
             ad_candidates_free(&own);
             if (st) goto done;
         }
@@ -1115,6 +1125,7 @@ static AdStatus run_round(Run *r, int round) {
     if ((st = ad_runlog_write_train_curve(&r->log, round, curve.rec, curve.n))) goto done;
     if (r->n_eval && (st = ad_runlog_write_eval(&r->log, round, r->eval_len, acc, eloss, en, r->n_eval)))
         goto done;
+    if (!r->is_task) lo = hi = 0; /* prompts without a task have no lengths */
     AdRoundSummary s = {round, lo, hi, round ? cand.n_prompts : 0, round ? cand.n : 0, n_selected,
                         round && cand.n ? (double)n_selected / cand.n : NAN, label_acc, cand_acc,
                         round ? r->pool.n_ex : (cfg->task.seed_examples > 0 ? cfg->task.seed_examples : (long)p->steps * p->batch_size),
@@ -1376,7 +1387,8 @@ AdStatus ad_run_report(const char *run_file, FILE *f) {
         for (hsize_t i = 0; i < rows; i++) {
 #define COL(k) v[(size_t)(k) * rows + i]
             char lens[32], la[16], ca[16];
-            snprintf(lens, sizeof lens, "%.0f..%.0f", COL(1), COL(2));
+            if (COL(1) == 0 && COL(2) == 0) snprintf(lens, sizeof lens, "-");
+            else snprintf(lens, sizeof lens, "%.0f..%.0f", COL(1), COL(2));
             if (isnan(COL(5))) snprintf(la, sizeof la, "-"); else snprintf(la, sizeof la, "%.1f%%", 100 * COL(5));
             if (isnan(COL(6))) snprintf(ca, sizeof ca, "-"); else snprintf(ca, sizeof ca, "%.1f%%", 100 * COL(6));
             char dur[32];

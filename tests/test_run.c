@@ -592,6 +592,13 @@ static void run_stories_config(const char *name, const char *teacher, int studen
     ck_assert_int_eq(ad_h5_read_array(f, "rounds/001/train/loss", AD_H5_F64, 1, two, loss), AD_OK);
     ck_assert_msg(isfinite(loss[0]) && isfinite(loss[1]), "%s: loss %g %g", name, loss[0], loss[1]);
     ad_h5_close_quietly(f);
+    /* 24-token stories are cut before <eos>: the pool marks them, so no <eos> is taught */
+    char pool[800], *text = NULL;
+    size_t len = 0;
+    snprintf(pool, sizeof pool, "%s.ckpt/round_001.pool.jsonl", run_file);
+    ck_assert_msg(ad_read_file(pool, 1 << 20, &text, &len) == AD_OK, "%s", ad_errmsg());
+    ck_assert_msg(strstr(text, "\"cut\":true") != NULL, "%s", text);
+    free(text);
     /* the student keeps the teacher's 512-piece vocabulary */
     AdModelConfig mc;
     char ck[800];

@@ -337,6 +337,17 @@ START_TEST(test_spm_continuation_and_no_pad) {
     AdData d;
     ck_assert_msg(ad_data_init_task(&d, &t, AD_TASK_COPY, 1, 3, 16) == AD_OK, "%s", ad_errmsg());
     ad_data_free(&d);
+    /* a pool example cut off before <eos> trains without the <eos> target */
+    for (int cut = 0; cut <= 1; cut++) {
+        ck_assert_int_eq(ad_data_init_pool(&d, &t, 8, 0.0, AD_TASK_COPY, 1, 1), AD_OK);
+        ck_assert_int_eq(ad_data_pool_add_cut(&d, "ab", " a", 1, cut), AD_OK);
+        AdRng rng;
+        ad_rng_init(&rng, 1, 2, 3);
+        ck_assert_int_eq(ad_data_batch(&d, &rng, 0, tok, tgt, 1), AD_OK);
+        ck_assert_int_eq(tgt[1], TINY_SA);
+        ck_assert_int_eq(tgt[2], cut ? -1 : 2);
+        ad_data_free(&d);
+    }
     ad_tokenizer_free(&t);
     /* other kinds encode a continuation as plain text */
     ck_assert_int_eq(ad_tokenizer_init_byte(&t), AD_OK);

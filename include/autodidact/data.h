@@ -21,6 +21,8 @@ typedef enum {
 typedef struct {
     char *prompt, *answer; /* owned */
     int origin;
+    int cut;               /* 1: the answer was cut off (generation reached its token limit
+                              before <eos>): it trains without the <eos> target */
 } AdExample;
 
 typedef struct {
@@ -53,6 +55,9 @@ AdStatus ad_data_init_pool(AdData *d, const AdTokenizer *tok, int T, double repl
 /* Copies an example into the pool. Fails (naming it) if it does not fit in T + 1 tokens or
  * has characters outside the vocabulary. */
 AdStatus ad_data_pool_add(AdData *d, const char *prompt, const char *answer, int origin);
+/* As ad_data_pool_add; cut = 1 marks an answer that did not end (no <eos> target). */
+AdStatus ad_data_pool_add_cut(AdData *d, const char *prompt, const char *answer, int origin,
+                              int cut);
 /* Removes the examples whose origin is in [lo, hi]. */
 void ad_data_pool_remove(AdData *d, int origin_lo, int origin_hi);
 void ad_data_free(AdData *d);
