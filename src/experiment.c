@@ -163,7 +163,8 @@ static const AdSchemaRow experiment_rows[] = {
     FLT("generate.min_p", generate.min_p, 0, 1, 0, "0",
         "drop tokens below min_p times the likeliest one's probability; 0 = off"),
     INT("generate.max_new_tokens", generate.max_new_tokens, 0, 1 << 16, "0",
-        "answer token limit; 0 = enough for the task at the prompt's length"),
+        "answer token limit; 0 = enough for the task at the prompt's length (without a task: "
+        "64, or what fits the training rows after the longest prompt)"),
     INT("generate.batch", generate.batch, 1, 1 << 16, "128", "sequences decoded together"),
 
     BOOL("score.length", score.length, "true",

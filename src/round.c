@@ -54,6 +54,8 @@ typedef struct {
     /* the prompts of task.path (source file or jsonl), owned */
     char **file_lines;
     long n_file_lines;
+    int free_budget;      /* answer tokens without a task when generate.max_new_tokens is 0:
+                             64, or what fits the rows after the longest prompt */
 } Run;
 
 static void say(const Run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -102,7 +104,7 @@ static void ckpt_path(const Run *r, int round, const char *suffix, char *out, si
 static int answer_budget(const Run *r, int length) {
     const AdExperimentConfig *c = r->cfg;
     if (c->generate.max_new_tokens > 0) return c->generate.max_new_tokens;
-    return r->is_task ? ad_task_max_answer_len(r->task, length) + 1 : 64;
+    return r->is_task ? ad_task_max_answer_len(r->task, length) + 1 : r->free_budget;
 }
 
 static AdPhaseConfig const *phase(const Run *r, int round) {
@@ -692,16 +694,18 @@ static AdStatus load_teacher(Run *r) {
     return AD_OK;
 }
 
-/* Prompts of a file: each must leave room in a training row (and in the generating
- * model's context) for <bos>, at least one answer token and <eos>. */
+/* Prompts without a task (a file's, or <bos> alone): each must fit the generating model's
+ * context, and <bos>, the longest prompt, an answer of the full budget and <eos> must fit
+ * the training rows, or the round would fail when it adds the selected answers. */
 static AdStatus check_prompts_fit(Run *r) {
-    if (r->n_file_lines == 0) return AD_OK;
+    if (r->is_task) return AD_OK;
     int S = r->T;
     if (!strcmp(r->cfg->rounds.teacher, "checkpoint") && r->frozen.cfg.max_seq_len < S)
         S = r->frozen.cfg.max_seq_len;
     int *ids = ad_calloc((size_t)S + 8, sizeof(int), "prompt check");
     if (!ids) return AD_ERR_NOMEM;
     AdStatus st = AD_OK;
+    int longest = 0;
     for (long i = 0; i < r->n_file_lines && !st; i++) {
         int n = 0;
         const char *p = r->file_lines[i];
@@ -714,9 +718,48 @@ static AdStatus check_prompts_fit(Run *r) {
             st = ad_fail(AD_ERR_CONFIG, "task.path: prompt %ld of %s (\"%.40s%s\") %s; each "
                          "prompt needs <bos>, itself, an answer token and <eos> within %d tokens",
                          i + 1, r->cfg->task.path, p, strlen(p) > 40 ? "..." : "", why, S);
+        if (n > longest) longest = n;
     }
     free(ids);
+    r->free_budget = r->T - longest - 1 < 64 ? r->T - longest - 1 : 64;
+    if (r->free_budget < 1) r->free_budget = 1;
+    int budget = answer_budget(r, 0);
+    if (!st && longest + budget + 1 > r->T)
+        st = ad_fail(AD_ERR_CONFIG, "generate.max_new_tokens: answers of up to %d tokens after "
+                     "prompts of up to %d do not fit the training rows of %d tokens "
+                     "(train.seq_len, or the model's context): <bos> prompt answer <eos> needs "
+                     "%d; set generate.max_new_tokens to at most %d", budget, longest, r->T,
+                     longest + budget + 1, r->T - longest - 1);
     return st;
+}
+
+/* The self-judge's template and verdict text must be in the student's vocabulary (a
+ * character vocabulary lacks most letters), or scoring fails in round 1. */
+static AdStatus check_judge_text(Run *r) {
+    const AdExperimentConfig *cfg = r->cfg;
+    if (!cfg->score.self_judge) return AD_OK;
+    const char *texts[2] = {cfg->score.judge_template, cfg->score.judge_verdict};
+    const char *keys[2] = {"score.judge_template", "score.judge_verdict"};
+    char literal[512];
+    int ids[1024], n = 0;
+    for (int k = 0; k < 2; k++) {
+        /* the template's text around its {prompt} and {answer} */
+        size_t o = 0;
+        for (const char *p = texts[k]; *p && o + 1 < sizeof literal;) {
+            if (!strncmp(p, "{prompt}", 8)) p += 8;
+            else if (!strncmp(p, "{answer}", 8)) p += 8;
+            else literal[o++] = *p++;
+        }
+        literal[o] = '\0';
+        if (ad_tokenizer_encode(&r->tok, literal, o, ids, 1024, &n) != AD_OK) {
+            char why[256];
+            snprintf(why, sizeof why, "%s", ad_errmsg());
+            return ad_fail(AD_ERR_CONFIG, "%s: \"%s\" cannot be encoded by the student's %s "
+                           "tokenizer (%d pieces): %s", keys[k], texts[k],
+                           ad_tok_kind_name(r->tok.kind), r->tok.vocab_size, why);
+        }
+    }
+    return AD_OK;
 }
 
 /* The longest task example the run meets (round 0's ground truth, the rounds' prompts
@@ -782,6 +825,7 @@ static AdStatus run_setup(Run *r, const AdExperimentConfig *cfg, const AdRunOpti
     }
     if ((st = load_teacher(r))) return st;
     if ((st = check_prompts_fit(r))) return st;
+    if ((st = check_judge_text(r))) return st;
     if ((st = probe_task_lengths(r))) return st;
     if ((st = ad_data_init_pool(&r->pool, &r->tok, r->T, 0.0, r->task, cfg->task.train_min_len,
                                 cfg->task.train_max_len)))

@@ -484,6 +484,21 @@ START_TEST(test_dry_run_fails_where_the_run_would) {
     free(plan_text(&c, &st));
     ck_assert_int_eq(st, AD_ERR_FORMAT);
     ck_assert_msg(strstr(ad_errmsg(), "bad.jsonl:3"), "%s", ad_errmsg());
+    /* answers of the full budget that would not fit the training rows */
+    c = parse_cfg("{\"model\": {\"d_model\": 16, \"n_layer\": 1, \"n_head\": 2, \"max_seq_len\": 32},"
+                  " \"task\": {\"source\": \"bos\"}, \"pretrain\": {\"steps\": 0},"
+                  " \"rounds\": {\"count\": 1}, \"generate\": {\"max_new_tokens\": 40}}", ovp, 1);
+    free(plan_text(&c, &st));
+    ck_assert_int_eq(st, AD_ERR_CONFIG);
+    ck_assert_msg(strstr(ad_errmsg(), "generate.max_new_tokens") && strstr(ad_errmsg(), "at most 31"),
+                  "%s", ad_errmsg());
+    /* a self-judge text outside the student's (character) vocabulary */
+    snprintf(ov[1], sizeof ov[1], "score.judge_template={prompt}{answer} ok?");
+    c = parse_cfg(TINY, ovp, 2);
+    free(plan_text(&c, &st));
+    ck_assert_int_eq(st, AD_ERR_CONFIG);
+    ck_assert_msg(strstr(ad_errmsg(), "score.judge_template") && strstr(ad_errmsg(), "U+0020"), "%s",
+                  ad_errmsg());
     /* a checkpoint student too short for round 0's ground truth (copy at length 8: 18 tokens) */
     const char *tiny_ck = write_checkpoint("ctx12.h5", 1, 16, 12, NULL);
     snprintf(ov[1], sizeof ov[1], "model.init_from=%s", tiny_ck);
