@@ -908,6 +908,32 @@ START_TEST(test_experiment_files_content) {
     /* the rounds' prompts cover the training lengths 1..5 */
     ck_assert_int_eq(c.rounds.length_start, 1);
     ck_assert_int_eq(c.rounds.length_span, 4);
+
+    /* stories260K as its own teacher, and as the teacher of a smaller student */
+    c = load_ok("stories260K_self.json");
+    ck_assert_str_eq(c.init_from, "runs/stories260K.h5");
+    ck_assert_str_eq(c.task.source, "bos");
+    ck_assert_int_eq(c.pretrain.steps, 0);
+    ck_assert_str_eq(c.rounds.teacher, "self");
+    ck_assert_int_eq(c.rounds.count, 3);
+    ck_assert_int_eq(c.rounds.prompts, 64);
+    ck_assert_int_eq(c.generate.samples, 4);
+    ck_assert_int_eq(c.generate.max_new_tokens, 96);
+    ck_assert_str_eq(c.select.scorer, "logprob_mean");
+    ck_assert_int_eq(c.select.one_per_prompt, 1);
+    ck_assert_int_eq(c.train.steps, 30);
+    c = load_ok("stories260K_distill.json");
+    ck_assert_str_eq(c.init_from, "");
+    ck_assert_str_eq(c.tokenizer_from, "teacher");
+    ck_assert_str_eq(c.rounds.teacher, "checkpoint");
+    ck_assert_str_eq(c.rounds.teacher_path, "runs/stories260K.h5");
+    ck_assert_str_eq(c.task.source, "bos");
+    ck_assert_int_eq(c.model.d_model, 32);
+    ck_assert_int_eq(c.model.n_layer, 2);
+    ck_assert_int_eq(c.model.n_kv_head, 2);
+    ck_assert_str_eq(c.train.loss, "fkl");
+    ck_assert_int_eq(c.train.steps, 60);
+    ck_assert_int_eq(c.rounds.count, 3);
 }
 END_TEST
 
