@@ -1194,13 +1194,27 @@ done:
     return st;
 }
 
+/* After a round: how long the rest of the run should take, from the mean time of the
+ * rounds after round 0 done so far (round 0 alone says little about the others). */
+static void say_run_eta(const Run *r, int round, int total, double *sum, int *n, double secs) {
+    if (round == 0 || round + 1 >= total) return;
+    *sum += secs, (*n)++;
+    char eta[32];
+    ad_format_duration(*sum / *n * (total - round - 1), eta, sizeof eta);
+    say(r, "run | %d of %d rounds done | ETA %s for the remaining %d", round + 1, total, eta,
+        total - round - 1);
+}
+
 static AdStatus run_loop(Run *r, int first_round) {
-    int total = r->cfg->rounds.count + 1, done_here = 0;
+    int total = r->cfg->rounds.count + 1, done_here = 0, n_timed = 0;
+    double timed = 0.0;
     for (int round = first_round; round < total; round++) {
+        double t0 = ad_time_now();
         AdStatus st = run_round(r, round);
         if (st)
             return ad_fail_context(st, "round %d (the run file keeps rounds 0..%d; continue with "
                                    "'autodidact resume %s')", round, round - 1, r->cfg->run_file);
+        say_run_eta(r, round, total, &timed, &n_timed, ad_time_now() - t0);
         if (r->opt && r->opt->stop_after > 0 && ++done_here >= r->opt->stop_after) break;
     }
     return AD_OK;

@@ -4,7 +4,8 @@
  * warmup as long as training warns; eval --task reports exact-match accuracy by length;
  * eval --text on a short text evaluates each distinct window once and names --seq-len;
  * generate warns when -n is cut to the context and prints log-probs at full precision;
- * import without a vocabulary warns and the later error says how to fix it. */
+ * import without a vocabulary warns and the later error says how to fix it; a run prints
+ * the ETA of its remaining rounds. */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,6 +94,12 @@ START_TEST(test_run_quiet_prints_the_table) {
     ck_assert_msg(strstr(out_text, "1 complete round(s)") && strstr(out_text, "exact-match accuracy"),
                   "stdout: %s\nstderr: %s", out_text, err_text);
     ck_assert_msg(strstr(err_text, "round 0 |") == NULL, "--quiet printed progress: %s", err_text);
+    /* without --quiet, each round after the first says how long the rest should take */
+    ck_assert_int_eq(cli("run run.json --overwrite --set run_file=runs/eta.h5 --set rounds.count=2 "
+                         "--set rounds.prompts=4 --set train.steps=2 --set train.log_every=0"), 0);
+    ck_assert_msg(strstr(err_text, "run | 2 of 3 rounds done | ETA ") &&
+                  strstr(err_text, "for the remaining 1"), "%s", err_text);
+    ck_assert_msg(strstr(err_text, "run | 3 of 3") == NULL, "%s", err_text);
 }
 END_TEST
 
