@@ -108,6 +108,13 @@ static const char *TRAIN_HELP =
 
 static AdStatus build_tokenizer(const AdTrainConfig *c, const char *text, size_t len,
                                 AdTokenizer *tok) {
+    if (c->tokenizer_from[0]) {
+        AdModel tmp;
+        AdStatus st = ad_checkpoint_load(c->tokenizer_from, &tmp, 0, tok, NULL);
+        if (st) return ad_fail_context(st, "model.tokenizer_from");
+        ad_model_free(&tmp);
+        return AD_OK;
+    }
     if (strcmp(c->data.tokenizer, "byte") == 0) return ad_tokenizer_init_byte(tok);
     if (strcmp(c->data.source, "task") == 0) {
         int k = ad_task_parse(c->data.task);

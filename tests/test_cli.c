@@ -134,6 +134,24 @@ START_TEST(test_train_curve_and_finished_resume) {
 }
 END_TEST
 
+/* A new model takes an existing checkpoint's tokenizer by config. */
+START_TEST(test_train_tokenizer_from) {
+    NEED_BIN();
+    write_file("train.json", TRAIN_CFG);
+    ck_assert_int_eq(cli("train train.json --quiet --set out_dir=bytes --set train.steps=2 "
+                         "--set data.tokenizer=byte"), 0);
+    ck_assert_int_eq(cli("train train.json --quiet --set out_dir=taken --set train.steps=2 "
+                         "--set model.tokenizer_from=bytes/checkpoint.h5"), 0);
+    ck_assert_int_eq(cli("eval --model taken/checkpoint.h5 --text train.json --seq-len 8 "
+                         "--batches 1"), 0); /* a byte vocabulary encodes any text */
+    ck_assert_int_eq(cli("eval --model bytes/checkpoint.h5 --task copy --per-len 0"), 0);
+    ck_assert_int_eq(cli("train train.json --quiet --set out_dir=bad --set train.steps=2 "
+                         "--set model.tokenizer_from=missing.h5"), 1);
+    ck_assert_msg(strstr(err_text, "model.tokenizer_from") && strstr(err_text, "missing.h5"), "%s",
+                  err_text);
+}
+END_TEST
+
 START_TEST(test_warmup_warning) {
     NEED_BIN();
     write_file("train.json", TRAIN_CFG);
@@ -222,6 +240,7 @@ int main(void) {
         {"run --quiet prints the table", test_run_quiet_prints_the_table},
         {"train curve and finished resume", test_train_curve_and_finished_resume},
         {"warmup warning", test_warmup_warning},
+        {"train model.tokenizer_from", test_train_tokenizer_from},
         {"eval task accuracy and short text", test_eval_task_accuracy_and_short_text},
         {"generate context and precision", test_generate_context_and_precision},
         {"import without tokenizer", test_import_without_tokenizer},
