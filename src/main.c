@@ -581,13 +581,14 @@ static int cmd_eval(int argc, char **argv) {
     long count = 0;
     /* a text with few distinct windows: each once, in order, instead of random repeats */
     long distinct = textf ? data.n_ids - T : 0, windows = batches * bs;
-    if (textf && distinct < windows) {
+    int in_order = textf && distinct <= windows;
+    if (in_order) {
         batches = (distinct + bs - 1) / bs;
         windows = distinct;
     }
     for (long b = 0; b < batches; b++) {
         int rows = (int)bs;
-        if (textf && windows < batches * bs) {
+        if (in_order) {
             rows = (int)(windows - b * bs < bs ? windows - b * bs : bs);
             for (int r = 0; r < rows; r++)
                 for (long t = 0; t < T; t++) {
@@ -625,7 +626,7 @@ static int cmd_eval(int argc, char **argv) {
     double mean = count ? sum / count : 0.0;
     printf("model %s\n", model);
     if (task) printf("data  task %s, lengths %ld..%ld, %ld sequences of %ld tokens\n", task, min_len, max_len, batches * bs, T);
-    else if (windows < batches * bs || distinct == windows)
+    else if (in_order)
         printf("data  %s, %ld tokens: all %ld distinct windows of %ld tokens\n", textf, data.n_ids,
                windows, T);
     else printf("data  %s, %ld windows of %ld tokens\n", textf, windows, T);
