@@ -1335,7 +1335,10 @@ static void print_plan(const Run *r, FILE *f) {
                 ad_norm_name(t->norm), ad_mlp_name(t->mlp), ad_pos_name(t->pos), t->n_layer,
                 t->d_model, t->vocab_size, t->max_seq_len, r->frozen.n_params / 1e6);
     } else {
-        fprintf(f, "teacher    %s (a copy of the student)\n", c->rounds.teacher);
+        const char *t = c->rounds.teacher;
+        fprintf(f, "teacher    %s (%s)\n", t, !strcmp(t, "self") ? "the student itself"
+                : !strcmp(t, "snapshot") ? "a copy of the student at each round's start"
+                : "an average (EMA) of the student's weights");
     }
     if (r->is_task)
         fprintf(f, "task       %s, ground truth at lengths %d..%d, evaluation at %d..%d (%d per "
