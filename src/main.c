@@ -718,6 +718,16 @@ static int cmd_import(int argc, char **argv) {
     AdImportOptions o = {(AdImportFormat)f, tokp, cfgp, (int)max_seq};
     if (ad_import_opts(src, &o, &m, &tok)) return die("import");
     int rc = 0;
+    const char *slash = strrchr(out, '/');
+    if (slash && slash != out) { /* the directory of OUT.h5, as run and train create theirs */
+        char dir[AD_PATH_MAX];
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - out), out);
+        if (make_dirs(dir)) {
+            ad_tokenizer_free(&tok);
+            ad_model_free(&m);
+            return die("-o");
+        }
+    }
     if (tok.vocab_size == 0)
         ad_log(AD_LOG_WARN, "%s carries no vocabulary and no --tokenizer was given: %s will hold "
                "weights only, and generate, eval and run will refuse it; import again with "
