@@ -17,6 +17,19 @@ def percent(x):
     return "-" if math.isnan(x) else f"{100 * x:.1f}"
 
 
+def labeller(run):
+    """Who labelled the later rounds' prompts, from rounds.teacher (default self)."""
+    rounds = run.config.get("rounds", {})
+    teacher = rounds.get("teacher", "self")
+    if teacher == "checkpoint":
+        return f"labelled by the teacher checkpoint {rounds.get('teacher_path', '?')}"
+    if teacher == "snapshot":
+        return "labelled by the student as it was at the start of the round"
+    if teacher == "ema":
+        return "labelled by an average (EMA) of the student's weights"
+    return "self-labelled"
+
+
 def table(run):
     """Header and rows (lists of strings) of the table."""
     s = run.summary
@@ -42,7 +55,7 @@ def main():
     lo, hi = run.train_range()
     print(f"{run.name}: exact-match accuracy (%) by round (rows) and length (columns).")
     print(f"lengths: the round's prompt lengths (round 0: ground truth {lo}-{hi}; later "
-          f"rounds: self-labelled); label acc: selected labels that are right (%); "
+          f"rounds: {labeller(run)}); label acc: selected labels that are right (%); "
           f"frontier: longest length with >= 90% at every length up to it.")
     print()
     header, rows = table(run)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up (apt packages, build) and runs the default experiment, experiments/default.json:
 # a small self-distillation run on the copy task (round 0 on lengths 1..6, then two rounds
-# that label lengths 7 and 8 themselves), under a minute on 2 idle cores. Then plots it.
+# that label lengths 7 and 8 themselves), about a minute on 2 idle cores (2 minutes on busy ones). Then plots it.
 # Extra arguments go to `autodidact run`, e.g. scripts/run.sh --set rounds.count=4
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -446,7 +446,10 @@ static AdStatus read_tokenizer(hid_t f, const char *path, int model_vocab, AdTok
     int has;
     AdStatus s = ad_h5_exists(f, "tokenizer", &has);
     if (s != AD_OK) return s;
-    if (!has) return ad_fail(AD_ERR_FORMAT, "%s holds no tokenizer (no group /tokenizer)", path);
+    if (!has)
+        return ad_fail(AD_ERR_FORMAT, "%s holds no tokenizer (no group /tokenizer): a model imported "
+                       "without --tokenizer has none; import it again with 'autodidact import SRC "
+                       "--tokenizer TOKENIZER.bin -o OUT.h5'", path);
     hid_t g;
     s = ad_h5_group_open(f, "tokenizer", &g);
     if (s != AD_OK) return s;

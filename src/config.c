@@ -90,6 +90,9 @@ static AdStatus apply_family(void *target, const char *source) {
 
 static const AdSchemaRow train_rows[] = {
     AD_CONFIG_MODEL_ROWS(AdTrainConfig, apply_family, "128", NULL),
+    STR("model.tokenizer_from", tokenizer_from, "",
+        "tokenizer of a new model: \"\" = data.tokenizer; else the path of a checkpoint whose "
+        "tokenizer (any kind, BPE included) it takes, e.g. an imported model's"),
 
     CHOICE("data.source", data.source, source_names, "task",
            "training data: a built-in task or a text file"),
@@ -97,7 +100,8 @@ static const AdSchemaRow train_rows[] = {
     INT("data.min_len", data.min_len, 1, 512, "1", "shortest task length (digits or symbols)"),
     INT("data.max_len", data.max_len, 1, 512, "5", "longest task length; >= data.min_len"),
     STR("data.path", data.path, "", "text file; required when data.source is \"text\""),
-    CHOICE("data.tokenizer", data.tokenizer, tokenizer_names, "char", "tokenizer"),
+    CHOICE("data.tokenizer", data.tokenizer, tokenizer_names, "char",
+           "tokenizer of a new model when model.tokenizer_from is empty"),
     NUM("data.val_frac", data.val_frac, 0, 1, AD_SCHEMA_MAX_OPEN, "0.05",
         "fraction of a text file held out for evaluation"),
 
@@ -162,6 +166,10 @@ static AdStatus check(const void *cfg, const char *src) {
                        src, c->data.min_len, c->data.max_len);
     if (strcmp(c->data.source, "text") == 0 && c->data.path[0] == '\0')
         return ad_fail(AD_ERR_CONFIG, "%s: data.path: required when data.source is \"text\"", src);
+    if (c->tokenizer_from[0] && c->init_from[0])
+        return ad_fail(AD_ERR_CONFIG, "%s: model.tokenizer_from: \"%s\" is for a new model; a model "
+                       "from model.init_from (%s) keeps that checkpoint's tokenizer: leave "
+                       "model.tokenizer_from empty", src, c->tokenizer_from, c->init_from);
     if (c->train.min_lr > c->train.lr)
         return ad_fail(AD_ERR_CONFIG, "%s: train.min_lr: %g is greater than train.lr (%g)", src,
                        c->train.min_lr, c->train.lr);

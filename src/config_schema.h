@@ -173,7 +173,8 @@ AdStatus ad_config_model_check(const AdModelConfig *m, const char *source);
      .cap = sizeof(((T *)0)->family), .choices = ad_config_family_names,                           \
      .flags = AD_SCHEMA_EARLY, .def = "gpt2", .on_set = family_hook,                               \
      .help = "architecture preset; sets norm, mlp, pos, bias, tied, norm_eps and rope_theta "      \
-             "before the other model keys apply"},                                                 \
+             "before the other model keys apply, so those keys, where the file or --set gives "    \
+             "them, win over the preset (--set model.family=llama keeps a file's \"pos\")"},       \
     {.key = "model.vocab_size", .type = AD_SCHEMA_INT, .offset = offsetof(T, model.vocab_size),    \
      .min = 0, .max = 1 << 21, .def = "0", .help = "vocabulary size V; 0 = the tokenizer's"},      \
     {.key = "model.max_seq_len", .type = AD_SCHEMA_INT, .offset = offsetof(T, model.max_seq_len),  \

@@ -6,6 +6,11 @@
 #include <errno.h>
 #include <string.h>
 
+int ad_data_pad_id(const AdTokenizer *tok) {
+    if (tok->pad_id >= 0) return tok->pad_id;
+    return tok->eos_id >= 0 ? tok->eos_id : 0;
+}
+
 AdStatus ad_data_encode_example(const AdTokenizer *tok, const char *prompt, const char *answer,
                                 int T, int *tokens, int *targets, int *n_prompt) {
     /* seq = <bos> prompt answer <eos>; inputs seq[0..T), targets seq[1..T] */
@@ -15,16 +20,18 @@ AdStatus ad_data_encode_example(const AdTokenizer *tok, const char *prompt, cons
     AdStatus st = ad_tokenizer_encode(tok, prompt, strlen(prompt), seq + 1, cap, &np);
     if (st) return ad_fail_context(st, "encoding prompt \"%s\"", prompt);
     if (answer) {
-        st = ad_tokenizer_encode(tok, answer, strlen(answer), seq + 1 + np, cap - np, &na);
+        st = ad_tokenizer_encode_continuation(tok, answer, strlen(answer), seq + 1 + np, cap - np,
+                                              &na);
         if (st) return ad_fail_context(st, "encoding answer \"%s\"", answer);
         seq[1 + np + na] = tok->eos_id;
     }
     int n = 1 + np + (answer ? na + 1 : 0); /* sequence length */
+    int pad = ad_data_pad_id(tok);
     if (n - 1 > T || (!answer && n > T))
         return ad_fail(AD_ERR_ARG, "example \"%s%s\" needs %d tokens, more than seq_len %d", prompt,
                        answer ? answer : "", answer ? n - 1 : n, T);
     for (int t = 0; t < T; t++) {
-        tokens[t] = t < n ? seq[t] : tok->pad_id;
+        tokens[t] = t < n ? seq[t] : pad;
         int is_target = answer && t + 1 < n && t + 1 >= 1 + np;
         targets[t] = is_target ? seq[t + 1] : -1;
     }
@@ -35,8 +42,11 @@ AdStatus ad_data_encode_example(const AdTokenizer *tok, const char *prompt, cons
 AdStatus ad_data_init_task(AdData *d, const AdTokenizer *tok, AdTaskKind task, int min_len,
                            int max_len, int T) {
     memset(d, 0, sizeof *d);
-    if (tok->bos_id < 0 || tok->eos_id < 0 || tok->pad_id < 0)
-        return ad_fail(AD_ERR_ARG, "task data needs a tokenizer with <bos>, <eos> and <pad>");
+    if (tok->bos_id < 0 || tok->eos_id < 0)
+        return ad_fail(AD_ERR_ARG, "task data needs a tokenizer with <bos> and <eos> (this %s "
+                       "vocabulary of %d pieces has %s)", ad_tok_kind_name(tok->kind),
+                       tok->vocab_size, tok->bos_id < 0 && tok->eos_id < 0 ? "neither"
+                       : tok->bos_id < 0 ? "no <bos>" : "no <eos>");
     if (min_len < 1 || max_len < min_len)
         return ad_fail(AD_ERR_ARG, "task length range [%d, %d] is empty", min_len, max_len);
     d->kind = AD_DATA_TASK, d->tok = tok, d->T = T;
@@ -75,6 +85,9 @@ AdStatus ad_data_init_text(AdData *d, const AdTokenizer *tok, const char *text, 
     d->n_train = (long)((1.0 - val_frac) * n);
     if (d->n_train < T + 1 || (val_frac > 0 && d->n_ids - d->n_train < T + 1)) {
         ad_data_free(d);
+        if (!(val_frac > 0))
+            return ad_fail(AD_ERR_ARG, "text of %d tokens is too short for seq_len %d (it needs "
+                           "at least seq_len + 1 tokens)", n, T);
         return ad_fail(AD_ERR_ARG,
                        "text of %d tokens is too short for seq_len %d with val_frac %g "
                        "(each split needs at least seq_len + 1 tokens)", n, T, val_frac);
@@ -103,6 +116,11 @@ static char *dup_str(const char *s) {
 }
 
 AdStatus ad_data_pool_add(AdData *d, const char *prompt, const char *answer, int origin) {
+    return ad_data_pool_add_cut(d, prompt, answer, origin, 0);
+}
+
+AdStatus ad_data_pool_add_cut(AdData *d, const char *prompt, const char *answer, int origin,
+                              int cut) {
     AD_ASSERT(d->kind == AD_DATA_POOL);
     int tk[2 * AD_TASK_MAX_TEXT + 4], *buf = tk;
     if (d->T > AD_TASK_MAX_TEXT + 2) {
@@ -122,6 +140,7 @@ AdStatus ad_data_pool_add(AdData *d, const char *prompt, const char *answer, int
     e->prompt = dup_str(prompt);
     e->answer = dup_str(answer);
     e->origin = origin;
+    e->cut = cut != 0;
     if (!e->prompt || !e->answer) {
         free(e->prompt);
         free(e->answer);
@@ -155,6 +174,15 @@ void ad_data_free(AdData *d) {
     memset(d, 0, sizeof *d);
 }
 
+/* A cut-off answer's row: its last target (the appended <eos>) is masked. */
+static void drop_eos_target(int *targets, int T) {
+    for (int t = T - 1; t >= 0; t--)
+        if (targets[t] >= 0) {
+            targets[t] = -1;
+            return;
+        }
+}
+
 AdStatus ad_data_batch(const AdData *d, AdRng *rng, int split, int *tokens, int *targets, int B) {
     int T = d->T;
     if (d->kind == AD_DATA_TEXT) {
@@ -184,8 +212,10 @@ AdStatus ad_data_batch(const AdData *d, AdRng *rng, int split, int *tokens, int 
                                                 targets + (size_t)b * T, NULL);
             } else {
                 const AdExample *e = &d->ex[ad_rng_below(rng, (uint32_t)d->n_ex)];
+                int *tg = targets + (size_t)b * T;
                 st = ad_data_encode_example(d->tok, e->prompt, e->answer, T, tokens + (size_t)b * T,
-                                            targets + (size_t)b * T, NULL);
+                                            tg, NULL);
+                if (!st && e->cut) drop_eos_target(tg, T);
             }
             if (st) return st;
         }

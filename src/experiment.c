@@ -22,7 +22,7 @@ static const char *sched_name(int k) { return ad_sched_name((AdSchedKind)k); }
 static const char *loss_name(int k) { return ad_loss_name((AdLossKind)k); }
 static const char *policy_name(int k) { return ad_select_name((AdSelectPolicy)k); }
 
-static const char *const source_names[] = {"task", "file", "bos", NULL};
+static const char *const source_names[] = {"task", "file", "bos", "jsonl", NULL};
 static const char *const teacher_names[] = {"self", "snapshot", "ema", "checkpoint", NULL};
 static const char *const init_names[] = {"continue", "restart", NULL};
 
@@ -100,13 +100,20 @@ static const AdSchemaRow experiment_rows[] = {
         "round checkpoints kept (the last N); 0 = all"),
 
     AD_CONFIG_MODEL_ROWS(AdExperimentConfig, apply_family, "64", "none"),
+    STR("model.tokenizer_from", tokenizer_from, "",
+        "tokenizer of a new student: \"\" = the task's characters (task.source task) or "
+        "bytes; \"teacher\" = the one rounds.teacher_path carries; else the path of a "
+        "checkpoint whose tokenizer (any kind, BPE included) the student takes (a student "
+        "from model.init_from keeps that checkpoint's)"),
 
     CHOICE("task.source", task.source, source_names, "task",
            "prompts: task (built-in task with verifier), file (one prompt per line), "
-           "bos (unconditional: the prompt is <bos> alone)"),
+           "jsonl (one {\"prompt\": \"...\"} object per line), bos (unconditional: the "
+           "prompt is <bos> alone)"),
     NAMED("task.name", task.name, ad_task_parse, task_name, AD_TASK_COUNT, "copy",
           "built-in task (ground truth of round 0, evaluation, verifier)"),
-    STR("task.path", task.path, "", "prompts file; required when task.source is \"file\""),
+    STR("task.path", task.path, "",
+        "prompts file; required when task.source is \"file\" or \"jsonl\""),
     INT("task.train_min_len", task.train_min_len, 1, MAX_TASK_LEN, "1",
         "shortest ground-truth length of round 0"),
     INT("task.train_max_len", task.train_max_len, 1, MAX_TASK_LEN, "8",
@@ -156,7 +163,8 @@ static const AdSchemaRow experiment_rows[] = {
     FLT("generate.min_p", generate.min_p, 0, 1, 0, "0",
         "drop tokens below min_p times the likeliest one's probability; 0 = off"),
     INT("generate.max_new_tokens", generate.max_new_tokens, 0, 1 << 16, "0",
-        "answer token limit; 0 = enough for the task at the prompt's length"),
+        "answer token limit; 0 = enough for the task at the prompt's length (without a task: "
+        "64, or what fits the training rows after the longest prompt)"),
     INT("generate.batch", generate.batch, 1, 1 << 16, "128", "sequences decoded together"),
 
     BOOL("score.length", score.length, "true",
@@ -224,14 +232,16 @@ static int rounds_max_len(const AdExperimentConfig *c) {
 static void resolve(void *cfg) {
     AdExperimentConfig *c = cfg;
     ad_config_model_resolve(&c->model);
-    if (c->pretrain.seq_len == 0) c->pretrain.seq_len = c->model.max_seq_len;
-    if (c->train.seq_len == 0) c->train.seq_len = c->model.max_seq_len;
+    /* a student from a checkpoint has the checkpoint's context: seq_len 0 stays 0 and the
+     * run resolves it when it has loaded the model */
+    if (c->pretrain.seq_len == 0 && !c->init_from[0]) c->pretrain.seq_len = c->model.max_seq_len;
+    if (c->train.seq_len == 0 && !c->init_from[0]) c->train.seq_len = c->model.max_seq_len;
     if (c->rounds.length_start == 0) c->rounds.length_start = c->task.train_max_len + 1;
 }
 
 static AdStatus check_phase(const AdExperimentConfig *c, const AdPhaseConfig *p, const char *name,
                             const char *src) {
-    if (p->seq_len > c->model.max_seq_len)
+    if (!c->init_from[0] && p->seq_len > c->model.max_seq_len)
         return ad_fail(AD_ERR_CONFIG, "%s: %s.seq_len: %d exceeds model.max_seq_len (%d)", src,
                        name, p->seq_len, c->model.max_seq_len);
     if (p->min_lr > p->lr)
@@ -262,7 +272,9 @@ static AdStatus check_lengths(const AdExperimentConfig *c, const char *src) {
                        "rounds.length_span %d), beyond the longest task length %d", src, rmax,
                        c->rounds.length_start, c->rounds.count, c->rounds.length_step,
                        c->rounds.length_span, MAX_TASK_LEN);
-    if (strcmp(c->task.source, "task") != 0) return AD_OK;
+    /* prompts from a file or <bos> have no task lengths; a student from a checkpoint has
+     * its own context, against which the run (and the dry run) checks these lengths */
+    if (strcmp(c->task.source, "task") != 0 || c->init_from[0]) return AD_OK;
     struct { const char *what; int len; } use[] = {
         {"the longest evaluation example (task.eval_max_len", c->task.eval_max_len},
         {"the longest training example (task.train_max_len", c->task.train_max_len},
@@ -324,6 +336,20 @@ static AdStatus check_select(const AdExperimentConfig *c, const char *src) {
     return AD_OK;
 }
 
+/* model.tokenizer_from is for a new student, and "teacher" needs a checkpoint teacher. */
+static AdStatus check_tokenizer_from(const AdExperimentConfig *c, const char *src) {
+    if (c->tokenizer_from[0] == '\0') return AD_OK;
+    if (c->init_from[0])
+        return ad_fail(AD_ERR_CONFIG, "%s: model.tokenizer_from: \"%s\" is for a new student; "
+                       "a student from model.init_from (%s) keeps that checkpoint's tokenizer: "
+                       "leave model.tokenizer_from empty", src, c->tokenizer_from, c->init_from);
+    if (!strcmp(c->tokenizer_from, "teacher") && strcmp(c->rounds.teacher, "checkpoint") != 0)
+        return ad_fail(AD_ERR_CONFIG, "%s: model.tokenizer_from: \"teacher\" takes the tokenizer "
+                       "of rounds.teacher_path, but rounds.teacher is \"%s\", not \"checkpoint\"",
+                       src, c->rounds.teacher);
+    return AD_OK;
+}
+
 /* Rules that tie several keys together, on a resolved config. */
 static AdStatus check(const void *cfg, const char *src) {
     const AdExperimentConfig *c = cfg;
@@ -339,10 +365,13 @@ static AdStatus check(const void *cfg, const char *src) {
     if (c->task.eval_min_len > c->task.eval_max_len)
         return ad_fail(AD_ERR_CONFIG, "%s: task.eval_min_len: %d is greater than "
                        "task.eval_max_len (%d)", src, c->task.eval_min_len, c->task.eval_max_len);
-    if (strcmp(c->task.source, "file") == 0 && c->task.path[0] == '\0')
-        return ad_fail(AD_ERR_CONFIG, "%s: task.path: required when task.source is \"file\"", src);
+    int from_file = !strcmp(c->task.source, "file") || !strcmp(c->task.source, "jsonl");
+    if (from_file && c->task.path[0] == '\0')
+        return ad_fail(AD_ERR_CONFIG, "%s: task.path: required when task.source is \"%s\"", src,
+                       c->task.source);
     if ((st = check_lengths(c, src)) != AD_OK) return st;
 
+    if ((st = check_tokenizer_from(c, src)) != AD_OK) return st;
     if (strcmp(c->rounds.teacher, "checkpoint") == 0 && c->rounds.teacher_path[0] == '\0')
         return ad_fail(AD_ERR_CONFIG, "%s: rounds.teacher_path: required when rounds.teacher is "
                        "\"checkpoint\"", src);

@@ -97,7 +97,9 @@ static const char *TRAIN_HELP =
     "Trains a model on a built-in task or a text file as the config describes, printing a\n"
     "progress line (step, loss, learning rate, gradient norm, tokens/s, ETA), validation loss\n"
     "every train.eval_every steps, and writing OUT_DIR/checkpoint.h5 (every train.ckpt_every\n"
-    "steps and at the end) and OUT_DIR/config.json (the resolved config).\n"
+    "steps and at the end), OUT_DIR/config.json (the resolved config) and\n"
+    "OUT_DIR/train_log.jsonl (one line per step: step, loss, lr, grad_norm, tokens_per_s,\n"
+    "elapsed_s; see docs/OUTPUTS.md).\n"
     "\n"
     "  --set key.path=value  override a config key (repeatable); value is JSON or a bare string\n"
     "  --resume CKPT         continue the run saved in CKPT with its own resolved config;\n"
@@ -107,6 +109,13 @@ static const char *TRAIN_HELP =
 
 static AdStatus build_tokenizer(const AdTrainConfig *c, const char *text, size_t len,
                                 AdTokenizer *tok) {
+    if (c->tokenizer_from[0]) {
+        AdModel tmp;
+        AdStatus st = ad_checkpoint_load(c->tokenizer_from, &tmp, 0, tok, NULL);
+        if (st) return ad_fail_context(st, "model.tokenizer_from");
+        ad_model_free(&tmp);
+        return AD_OK;
+    }
     if (strcmp(c->data.tokenizer, "byte") == 0) return ad_tokenizer_init_byte(tok);
     if (strcmp(c->data.source, "task") == 0) {
         int k = ad_task_parse(c->data.task);
@@ -130,6 +139,51 @@ static AdStatus check_train_outputs(const AdTrainConfig *cfg, const char *config
     if (!st) st = ad_check_output_path(cpath, "out_dir (its config.json)", AD_OUT_MAKE_PARENTS,
                                        inputs, 3);
     return st;
+}
+
+/* train's loss curve: one JSON line per step in OUT_DIR/train_log.jsonl (docs/OUTPUTS.md). */
+typedef struct {
+    FILE *f;
+    int failed;
+} CurveLog;
+
+static void curve_log(const AdTrainRecord *r, void *user) {
+    CurveLog *c = user;
+    if (!c->f || c->failed) return;
+    if (fprintf(c->f, "{\"step\": %ld, \"loss\": %.9g, \"lr\": %.9g, \"grad_norm\": %.9g, "
+                "\"tokens_per_s\": %.9g, \"elapsed_s\": %.9g}\n", r->step, r->loss, r->lr,
+                r->grad_norm, r->tokens_per_s, r->elapsed_s) < 0 || fflush(c->f) != 0)
+        c->failed = 1;
+}
+
+/* Opens the curve for appending after step `keep` (0: a new curve): lines of later steps,
+ * written after the checkpoint a resumed run starts from, are dropped. */
+static AdStatus curve_log_open(CurveLog *c, const char *path, long keep) {
+    c->f = NULL, c->failed = 0;
+    char *old = NULL;
+    size_t len = 0;
+    if (keep > 0 && ad_read_file(path, (size_t)1 << 30, &old, &len) != AD_OK) old = NULL;
+    c->f = fopen(path, "w");
+    if (!c->f) {
+        free(old);
+        return ad_fail(AD_ERR_IO, "cannot write %s: %s", path, strerror(errno));
+    }
+    for (char *l = old, *next; l && *l; l = next) {
+        next = strchr(l, '\n');
+        if (next) *next++ = '\0';
+        long step = 0;
+        if (sscanf(l, "{\"step\": %ld", &step) == 1 && step <= keep) fprintf(c->f, "%s\n", l);
+    }
+    free(old);
+    return AD_OK;
+}
+
+/* A warmup as long as the phase never reaches the peak learning rate (nor decays). */
+static void warn_warmup(const char *phase, int warmup, int steps) {
+    if (steps > 0 && warmup >= steps)
+        ad_log(AD_LOG_WARN, "%s.warmup_steps %d >= %s.steps %d: the learning rate never reaches "
+               "%s.lr and the schedule never decays; lower %s.warmup_steps", phase, warmup, phase,
+               steps, phase, phase);
 }
 
 static int cmd_train(int argc, char **argv) {
@@ -169,6 +223,7 @@ static int cmd_train(int argc, char **argv) {
     AdTokenizer tok;
     AdTrainState st;
     AdData data;
+    CurveLog curve = {NULL, 0};
     char *text = NULL, *cfg_json = NULL;
     size_t text_len = 0;
     memset(&m, 0, sizeof m);
@@ -199,6 +254,16 @@ static int cmd_train(int argc, char **argv) {
         goto done;
     }
     ad_set_threads(cfg.threads);
+    warn_warmup("train", cfg.train.warmup_steps, cfg.train.steps);
+    if (resume && st.step >= cfg.train.steps) {
+        /* not an error: nothing is left to do, and the message says how to go on */
+        fprintf(stderr, "autodidact: %s is finished: it is at step %ld of train.steps %d; to "
+                "train further, raise train.steps: autodidact train --resume %s --set "
+                "train.steps=%ld\n", resume, (long)st.step, cfg.train.steps, resume,
+                (long)st.step + (cfg.train.steps > 0 ? cfg.train.steps : 1000));
+        rc = 0;
+        goto done;
+    }
 
     int is_text = strcmp(cfg.data.source, "text") == 0;
     if (is_text && ad_read_file(cfg.data.path, (size_t)1 << 30, &text, &text_len)) {
@@ -275,8 +340,13 @@ static int cmd_train(int argc, char **argv) {
         die("out_dir");
         goto done;
     }
-    char ckpt[AD_PATH_MAX + 32], cpath[AD_PATH_MAX + 32];
+    char ckpt[AD_PATH_MAX + 32], cpath[AD_PATH_MAX + 32], lpath[AD_PATH_MAX + 32];
     snprintf(ckpt, sizeof ckpt, "%s/checkpoint.h5", cfg.out_dir);
+    snprintf(lpath, sizeof lpath, "%s/train_log.jsonl", cfg.out_dir);
+    if (curve_log_open(&curve, lpath, st.step)) {
+        die(NULL);
+        goto done;
+    }
     snprintf(cpath, sizeof cpath, "%s/config.json", cfg.out_dir);
     if (write_text(cpath, st.config_json)) {
         die(NULL);
@@ -303,6 +373,8 @@ static int cmd_train(int argc, char **argv) {
     o.tok = &tok;
     o.seed = cfg.seed;
     o.quiet = quiet;
+    o.observer = curve_log;
+    o.observer_user = &curve;
 
     if (!quiet) {
         const AdModelConfig *mc = &m.cfg;
@@ -335,10 +407,17 @@ static int cmd_train(int argc, char **argv) {
     if (!quiet) {
         char dur[32];
         ad_format_duration(ad_time_now() - t0, dur, sizeof dur);
-        ad_log(AD_LOG_INFO, "done in %s: checkpoint %s, config %s", dur, ckpt, cpath);
+        ad_log(AD_LOG_INFO, "done in %s: checkpoint %s, config %s, loss curve %s", dur, ckpt,
+               cpath, lpath);
     }
     rc = 0;
+    if (curve.failed || (curve.f && fclose(curve.f) != 0)) {
+        fprintf(stderr, "autodidact: writing %s failed\n", lpath);
+        rc = 1;
+    }
+    curve.f = NULL;
 done:
+    if (curve.f) fclose(curve.f);
     ad_data_free(&data);
     ad_train_state_free(&st);
     ad_tokenizer_free(&tok);
@@ -353,13 +432,18 @@ done:
 static const char *EVAL_HELP =
     "usage: autodidact eval --model CKPT.h5 (--task NAME [--min-len N] [--max-len N] | --text FILE)\n"
     "                       [--batches N] [--batch-size B] [--seq-len T] [--seed S]\n"
-    "                       [--logprobs OUT.jsonl]\n"
+    "                       [--per-len N] [--logprobs OUT.jsonl]\n"
     "\n"
     "Reports the mean loss and perplexity of a checkpoint on task examples (answer tokens only)\n"
-    "or on windows of a text file (every token). With --logprobs, writes one JSON line per\n"
-    "sequence: {\"tokens\": [...], \"targets\": [...], \"logprobs\": [...]} with the\n"
-    "log-probability of each unmasked target token (null where masked).\n"
+    "or on windows of a text file (every token; a text with fewer distinct windows than\n"
+    "--batches x --batch-size is evaluated once per distinct window). For a task it also\n"
+    "reports the greedy exact-match accuracy at each length. With --logprobs, writes one JSON\n"
+    "line per sequence: {\"tokens\": [...], \"targets\": [...], \"logprobs\": [...]} with the\n"
+    "log-probability of each unmasked target token (null where masked); docs/OUTPUTS.md.\n"
     "\n"
+    "  --min-len N      shortest task length (default 1)\n"
+    "  --max-len N      longest task length (default 5)\n"
+    "  --per-len N      task examples per length for the accuracy (default 100; 0 = none)\n"
     "  --batches N      number of batches (default 8)\n"
     "  --batch-size B   sequences per batch (default 16)\n"
     "  --seq-len T      tokens per sequence (default: the model's max_seq_len)\n"
@@ -378,9 +462,80 @@ static int parse_int_arg(const char *cmd, const char *opt, const char *v, long l
     return 1;
 }
 
+typedef struct {
+    const AdTokenizer *tok;
+    char **answers; /* (n) the task's answers */
+    int *right;     /* (n) */
+    char buf[2 * AD_TASK_MAX_TEXT];
+} AccSink;
+
+static void acc_sink(long req, const AdGenOutput *o, void *user) {
+    AccSink *a = user;
+    int ended = o->stop == AD_STOP_EOS;
+    ad_tokenizer_decode(a->tok, o->tokens, o->n - ended, a->buf, sizeof a->buf);
+    a->right[req] = ended && strcmp(a->buf, a->answers[req]) == 0;
+}
+
+/* Greedy exact-match accuracy of per_len task examples at each length lo..hi (the answer
+ * must be followed by <eos>), printed as one line per length. */
+static AdStatus eval_task_accuracy(const AdModel *m, const AdTokenizer *tok, AdTaskKind task,
+                                   int lo, int hi, int per_len, uint64_t seed) {
+    long n = (long)(hi - lo + 1) * per_len;
+    int S = m->cfg.max_seq_len, max_new = ad_task_max_answer_len(task, hi) + 1;
+    int *ids = ad_calloc((size_t)n * S, sizeof(int), "accuracy prompts");
+    AdGenRequest *reqs = ad_calloc((size_t)n, sizeof *reqs, "accuracy requests");
+    AccSink *a = ad_calloc(1, sizeof *a, "accuracy sink");
+    char **answers = ad_calloc((size_t)n, sizeof(char *), "accuracy answers");
+    int *right = ad_calloc((size_t)n, sizeof(int), "accuracy results");
+    AdGenerator g;
+    memset(&g, 0, sizeof g);
+    AdStatus st = ids && reqs && a && answers && right ? AD_OK : AD_ERR_NOMEM;
+    char prompt[AD_TASK_MAX_TEXT], answer[AD_TASK_MAX_TEXT];
+    AdRng rng; /* one stream per length */
+    for (long i = 0; i < n && !st; i++) {
+        int len = lo + (int)(i / per_len), k = 0;
+        if (i % per_len == 0) ad_rng_init(&rng, seed, AD_STREAM_EVAL, (uint64_t)len);
+        st = ad_task_example(task, len, &rng, prompt, answer);
+        if (!st && !(answers[i] = strdup(answer))) st = AD_ERR_NOMEM;
+        int *row = ids + (size_t)i * S;
+        row[0] = tok->bos_id >= 0 ? tok->bos_id : 0;
+        if (!st) st = ad_tokenizer_encode(tok, prompt, strlen(prompt), row + 1, S - 1, &k);
+        if (!st && k + 1 + max_new > S)
+            st = ad_fail(AD_ERR_ARG, "task %s at length %d needs %d tokens, more than the model's "
+                         "context %d: lower --max-len", ad_task_name(task), len, k + 1 + max_new, S);
+        reqs[i] = (AdGenRequest){row, k + 1, i, 0};
+    }
+    int B = n < 64 ? (int)n : 64;
+    if (!st) st = ad_generator_init(&g, m, B, S, max_new, 0);
+    if (!st) {
+        AdSampleConfig sc;
+        ad_sample_config_default(&sc);
+        sc.temperature = 0.0f, sc.max_new_tokens = max_new, sc.seed = seed;
+        a->tok = tok, a->answers = answers, a->right = right;
+        st = ad_generate(&g, tok, reqs, n, &sc, acc_sink, a, NULL, NULL);
+    }
+    if (!st) {
+        printf("exact-match accuracy (greedy, %d per length):", per_len);
+        for (int len = lo; len <= hi; len++) {
+            long ok = 0;
+            for (int i = 0; i < per_len; i++) ok += right[(size_t)(len - lo) * per_len + i];
+            printf(" %d:%.1f%%", len, 100.0 * ok / per_len);
+        }
+        printf("\n");
+    }
+    ad_generator_free(&g);
+    for (long i = 0; answers && i < n; i++) free(answers[i]);
+    free(answers);
+    free(right);
+    free(a);
+    free(reqs);
+    free(ids);
+    return st;
+}
+
 static int cmd_eval(int argc, char **argv) {
     const char *model = NULL, *task = NULL, *textf = NULL, *lp_path = NULL;
-    long min_len = 1, max_len = 5, batches = 8, bs = 16, T = 0, seed = 1337;
+    long min_len = 1, max_len = 5, batches = 8, bs = 16, T = 0, seed = 1337, per_len = 100;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -398,6 +553,7 @@ static int cmd_eval(int argc, char **argv) {
         else if (!strcmp(a, "--batch-size")) ok = parse_int_arg("eval", a, v, 1, 65536, &bs), i++;
         else if (!strcmp(a, "--seq-len")) ok = parse_int_arg("eval", a, v, 1, 65536, &T), i++;
         else if (!strcmp(a, "--seed")) ok = parse_int_arg("eval", a, v, 0, 2147483647L, &seed), i++;
+        else if (!strcmp(a, "--per-len")) ok = parse_int_arg("eval", a, v, 0, 1000000, &per_len), i++;
         else return usage_error("eval", "unknown argument", a);
         if (!ok) return 2;
         if (i >= argc) return usage_error("eval", "missing value for", a);
@@ -442,7 +598,8 @@ static int cmd_eval(int argc, char **argv) {
     AdStatus s;
     if (textf) {
         s = ad_read_file(textf, (size_t)1 << 30, &text, &text_len);
-        if (!s) s = ad_data_init_text(&data, &tok, text, text_len, (int)T, 0.0);
+        if (!s && (s = ad_data_init_text(&data, &tok, text, text_len, (int)T, 0.0)))
+            ad_fail_context(s, "--text %s with --seq-len %ld", textf, T);
     } else {
         s = ad_data_init_task(&data, &tok, (AdTaskKind)ad_task_parse(task), (int)min_len, (int)max_len, (int)T);
     }
@@ -465,15 +622,31 @@ static int cmd_eval(int argc, char **argv) {
     ad_rng_init(&rng, (uint64_t)seed, AD_STREAM_EVAL, 0);
     double sum = 0.0;
     long count = 0;
+    /* a text with few distinct windows: each once, in order, instead of random repeats */
+    long distinct = textf ? data.n_ids - T : 0, windows = batches * bs;
+    int in_order = textf && distinct <= windows;
+    if (in_order) {
+        batches = (distinct + bs - 1) / bs;
+        windows = distinct;
+    }
     for (long b = 0; b < batches; b++) {
-        if (ad_data_batch(&data, &rng, 0, buf, buf + n, (int)bs)) {
+        int rows = (int)bs;
+        if (in_order) {
+            rows = (int)(windows - b * bs < bs ? windows - b * bs : bs);
+            for (int r = 0; r < rows; r++)
+                for (long t = 0; t < T; t++) {
+                    buf[r * T + t] = data.ids[b * bs + r + t];
+                    buf[n + r * T + t] = data.ids[b * bs + r + t + 1];
+                }
+            for (size_t k = (size_t)rows * T; k < n; k++) buf[n + k] = -1; /* unused rows */
+        } else if (ad_data_batch(&data, &rng, 0, buf, buf + n, (int)bs)) {
             die("eval");
             goto done;
         }
         ad_model_forward(&m, &acts, buf, (int)bs, (int)T);
         sum += ad_loss_ce(NULL, tl, acts.logits, buf + n, (int)n, m.cfg.vocab_size, 1.0f);
         count += ad_count_targets(buf + n, (long)n);
-        for (long r = 0; lp && r < bs; r++) {
+        for (long r = 0; lp && r < rows; r++) {
             const int *tk = buf + r * T, *tg = buf + n + r * T;
             fputs("{\"tokens\": [", lp);
             for (long t = 0; t < T; t++) fprintf(lp, "%s%d", t ? ", " : "", tk[t]);
@@ -496,8 +669,17 @@ static int cmd_eval(int argc, char **argv) {
     double mean = count ? sum / count : 0.0;
     printf("model %s\n", model);
     if (task) printf("data  task %s, lengths %ld..%ld, %ld sequences of %ld tokens\n", task, min_len, max_len, batches * bs, T);
-    else printf("data  %s, %ld windows of %ld tokens\n", textf, batches * bs, T);
+    else if (in_order)
+        printf("data  %s, %ld tokens: all %ld distinct windows of %ld tokens\n", textf, data.n_ids,
+               windows, T);
+    else printf("data  %s, %ld windows of %ld tokens\n", textf, windows, T);
     printf("loss  %.6f nats/token over %ld target tokens\nperplexity %.4f\n", mean, count, exp(mean));
+    if (task && per_len > 0 && eval_task_accuracy(&m, &tok, (AdTaskKind)ad_task_parse(task),
+                                                  (int)min_len, (int)max_len, (int)per_len,
+                                                  (uint64_t)seed)) {
+        die("eval");
+        goto done;
+    }
     if (lp_path) printf("log-probabilities written to %s\n", lp_path);
     rc = 0;
 done:
@@ -575,12 +757,27 @@ static int cmd_import(int argc, char **argv) {
     int f = ad_import_format_parse(fmt);
     if (f < 0) return usage_error("import", "unknown format", fmt);
     const char *inputs[] = {src, tokp, cfgp};
-    if (ad_check_output_path(out, "-o", AD_OUT_FILE, inputs, 3)) return die("import");
+    if (ad_check_output_path(out, "-o", AD_OUT_MAKE_PARENTS, inputs, 3)) return die("import");
     AdModel m;
     AdTokenizer tok;
     AdImportOptions o = {(AdImportFormat)f, tokp, cfgp, (int)max_seq};
     if (ad_import_opts(src, &o, &m, &tok)) return die("import");
     int rc = 0;
+    const char *slash = strrchr(out, '/');
+    if (slash && slash != out) { /* the directory of OUT.h5, as run and train create theirs */
+        char dir[AD_PATH_MAX];
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - out), out);
+        if (make_dirs(dir)) {
+            ad_tokenizer_free(&tok);
+            ad_model_free(&m);
+            return die("-o");
+        }
+    }
+    if (tok.vocab_size == 0)
+        ad_log(AD_LOG_WARN, "%s carries no vocabulary and no --tokenizer was given: %s will hold "
+               "weights only, and generate, eval and run will refuse it; import again with "
+               "--tokenizer FILE (for llama2.c models, the tokenizer .bin published with them)",
+               src, out);
     if (ad_checkpoint_save(out, &m, tok.vocab_size ? &tok : NULL, NULL)) rc = die("writing the checkpoint");
     else
         printf("imported %s: %s/%s/%s, %d layers, d_model %d, %d heads (%d kv), d_ff %d, vocab %d, "
@@ -658,11 +855,11 @@ static void gen_print(long r, const AdGenOutput *o, void *user) {
         printf(", \"stop\": \"%s\", \"tokens\": [", stops[o->stop]);
         for (int i = 0; i < o->n; i++) printf("%s%d", i ? ", " : "", o->tokens[i]);
         printf("], \"logprobs\": [");
-        for (int i = 0; i < o->n; i++) printf("%s%.6g", i ? ", " : "", o->logprobs[i]);
+        for (int i = 0; i < o->n; i++) printf("%s%.9g", i ? ", " : "", o->logprobs[i]);
         printf("]");
         if (o->entropy) {
             printf(", \"entropy\": [");
-            for (int i = 0; i < o->n; i++) printf("%s%.6g", i ? ", " : "", o->entropy[i]);
+            for (int i = 0; i < o->n; i++) printf("%s%.9g", i ? ", " : "", o->entropy[i]);
             printf("]");
         }
         printf("}\n");
@@ -771,6 +968,7 @@ static int cmd_generate(int argc, char **argv) {
         goto done;
     }
     int S = m.cfg.max_seq_len;
+    long asked = max_new;
     if (max_new > S) max_new = S; /* a sequence never holds more than S positions */
     if (ad_mem_check((double)np * S * sizeof(int) + (double)np * samples * sizeof(AdGenRequest),
                      "%ld prompt(s) x --samples %ld", np, samples)) {
@@ -795,6 +993,13 @@ static int cmd_generate(int argc, char **argv) {
             r->prompt = row, r->prompt_len = n + 1, r->prompt_index = p, r->sample_index = s;
         }
     }
+    int longest = 0;
+    for (long p = 0; p < np; p++)
+        if (reqs[p * samples].prompt_len > longest) longest = reqs[p * samples].prompt_len;
+    if (longest + asked > S)
+        ad_log(AD_LOG_WARN, "-n %ld: samples stop at the model's context of %d tokens; the longest "
+               "prompt takes %d (with <bos>), so at most %d new tokens", asked, S, longest,
+               S - longest);
     long total = np * samples;
     int B = (int)(batch < total ? batch : total);
     if (ad_generator_init(&g, &m, B, S, (int)max_new, 1)) {
@@ -848,10 +1053,11 @@ static const char *RUN_HELP =
     "committed to the HDF5 run file (run_file, see docs/RUNFILE.md) and a checkpoint, so\n"
     "'autodidact resume RUN.h5' continues a killed run with the same numbers.\n"
     "  --set key.path=value  override a config key (repeatable)\n"
-    "  --dry-run             validate the config and print the plan, run nothing\n"
+    "  --dry-run             open every input, check the config against them and print the\n"
+    "                        plan (the models as loaded); run nothing\n"
     "  --overwrite           replace an existing run file\n"
     "  --keys                list every config key with its default and meaning\n"
-    "  --quiet               no progress lines\n";
+    "  --quiet               no progress lines (the final table is still printed)\n";
 
 static int cmd_run(int argc, char **argv) {
     const char *path = NULL, *overrides[MAX_OVERRIDES];
@@ -881,10 +1087,9 @@ static int cmd_run(int argc, char **argv) {
     if (!path) return usage_error("run", "missing EXPERIMENT.json", NULL);
     AdExperimentConfig cfg;
     if (ad_experiment_config_load(&cfg, path, overrides, n_over)) return die(NULL);
-    if (dry) {
-        ad_run_print_plan(&cfg, stdout);
-        return 0;
-    }
+    warn_warmup("pretrain", cfg.pretrain.warmup_steps, cfg.pretrain.steps);
+    if (cfg.rounds.count > 0) warn_warmup("train", cfg.train.warmup_steps, cfg.train.steps);
+    if (dry) return ad_run_plan(&cfg, stdout) ? die("run --dry-run") : 0;
     const char *inputs[] = {path};
     if (ad_check_output_path(cfg.run_file, "run_file", AD_OUT_MAKE_PARENTS, inputs, 1))
         return die("run");
@@ -904,10 +1109,9 @@ static int cmd_run(int argc, char **argv) {
     AdStatus st = ad_run_start(&cfg, orig, overwrite, &o);
     free(orig);
     if (st) return die("run");
-    if (!o.quiet) {
-        ad_run_report(cfg.run_file, stdout);
+    ad_run_report(cfg.run_file, stdout); /* --quiet drops the progress lines, not the results */
+    if (!o.quiet)
         printf("\nrun file: %s\nplots:    /usr/bin/python3 analysis/plot_run.py %s\n", cfg.run_file, cfg.run_file);
-    }
     return 0;
 }
 
@@ -936,7 +1140,7 @@ static int cmd_resume(int argc, char **argv) {
     }
     if (!path) return usage_error("resume", "missing RUN.h5", NULL);
     if (ad_run_resume(path, overrides, n_over, &o)) return die("resume");
-    if (!o.quiet) ad_run_report(path, stdout);
+    ad_run_report(path, stdout);
     return 0;
 }
 
@@ -1208,6 +1412,12 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "generate")) return cmd_generate(argc - 2, argv + 2);
     if (!strcmp(cmd, "import")) return cmd_import(argc - 2, argv + 2);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+        if (argc > 2 && (!strcmp(argv[2], "--help") || !strcmp(argv[2], "-h"))) {
+            fputs("usage: autodidact version\n\nPrints the program version and git commit, the "
+                  "OpenMP thread count and the BLAS\nlibrary with its core type.\n", stdout);
+            return 0;
+        }
+        if (argc > 2) return usage_error("version", "unexpected argument", argv[2]);
         printf("autodidact %s (git %s)\nthreads %d\nBLAS %s\n", AD_VERSION_STRING, ad_git_commit(), ad_get_threads(), ad_blas_info());
         return 0;
     }

@@ -52,10 +52,11 @@ typedef struct {
     int *eval_len;
     char **eval_prompt;   /* (n_eval * per_len) */
     char **eval_answer;
-    /* the file prompts (source == file) */
-    char *prompt_file;
+    /* the prompts of task.path (source file or jsonl), owned */
     char **file_lines;
     long n_file_lines;
+    int free_budget;      /* answer tokens without a task when generate.max_new_tokens is 0:
+                             64, or what fits the rows after the longest prompt */
 } Run;
 
 static void say(const Run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -116,7 +117,7 @@ static int longest_length(const Run *r) {
 static int answer_budget(const Run *r, int length) {
     const AdExperimentConfig *c = r->cfg;
     if (c->generate.max_new_tokens > 0) return c->generate.max_new_tokens;
-    return r->is_task ? ad_task_max_answer_len(r->task, length) + 1 : 64;
+    return r->is_task ? ad_task_max_answer_len(r->task, length) + 1 : r->free_budget;
 }
 
 static AdPhaseConfig const *phase(const Run *r, int round) {
@@ -139,6 +140,7 @@ static AdStatus pool_save(const AdData *pool, const char *path) {
         cJSON_AddStringToObject(o, "prompt", e->prompt);
         cJSON_AddStringToObject(o, "answer", e->answer);
         cJSON_AddNumberToObject(o, "origin", e->origin);
+        if (e->cut) cJSON_AddTrueToObject(o, "cut");
         char *line = cJSON_PrintUnformatted(o);
         cJSON_Delete(o);
         ok = line && fprintf(f, "%s\n", line) > 0;
@@ -181,10 +183,11 @@ static AdStatus pool_load(AdData *pool, const char *path) {
             const cJSON *p = cJSON_GetObjectItemCaseSensitive(o, "prompt");
             const cJSON *a = cJSON_GetObjectItemCaseSensitive(o, "answer");
             const cJSON *g = cJSON_GetObjectItemCaseSensitive(o, "origin");
+            int cut = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "cut"));
             if (!cJSON_IsString(p) || !cJSON_IsString(a) || !cJSON_IsNumber(g))
                 st = ad_fail(AD_ERR_FORMAT, "%s:%ld: expected prompt, answer and origin", path, lineno);
             else
-                st = ad_data_pool_add(pool, p->valuestring, a->valuestring, g->valueint);
+                st = ad_data_pool_add_cut(pool, p->valuestring, a->valuestring, g->valueint, cut);
         }
         cJSON_Delete(o);
     }
@@ -571,8 +574,230 @@ static void run_free(Run *r) {
     free(r->eval_prompt);
     free(r->eval_answer);
     free(r->eval_len);
+    for (long i = 0; i < r->n_file_lines; i++) free(r->file_lines[i]);
     free(r->file_lines);
-    free(r->prompt_file);
+}
+
+/* The prompts of task.path: one per line (source file; blank lines skipped) or one
+ * {"prompt": "..."} object per line (source jsonl). */
+static AdStatus load_prompts(Run *r) {
+    const AdExperimentConfig *cfg = r->cfg;
+    int jsonl = !strcmp(cfg->task.source, "jsonl");
+    if (!jsonl && strcmp(cfg->task.source, "file") != 0) return AD_OK;
+    char *text = NULL;
+    size_t len = 0;
+    AdStatus st = ad_read_file(cfg->task.path, (size_t)1 << 30, &text, &len);
+    if (st) return ad_fail_context(st, "task.path");
+    long n = 1;
+    for (size_t i = 0; i < len; i++) n += text[i] == '\n';
+    r->file_lines = ad_calloc(n, sizeof(char *), "prompt lines");
+    if (!r->file_lines) st = AD_ERR_NOMEM;
+    long lineno = 0;
+    for (char *l = text, *next; !st && l && *l; l = next) {
+        next = strchr(l, '\n');
+        if (next) *next++ = '\0';
+        lineno++;
+        if (!jsonl) {
+            if (*l == '\0' || (*l == '\r' && l[1] == '\0')) continue;
+            if (!(r->file_lines[r->n_file_lines] = xstrdup(l))) st = AD_ERR_NOMEM;
+            else r->n_file_lines++;
+            continue;
+        }
+        if (strspn(l, " \t\r") == strlen(l)) continue;
+        cJSON *o = cJSON_Parse(l);
+        const cJSON *p = o ? cJSON_GetObjectItemCaseSensitive(o, "prompt") : NULL;
+        if (!cJSON_IsString(p))
+            st = ad_fail(AD_ERR_FORMAT, "task.path: %s:%ld: expected a JSON object with a string "
+                         "\"prompt\" (task.source is \"jsonl\")", cfg->task.path, lineno);
+        else if (!(r->file_lines[r->n_file_lines] = xstrdup(p->valuestring)))
+            st = AD_ERR_NOMEM;
+        else
+            r->n_file_lines++;
+        cJSON_Delete(o);
+    }
+    free(text);
+    if (!st && r->n_file_lines == 0)
+        st = ad_fail(AD_ERR_CONFIG, "task.path: %s has no prompts", cfg->task.path);
+    return st;
+}
+
+/* The tokenizer of a new student: model.tokenizer_from's (a checkpoint's, or the
+ * teacher's), else the task's characters (source task) or bytes. */
+static AdStatus new_student_tokenizer(Run *r) {
+    const AdExperimentConfig *cfg = r->cfg;
+    const char *from = cfg->tokenizer_from;
+    if (from[0]) {
+        const char *path = strcmp(from, "teacher") ? from : cfg->rounds.teacher_path;
+        AdModel tmp;
+        AdStatus st = ad_checkpoint_load(path, &tmp, 0, &r->tok, NULL);
+        if (st) return ad_fail_context(st, "model.tokenizer_from");
+        ad_model_free(&tmp);
+        return AD_OK;
+    }
+    if (r->is_task) {
+        const char *alpha = ad_task_alphabet(r->task);
+        return ad_tokenizer_init_char(&r->tok, alpha, strlen(alpha));
+    }
+    return ad_tokenizer_init_byte(&r->tok);
+}
+
+/* The student: a checkpoint (model.init_from, with its tokenizer), or a new model over
+ * new_student_tokenizer's vocabulary. */
+static AdStatus init_student(Run *r) {
+    const AdExperimentConfig *cfg = r->cfg;
+    AdStatus st;
+    if (cfg->init_from[0]) {
+        if ((st = ad_checkpoint_load(cfg->init_from, &r->student, 1, &r->tok, NULL)))
+            return ad_fail_context(st, "model.init_from");
+        return AD_OK;
+    }
+    if ((st = new_student_tokenizer(r))) return st;
+    AdModelConfig mc = cfg->model;
+    if (mc.vocab_size == 0) mc.vocab_size = r->tok.vocab_size;
+    if (mc.vocab_size < r->tok.vocab_size)
+        return ad_fail(AD_ERR_CONFIG, "model.vocab_size %d is smaller than the tokenizer's %d",
+                       mc.vocab_size, r->tok.vocab_size);
+    if ((st = ad_model_init(&r->student, &mc, 1))) return st;
+    AdRng rng;
+    ad_rng_init(&rng, cfg->seed, AD_STREAM_INIT, 0);
+    ad_model_init_weights(&r->student, &rng);
+    return AD_OK;
+}
+
+/* 1 if a round's retraining (or round 0's) uses a distillation loss, whose teacher
+ * forward pass reads the student's rows. */
+static int uses_distillation(const AdExperimentConfig *cfg) {
+    return (cfg->rounds.count > 0 && ad_loss_parse(cfg->train.loss) != AD_LOSS_SFT) ||
+           (cfg->pretrain.steps > 0 && ad_loss_parse(cfg->pretrain.loss) != AD_LOSS_SFT);
+}
+
+/* rounds.teacher "checkpoint": loads it into r->frozen and checks what the rounds need of
+ * it: the student's tokenizer, and for distillation the same vocabulary size and a
+ * context that holds the training rows. */
+static AdStatus load_teacher(Run *r) {
+    const AdExperimentConfig *cfg = r->cfg;
+    if (strcmp(cfg->rounds.teacher, "checkpoint") != 0) return AD_OK;
+    AdTokenizer ttok;
+    AdStatus st = ad_checkpoint_load(cfg->rounds.teacher_path, &r->frozen, 0, &ttok, NULL);
+    if (st) return ad_fail_context(st, "rounds.teacher_path");
+    int same = ttok.vocab_size == r->tok.vocab_size;
+    for (int i = 0; same && i < ttok.vocab_size; i++)
+        same = ttok.piece_len[i] == r->tok.piece_len[i] &&
+               !memcmp(ttok.pieces[i], r->tok.pieces[i], ttok.piece_len[i]);
+    int tv = ttok.vocab_size;
+    AdTokKind tkind = ttok.kind;
+    ad_tokenizer_free(&ttok);
+    if (!same)
+        return ad_fail(AD_ERR_CONFIG, "rounds.teacher_path: %s has a different vocabulary (%s, %d "
+                       "pieces) from the student's (%s, %d pieces); distillation needs the same "
+                       "tokenizer: give a new student the teacher's with "
+                       "model.tokenizer_from=teacher", cfg->rounds.teacher_path,
+                       ad_tok_kind_name(tkind), tv,
+                       ad_tok_kind_name(r->tok.kind), r->tok.vocab_size);
+    const AdModelConfig *t = &r->frozen.cfg, *s = &r->student.cfg;
+    if (uses_distillation(cfg) && t->vocab_size != s->vocab_size)
+        return ad_fail(AD_ERR_CONFIG, "rounds.teacher_path: the teacher's model vocabulary (%d) "
+                       "must equal the student's (%d, model.vocab_size) for a distillation loss",
+                       t->vocab_size, s->vocab_size);
+    if (uses_distillation(cfg) && t->max_seq_len < r->T)
+        return ad_fail(AD_ERR_CONFIG, "rounds.teacher_path: the teacher's context (%d) must hold "
+                       "the training rows of %d tokens (train.seq_len / pretrain.seq_len, or "
+                       "model.max_seq_len) for a distillation loss; lower them to %d",
+                       t->max_seq_len, r->T, t->max_seq_len);
+    return AD_OK;
+}
+
+/* Prompts without a task (a file's, or <bos> alone): each must fit the generating model's
+ * context, and <bos>, the longest prompt, an answer of the full budget and <eos> must fit
+ * the training rows, or the round would fail when it adds the selected answers. */
+static AdStatus check_prompts_fit(Run *r) {
+    if (r->is_task) return AD_OK;
+    int S = r->T;
+    if (!strcmp(r->cfg->rounds.teacher, "checkpoint") && r->frozen.cfg.max_seq_len < S)
+        S = r->frozen.cfg.max_seq_len;
+    int *ids = ad_calloc((size_t)S + 8, sizeof(int), "prompt check");
+    if (!ids) return AD_ERR_NOMEM;
+    AdStatus st = AD_OK;
+    int longest = 0;
+    for (long i = 0; i < r->n_file_lines && !st; i++) {
+        int n = 0;
+        const char *p = r->file_lines[i];
+        char why[256] = "is too long";
+        int bad = strlen(p) >= AD_TASK_MAX_TEXT;
+        if (bad) snprintf(why, sizeof why, "has %zu bytes, more than %d", strlen(p), AD_TASK_MAX_TEXT - 1);
+        else if ((bad = ad_tokenizer_encode(&r->tok, p, strlen(p), ids, S + 8, &n) != AD_OK))
+            snprintf(why, sizeof why, "cannot be encoded (%s)", ad_errmsg());
+        if (bad || n + 3 > S)
+            st = ad_fail(AD_ERR_CONFIG, "task.path: prompt %ld of %s (\"%.40s%s\") %s; each "
+                         "prompt needs <bos>, itself, an answer token and <eos> within %d tokens",
+                         i + 1, r->cfg->task.path, p, strlen(p) > 40 ? "..." : "", why, S);
+        if (n > longest) longest = n;
+    }
+    free(ids);
+    r->free_budget = r->T - longest - 1 < 64 ? r->T - longest - 1 : 64;
+    if (r->free_budget < 1) r->free_budget = 1;
+    int budget = answer_budget(r, 0);
+    if (!st && longest + budget + 1 > r->T)
+        st = ad_fail(AD_ERR_CONFIG, "generate.max_new_tokens: answers of up to %d tokens after "
+                     "prompts of up to %d do not fit the training rows of %d tokens "
+                     "(train.seq_len, or the model's context): <bos> prompt answer <eos> needs "
+                     "%d; set generate.max_new_tokens to at most %d", budget, longest, r->T,
+                     longest + budget + 1, r->T - longest - 1);
+    return st;
+}
+
+/* The self-judge's template and verdict text must be in the student's vocabulary (a
+ * character vocabulary lacks most letters), or scoring fails in round 1. */
+static AdStatus check_judge_text(Run *r) {
+    const AdExperimentConfig *cfg = r->cfg;
+    if (!cfg->score.self_judge) return AD_OK;
+    const char *texts[2] = {cfg->score.judge_template, cfg->score.judge_verdict};
+    const char *keys[2] = {"score.judge_template", "score.judge_verdict"};
+    char literal[512];
+    int ids[1024], n = 0;
+    for (int k = 0; k < 2; k++) {
+        /* the template's text around its {prompt} and {answer} */
+        size_t o = 0;
+        for (const char *p = texts[k]; *p && o + 1 < sizeof literal;) {
+            if (!strncmp(p, "{prompt}", 8)) p += 8;
+            else if (!strncmp(p, "{answer}", 8)) p += 8;
+            else literal[o++] = *p++;
+        }
+        literal[o] = '\0';
+        if (ad_tokenizer_encode(&r->tok, literal, o, ids, 1024, &n) != AD_OK) {
+            char why[256];
+            snprintf(why, sizeof why, "%s", ad_errmsg());
+            return ad_fail(AD_ERR_CONFIG, "%s: \"%s\" cannot be encoded by the student's %s "
+                           "tokenizer (%d pieces): %s", keys[k], texts[k],
+                           ad_tok_kind_name(r->tok.kind), r->tok.vocab_size, why);
+        }
+    }
+    return AD_OK;
+}
+
+/* The longest task example the run meets (round 0's ground truth, the rounds' prompts
+ * and the evaluation grid) must fit the rows before any work starts. */
+static AdStatus probe_task_lengths(Run *r) {
+    const AdExperimentConfig *cfg = r->cfg;
+    if (!r->is_task) {
+        if (cfg->pretrain.steps == 0 || cfg->task.seed_examples > 0) return AD_OK;
+    }
+    struct { const char *what; int len; } use[] = {
+        {"round 0's ground truth (task.train_max_len)", cfg->task.train_max_len},
+        {"the evaluation (task.eval_max_len)", r->is_task ? cfg->task.eval_max_len : 0},
+        {"the rounds' prompts (rounds.length_start, length_step, length_span)",
+         r->is_task && cfg->rounds.count > 0
+             ? cfg->rounds.length_start + (cfg->rounds.count - 1) * cfg->rounds.length_step +
+                   cfg->rounds.length_span : 0},
+    };
+    for (int i = 0; i < 3; i++) {
+        if (use[i].len <= 0) continue;
+        AdData d;
+        AdStatus st = ad_data_init_task(&d, &r->tok, r->task, use[i].len, use[i].len, r->T);
+        ad_data_free(&d);
+        if (st) return ad_fail_context(st, "%s", use[i].what);
+    }
+    return AD_OK;
 }
 
 static AdStatus check_memory(const Run *r);
@@ -586,41 +811,8 @@ static AdStatus run_setup(Run *r, const AdExperimentConfig *cfg, const AdRunOpti
     r->is_task = !strcmp(cfg->task.source, "task");
     if (r->is_task) r->task = (AdTaskKind)ad_task_parse(cfg->task.name);
     snprintf(r->ckpt_dir, sizeof r->ckpt_dir, "%s.ckpt", cfg->run_file);
-    if (!strcmp(cfg->task.source, "file")) {
-        size_t len;
-        if ((st = ad_read_file(cfg->task.path, (size_t)1 << 30, &r->prompt_file, &len)))
-            return ad_fail_context(st, "task.path");
-        long n = 0;
-        for (size_t i = 0; i < len; i++) n += r->prompt_file[i] == '\n';
-        r->file_lines = ad_calloc(n + 1, sizeof(char *), "prompt lines");
-        if (!r->file_lines) return AD_ERR_NOMEM;
-        char *save = NULL;
-        for (char *l = strtok_r(r->prompt_file, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
-            r->file_lines[r->n_file_lines++] = l;
-        if (r->n_file_lines == 0) return ad_fail(AD_ERR_CONFIG, "task.path: %s has no prompts", cfg->task.path);
-    }
-    /* the student: a new model over the task alphabet, or a checkpoint */
-    if (cfg->init_from[0]) {
-        if ((st = ad_checkpoint_load(cfg->init_from, &r->student, 1, &r->tok, NULL)))
-            return ad_fail_context(st, "model.init_from");
-    } else {
-        if (r->is_task) {
-            const char *alpha = ad_task_alphabet(r->task);
-            st = ad_tokenizer_init_char(&r->tok, alpha, strlen(alpha));
-        } else {
-            st = ad_tokenizer_init_byte(&r->tok);
-        }
-        if (st) return st;
-        AdModelConfig mc = cfg->model;
-        if (mc.vocab_size == 0) mc.vocab_size = r->tok.vocab_size;
-        if (mc.vocab_size < r->tok.vocab_size)
-            return ad_fail(AD_ERR_CONFIG, "model.vocab_size %d is smaller than the tokenizer's %d",
-                           mc.vocab_size, r->tok.vocab_size);
-        if ((st = ad_model_init(&r->student, &mc, 1))) return st;
-        AdRng rng;
-        ad_rng_init(&rng, cfg->seed, AD_STREAM_INIT, 0);
-        ad_model_init_weights(&r->student, &rng);
-    }
+    if ((st = load_prompts(r))) return st;
+    if ((st = init_student(r))) return st;
     r->T = cfg->train.seq_len > 0 ? cfg->train.seq_len : r->student.cfg.max_seq_len;
     if (cfg->pretrain.seq_len > r->T) r->T = cfg->pretrain.seq_len;
     if (r->T > r->student.cfg.max_seq_len)
@@ -647,19 +839,10 @@ static AdStatus run_setup(Run *r, const AdExperimentConfig *cfg, const AdRunOpti
             }
         }
     }
-    if (!strcmp(cfg->rounds.teacher, "checkpoint")) {
-        AdTokenizer ttok;
-        if ((st = ad_checkpoint_load(cfg->rounds.teacher_path, &r->frozen, 0, &ttok, NULL)))
-            return ad_fail_context(st, "rounds.teacher_path");
-        int same = ttok.vocab_size == r->tok.vocab_size;
-        for (int i = 0; same && i < ttok.vocab_size; i++)
-            same = ttok.piece_len[i] == r->tok.piece_len[i] &&
-                   !memcmp(ttok.pieces[i], r->tok.pieces[i], ttok.piece_len[i]);
-        ad_tokenizer_free(&ttok);
-        if (!same)
-            return ad_fail(AD_ERR_CONFIG, "rounds.teacher_path: %s has a different vocabulary from "
-                           "the student's; distillation needs the same tokenizer", cfg->rounds.teacher_path);
-    }
+    if ((st = load_teacher(r))) return st;
+    if ((st = check_prompts_fit(r))) return st;
+    if ((st = check_judge_text(r))) return st;
+    if ((st = probe_task_lengths(r))) return st;
     if ((st = ad_data_init_pool(&r->pool, &r->tok, r->T, 0.0, r->task, cfg->task.train_min_len,
                                 cfg->task.train_max_len)))
         return st;
@@ -761,13 +944,54 @@ static AdStatus save_learner(const Run *r, const char *path, const AdModel *m, c
     return ad_checkpoint_save(path, m, &r->tok, &ts);
 }
 
+/* The first model key whose value differs between a (the checkpoint's) and b (the
+ * config's), as "model.KEY: A in the checkpoint, B in the config"; 0 if none. */
+static int model_key_diff(const AdModelConfig *a, const AdModelConfig *b, char *buf, size_t cap) {
+    struct { const char *key; long x, y; } ints[] = {
+        {"vocab_size", a->vocab_size, b->vocab_size}, {"max_seq_len", a->max_seq_len, b->max_seq_len},
+        {"n_layer", a->n_layer, b->n_layer},          {"n_head", a->n_head, b->n_head},
+        {"n_kv_head", a->n_kv_head, b->n_kv_head},    {"d_model", a->d_model, b->d_model},
+        {"d_ff", a->d_ff, b->d_ff},                   {"bias", a->bias, b->bias},
+        {"tied", a->tied, b->tied}};
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
+        if (ints[i].x != ints[i].y) {
+            snprintf(buf, cap, "model.%s: %ld in the checkpoint, %ld in the config", ints[i].key,
+                     ints[i].x, ints[i].y);
+            return 1;
+        }
+    struct { const char *key; const char *x, *y; } names[] = {
+        {"norm", ad_norm_name(a->norm), ad_norm_name(b->norm)},
+        {"mlp", ad_mlp_name(a->mlp), ad_mlp_name(b->mlp)},
+        {"pos", ad_pos_name(a->pos), ad_pos_name(b->pos)}};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strcmp(names[i].x, names[i].y) != 0) {
+            snprintf(buf, cap, "model.%s: \"%s\" in the checkpoint, \"%s\" in the config",
+                     names[i].key, names[i].x, names[i].y);
+            return 1;
+        }
+    struct { const char *key; float x, y; } floats[] = {
+        {"norm_eps", a->norm_eps, b->norm_eps}, {"rope_theta", a->rope_theta, b->rope_theta}};
+    for (size_t i = 0; i < sizeof floats / sizeof floats[0]; i++)
+        if (floats[i].x != floats[i].y) {
+            snprintf(buf, cap, "model.%s: %.9g in the checkpoint, %.9g in the config",
+                     floats[i].key, floats[i].x, floats[i].y);
+            return 1;
+        }
+    return 0;
+}
+
 static AdStatus load_learner(const char *path, AdModel *m, AdAdamW *opt) {
     AdModel tmp;
     AdTrainState ts;
     memset(&ts, 0, sizeof ts);
     AdStatus st = ad_checkpoint_load(path, &tmp, 0, NULL, &ts);
     if (st) return st;
-    if (tmp.n_params != m->n_params || memcmp(&tmp.cfg, &m->cfg, sizeof tmp.cfg) || !ts.opt.m)
+    char diff[256];
+    if (model_key_diff(&tmp.cfg, &m->cfg, diff, sizeof diff))
+        st = ad_fail(AD_ERR_CONFIG, "%s does not match the run's model: %s; the model keys cannot "
+                     "change on resume (start a new run with model.init_from=%s to change the "
+                     "model from these weights)", path, diff, path);
+    else if (tmp.n_params != m->n_params || memcmp(&tmp.cfg, &m->cfg, sizeof tmp.cfg) || !ts.opt.m)
         st = ad_fail(AD_ERR_FORMAT, "%s does not match the run's model or lacks optimizer state", path);
     if (!st) {
         memcpy(m->params_mem, tmp.params_mem, m->n_params * sizeof(float));
@@ -868,6 +1092,35 @@ static AdStatus load_round_state(Run *r, int round) {
 
 /* ------------------------------------------------------------------ the loop */
 
+/* Pieces of the progress lines that only a task has: prompt lengths, label accuracy
+ * against the verifier, and the share of fresh ground truth. Empty for other sources. */
+static const char *prompt_lengths(const Run *r, int lo, int hi, char *buf, size_t cap) {
+    if (r->is_task) snprintf(buf, cap, " at lengths %d..%d", lo, hi);
+    else if (r->n_file_lines) snprintf(buf, cap, " (from %.80s)", r->cfg->task.path);
+    else snprintf(buf, cap, " (<bos> alone)");
+    return buf;
+}
+
+static const char *label_accuracy(double label_acc, double cand_acc, char *buf, size_t cap) {
+    if (isnan(label_acc) && isnan(cand_acc)) snprintf(buf, cap, " (no verifier)");
+    else snprintf(buf, cap, " | label accuracy %.1f%% (all candidates %.1f%%)", 100.0 * label_acc,
+                  100.0 * cand_acc);
+    return buf;
+}
+
+/* Text without a task (stories) cut at generate.max_new_tokens trains without an <eos> the
+ * model never produced; a task's answers keep the <eos> as they always did. */
+static int answer_was_cut(const Run *r, const AdCandidates *c, long i) {
+    return !r->is_task && !c->ended[i];
+}
+
+static const char *replay_share(const Run *r, char *buf, size_t cap) {
+    if (!r->is_task) snprintf(buf, cap, "%s", "");
+    else snprintf(buf, cap, " (%.0f%% of rows fresh ground truth at lengths %d..%d)",
+                  100.0 * r->pool.replay_frac, r->cfg->task.train_min_len, r->cfg->task.train_max_len);
+    return buf;
+}
+
 static AdStatus run_round(Run *r, int round) {
     const AdExperimentConfig *cfg = r->cfg;
     double t0 = ad_time_now(), t_gen = 0, t_score = 0, t_train = 0, t_eval = 0;
@@ -891,9 +1144,13 @@ static AdStatus run_round(Run *r, int round) {
         goto done;
     }
     const AdModel *teacher = round_teacher(r);
+    char what[128];
 
     if (round == 0) {
-        say(r, "round 0 | training on ground truth, lengths %d..%d, %d steps", lo, hi, p->steps);
+        if (p->steps > 0)
+            say(r, "round 0 | training on ground truth, lengths %d..%d, %d steps", lo, hi, p->steps);
+        else
+            say(r, "round 0 | no training (pretrain.steps 0)");
         if (cfg->task.seed_examples > 0) {
             /* seed-set: a fixed small set of ground-truth examples */
             AdRng rng;
@@ -906,7 +1163,7 @@ static AdStatus run_round(Run *r, int round) {
             }
             if (st) goto done;
             data = r->pool; /* borrowed view */
-        } else if ((st = ad_data_init_task(&data, &r->tok, r->task, lo, hi, r->T))) {
+        } else if (p->steps > 0 && (st = ad_data_init_task(&data, &r->tok, r->task, lo, hi, r->T))) {
             goto done;
         }
         double t = ad_time_now();
@@ -940,9 +1197,9 @@ static AdStatus run_round(Run *r, int round) {
                 goto done;
             teacher = &r->frozen;
         }
-        say(r, "round %d | %ld prompts at lengths %d..%d, %d sample%s each, teacher %s", round,
-            (long)cfg->rounds.prompts, lo, hi, cfg->generate.samples, cfg->generate.samples > 1 ? "s" : "",
-            cfg->rounds.teacher);
+        say(r, "round %d | %ld prompts%s, %d sample%s each, teacher %s", round,
+            (long)cfg->rounds.prompts, prompt_lengths(r, lo, hi, what, sizeof what),
+            cfg->generate.samples, cfg->generate.samples > 1 ? "s" : "", cfg->rounds.teacher);
         double t = ad_time_now();
         if ((st = make_candidates(r, round, lo, hi, teacher, cfg->generate.samples,
                                   cfg->generate.temperature, &cand, &gen_tokens)))
@@ -961,14 +1218,15 @@ static AdStatus run_round(Run *r, int round) {
         }
         cand_acc = known ? (double)right / known : NAN;
         label_acc = sel_known ? (double)sel_right / sel_known : NAN;
-        say(r, "round %d | generated %ld candidates (%.0f tok/s) | selected %ld (%.1f%%) | label "
-            "accuracy %.1f%% (all candidates %.1f%%)", round, cand.n, gen_tps, n_selected,
-            100.0 * n_selected / (cand.n ? cand.n : 1), 100.0 * label_acc, 100.0 * cand_acc);
+        say(r, "round %d | generated %ld candidates (%.0f tok/s) | selected %ld (%.1f%%)%s", round,
+            cand.n, gen_tps, n_selected, 100.0 * n_selected / (cand.n ? cand.n : 1),
+            label_accuracy(label_acc, cand_acc, what, sizeof what));
         /* the training pool */
         if (!cfg->rounds.keep_history) ad_data_pool_remove(&r->pool, 1, round - 1);
         for (long i = 0; i < cand.n && !st; i++)
             if (cand.selected[i])
-                st = ad_data_pool_add(&r->pool, cand.prompt[i / cand.samples], cand.answer[i], round);
+                st = ad_data_pool_add_cut(&r->pool, cand.prompt[i / cand.samples], cand.answer[i],
+                                          round, answer_was_cut(r, &cand, i));
         if (st) goto done;
         AdLossKind lk = (AdLossKind)ad_loss_parse(cfg->train.loss);
         if (lk != AD_LOSS_SFT && cfg->train.on_policy > 0) {
@@ -983,7 +1241,8 @@ static AdStatus run_round(Run *r, int round) {
             st = make_candidates(r, round + 500000, lo, hi, &r->student, 1, 1.0f, &own, &own_tokens);
             r->cfg = saved;
             for (long i = 0; i < own.n && !st; i++)
-                st = ad_data_pool_add(&r->pool, own.prompt[i], own.answer[i], ON_POLICY_ORIGIN + round);
+                st = ad_data_pool_add_cut(&r->pool, own.prompt[i], own.answer[i],
+                                          ON_POLICY_ORIGIN + round, answer_was_cut(r, &own, i));
             ad_candidates_free(&own);
             if (st) goto done;
         }
@@ -996,9 +1255,8 @@ static AdStatus run_round(Run *r, int round) {
         double replay = cfg->rounds.replay_frac;
         if (replay < 0) replay = 0.5;
         r->pool.replay_frac = r->is_task ? replay : 0.0;
-        say(r, "round %d | retraining on %ld examples (%.0f%% of rows fresh ground truth at lengths "
-            "%d..%d), %d steps, loss %s", round, r->pool.n_ex, 100.0 * r->pool.replay_frac,
-            cfg->task.train_min_len, cfg->task.train_max_len, p->steps, p->loss);
+        say(r, "round %d | retraining on %ld examples%s, %d steps, loss %s", round, r->pool.n_ex,
+            replay_share(r, what, sizeof what), p->steps, p->loss);
         t = ad_time_now();
         st = train_phase(r, round, 0, &r->student, &r->opt_state, &r->pool, teacher, &curve, &train_loss,
                          &train_tps);
@@ -1021,6 +1279,7 @@ static AdStatus run_round(Run *r, int round) {
     if ((st = ad_runlog_write_train_curve(&r->log, round, curve.rec, curve.n))) goto done;
     if (r->n_eval && (st = ad_runlog_write_eval(&r->log, round, r->eval_len, acc, eloss, en, r->n_eval)))
         goto done;
+    if (!r->is_task) lo = hi = 0; /* prompts without a task have no lengths */
     AdRoundSummary s = {round, lo, hi, round ? cand.n_prompts : 0, round ? cand.n : 0, n_selected,
                         round && cand.n ? (double)n_selected / cand.n : NAN, label_acc, cand_acc,
                         round ? r->pool.n_ex : (cfg->task.seed_examples > 0 ? cfg->task.seed_examples : (long)p->steps * p->batch_size),
@@ -1057,11 +1316,25 @@ static AdStatus failure_advice(const Run *r, int round, AdStatus st) {
                            "cause and start the run again)", round, file);
 }
 
+/* After a round: how long the rest of the run should take, from the mean time of the
+ * rounds after round 0 done so far (round 0 alone says little about the others). */
+static void say_run_eta(const Run *r, int round, int total, double *sum, int *n, double secs) {
+    if (round == 0 || round + 1 >= total) return;
+    *sum += secs, (*n)++;
+    char eta[32];
+    ad_format_duration(*sum / *n * (total - round - 1), eta, sizeof eta);
+    say(r, "run | %d of %d rounds done | ETA %s for the remaining %d", round + 1, total, eta,
+        total - round - 1);
+}
+
 static AdStatus run_loop(Run *r, int first_round) {
-    int total = r->cfg->rounds.count + 1, done_here = 0;
+    int total = r->cfg->rounds.count + 1, done_here = 0, n_timed = 0;
+    double timed = 0.0;
     for (int round = first_round; round < total; round++) {
+        double t0 = ad_time_now();
         AdStatus st = run_round(r, round);
         if (st) return failure_advice(r, round, st);
+        say_run_eta(r, round, total, &timed, &n_timed, ad_time_now() - t0);
         if (r->opt && r->opt->stop_after > 0 && ++done_here >= r->opt->stop_after) break;
     }
     return AD_OK;
@@ -1163,6 +1436,36 @@ static AdStatus check_log_grid(const Run *r) {
     return st;
 }
 
+/* Where a resumed run's checkpoints are: <run_file>.ckpt/ (a run file moved or renamed
+ * together with that directory), else, for a run file renamed alone, the directory named
+ * after its original name beside it, once no run file of that name is left (a copy whose
+ * original still exists would write into the original's checkpoints: the message says what
+ * to copy). Sets r->ckpt_dir. */
+static AdStatus find_checkpoints(Run *r, const char *original, int rounds_done) {
+    struct stat sb;
+    if (rounds_done == 0 || stat(r->ckpt_dir, &sb) == 0) return AD_OK;
+    const char *run_file = r->cfg->run_file, *slash = strrchr(run_file, '/');
+    const char *obase = strrchr(original, '/') ? strrchr(original, '/') + 1 : original;
+    char alt_run[AD_PATH_MAX + 8], alt_dir[AD_PATH_MAX + 16];
+    snprintf(alt_run, sizeof alt_run, "%.*s%s", slash ? (int)(slash - run_file + 1) : 0, run_file,
+             obase);
+    snprintf(alt_dir, sizeof alt_dir, "%s.ckpt", alt_run);
+    if (strcmp(alt_run, run_file) != 0 && stat(alt_dir, &sb) == 0) {
+        if (access(alt_run, F_OK) != 0) {
+            say(r, "%s was renamed from %s: its checkpoints are in %s/", run_file, obase, alt_dir);
+            snprintf(r->ckpt_dir, sizeof r->ckpt_dir, "%s", alt_dir);
+            return AD_OK;
+        }
+        return ad_fail(AD_ERR_IO, "%s has no checkpoint directory %s/: it is a copy of %s, whose "
+                       "checkpoints are in %s/; copy them along (cp -r %s %s) and resume again",
+                       run_file, r->ckpt_dir, alt_run, alt_dir, alt_dir, r->ckpt_dir);
+    }
+    return ad_fail(AD_ERR_IO, "%s: its round checkpoints are not in %s/ (a run file resumes from the "
+                   "directory <run file>.ckpt/ beside it; it was written as %s, with %s.ckpt/): "
+                   "move or copy that directory along with the run file", run_file, r->ckpt_dir,
+                   original, original);
+}
+
 AdStatus ad_run_resume(const char *run_file, const char *const *overrides, int n_overrides,
                        const AdRunOptions *o) {
     if (access(run_file, F_OK) != 0) /* no lock file beside a mistyped name */
@@ -1184,12 +1487,15 @@ static AdStatus run_resume_locked(const char *run_file, const char *const *overr
     st = ad_experiment_config_parse(&cfg, json, run_file, overrides, n_overrides);
     free(json);
     if (st) return st;
+    char original[AD_PATH_MAX];
+    snprintf(original, sizeof original, "%s", cfg.run_file); /* its name when it was written */
     snprintf(cfg.run_file, sizeof cfg.run_file, "%s", run_file);
     if ((st = check_run_outputs(&cfg))) return st;
     Run r;
     st = run_setup(&r, &cfg, o);
     if (!st) st = ad_runlog_open(&r.log, run_file);
     if (!st) st = check_log_grid(&r);
+    if (!st) st = find_checkpoints(&r, original, r.log.rounds_complete);
     if (!st) {
         int done = r.log.rounds_complete;
         if (done >= cfg.rounds.count + 1) {
@@ -1204,30 +1510,77 @@ static AdStatus run_resume_locked(const char *run_file, const char *const *overr
     return st;
 }
 
-void ad_run_print_plan(const AdExperimentConfig *c, FILE *f) {
-    AdModelConfig mc = c->model;
-    if (mc.vocab_size == 0) mc.vocab_size = 14;
-    AdTensorInfo info[AD_P_COUNT];
-    size_t n = ad_model_param_info(&mc, info);
+/* The plan as the run will see it: the student and teacher as loaded, the prompts as read. */
+static void print_plan(const Run *r, FILE *f) {
+    const AdExperimentConfig *c = r->cfg;
+    const AdModelConfig *m = &r->student.cfg;
     fprintf(f, "run file   %s (checkpoints in %s.ckpt/)\n", c->run_file, c->run_file);
-    fprintf(f, "model      %s: %s/%s/%s, %d layers, d_model %d, %d heads (%d kv), d_ff %d, context %d, "
-            "~%.2fM parameters%s%s\n", c->family, ad_norm_name(mc.norm), ad_mlp_name(mc.mlp),
-            ad_pos_name(mc.pos), mc.n_layer, mc.d_model, mc.n_head, mc.n_kv_head, mc.d_ff, mc.max_seq_len,
-            n / 1e6, c->init_from[0] ? ", from " : "", c->init_from);
-    fprintf(f, "task       %s %s, ground truth at lengths %d..%d, evaluation at %d..%d (%d per length)\n",
-            c->task.source, c->task.name, c->task.train_min_len, c->task.train_max_len,
-            c->task.eval_min_len, c->task.eval_max_len, c->task.eval_per_len);
-    fprintf(f, "round 0    %d steps x batch %d, lr %g (%s), loss %s\n", c->pretrain.steps,
-            c->pretrain.batch_size, c->pretrain.lr, c->pretrain.schedule, c->pretrain.loss);
-    int start = c->rounds.length_start;
-    for (int r = 1; r <= c->rounds.count; r++) {
-        int lo = start + (r - 1) * c->rounds.length_step;
-        fprintf(f, "round %-4d %d prompts at lengths %d..%d, %d sample(s) at temperature %g by teacher %s; "
-                "select %s%s; retrain %d steps (%s, init %s)\n", r, c->rounds.prompts, lo,
-                lo + c->rounds.length_span, c->generate.samples, c->generate.temperature,
-                c->rounds.teacher, c->select.policy, c->select.length_filter ? " after the length filter" : "",
-                c->train.steps, c->train.loss, c->rounds.init);
+    fprintf(f, "model      %s: %s/%s/%s, %d layers, d_model %d, %d heads (%d kv), d_ff %d, "
+            "vocab %d, context %d, %.2fM parameters (%zu)%s%s\n",
+            c->init_from[0] ? "checkpoint" : c->family, ad_norm_name(m->norm), ad_mlp_name(m->mlp),
+            ad_pos_name(m->pos), m->n_layer, m->d_model, m->n_head, m->n_kv_head, m->d_ff,
+            m->vocab_size, m->max_seq_len, r->student.n_params / 1e6, r->student.n_params,
+            c->init_from[0] ? ", from " : "", c->init_from);
+    const char *tok_from = c->init_from[0] ? c->init_from
+                           : !strcmp(c->tokenizer_from, "teacher") ? c->rounds.teacher_path
+                           : c->tokenizer_from[0] ? c->tokenizer_from
+                           : r->is_task ? "the task's characters" : "bytes";
+    fprintf(f, "tokenizer  %s, %d pieces, from %s%s\n", ad_tok_kind_name(r->tok.kind),
+            r->tok.vocab_size, tok_from, r->tok.pad_id < 0 ? " (no <pad>: rows are padded with "
+            "<eos>, masked)" : "");
+    if (!strcmp(c->rounds.teacher, "checkpoint")) {
+        const AdModelConfig *t = &r->frozen.cfg;
+        fprintf(f, "teacher    %s: %s/%s/%s, %d layers, d_model %d, vocab %d, context %d, %.2fM "
+                "parameters; same tokenizer as the student\n", c->rounds.teacher_path,
+                ad_norm_name(t->norm), ad_mlp_name(t->mlp), ad_pos_name(t->pos), t->n_layer,
+                t->d_model, t->vocab_size, t->max_seq_len, r->frozen.n_params / 1e6);
+    } else {
+        const char *t = c->rounds.teacher;
+        fprintf(f, "teacher    %s (%s)\n", t, !strcmp(t, "self") ? "the student itself"
+                : !strcmp(t, "snapshot") ? "a copy of the student at each round's start"
+                : "an average (EMA) of the student's weights");
     }
+    if (r->is_task)
+        fprintf(f, "task       %s, ground truth at lengths %d..%d, evaluation at %d..%d (%d per "
+                "length)\n", c->task.name, c->task.train_min_len, c->task.train_max_len,
+                c->task.eval_min_len, c->task.eval_max_len, c->task.eval_per_len);
+    else if (r->n_file_lines)
+        fprintf(f, "prompts    %ld from %s (task.source %s); no verifier or evaluation\n",
+                r->n_file_lines, c->task.path, c->task.source);
+    else
+        fprintf(f, "prompts    <bos> alone (task.source bos: unconditional generation); no "
+                "verifier or evaluation\n");
+    if (c->pretrain.steps == 0)
+        fprintf(f, "round 0    no training (pretrain.steps 0)\n");
+    else
+        fprintf(f, "round 0    %d steps x batch %d on %s ground truth at lengths %d..%d, rows of %d "
+                "tokens, lr %g (%s), loss %s\n", c->pretrain.steps, c->pretrain.batch_size,
+                c->task.name, c->task.train_min_len, c->task.train_max_len, r->T, c->pretrain.lr,
+                c->pretrain.schedule, c->pretrain.loss);
+    int filter = r->is_task && c->select.length_filter && c->score.length;
+    for (int k = 1; k <= c->rounds.count; k++) {
+        char what[96];
+        int lo = c->rounds.length_start + (k - 1) * c->rounds.length_step;
+        if (r->is_task)
+            snprintf(what, sizeof what, "prompts at lengths %d..%d", lo, lo + c->rounds.length_span);
+        else
+            snprintf(what, sizeof what, "prompts");
+        fprintf(f, "round %-4d %d %s, %d sample(s) of up to %d tokens at temperature %g by "
+                "teacher %s; select %s%s; retrain %d steps (%s, init %s)\n", k, c->rounds.prompts,
+                what, c->generate.samples, answer_budget(r, lo + c->rounds.length_span),
+                c->generate.temperature, c->rounds.teacher, c->select.policy,
+                filter ? " after the length filter" : "", c->train.steps, c->train.loss,
+                c->rounds.init);
+    }
+}
+
+AdStatus ad_run_plan(const AdExperimentConfig *c, FILE *f) {
+    Run r;
+    AdRunOptions quiet = {1, 0};
+    AdStatus st = run_setup(&r, c, &quiet);
+    if (!st) print_plan(&r, f);
+    run_free(&r);
+    return st;
 }
 
 /* ------------------------------------------------------------------ report */
@@ -1297,7 +1650,8 @@ AdStatus ad_run_report(const char *run_file, FILE *f) {
         for (hsize_t i = 0; i < rows; i++) {
 #define COL(k) v[(size_t)(k) * rows + i]
             char lens[32], la[16], ca[16];
-            snprintf(lens, sizeof lens, "%.0f..%.0f", COL(1), COL(2));
+            if (COL(1) == 0 && COL(2) == 0) snprintf(lens, sizeof lens, "-");
+            else snprintf(lens, sizeof lens, "%.0f..%.0f", COL(1), COL(2));
             if (isnan(COL(5))) snprintf(la, sizeof la, "-"); else snprintf(la, sizeof la, "%.1f%%", 100 * COL(5));
             if (isnan(COL(6))) snprintf(ca, sizeof ca, "-"); else snprintf(ca, sizeof ca, "%.1f%%", 100 * COL(6));
             char dur[32];

@@ -253,7 +253,7 @@ static AdStatus rows_init(Rows *r, AdModel *model, const AdTokenizer *tok, RowsM
 /* Token count of text encoded alone, as ad_data_encode_example encodes it. The scratch
  * grows to one token per byte plus one (SPM's leading space), the most any text needs,
  * so an error here is a character the vocabulary lacks. */
-static AdStatus count_tokens(Rows *r, const char *text, int *n) {
+static AdStatus count_tokens(Rows *r, const char *text, int continuation, int *n) {
     size_t len = strlen(text);
     if (len > (size_t)1 << 28)
         return ad_fail(AD_ERR_ARG, "a text of %zu bytes is too long to score", len);
@@ -266,6 +266,9 @@ static AdStatus count_tokens(Rows *r, const char *text, int *n) {
             return AD_ERR_NOMEM;
         }
     }
+    if (continuation)
+        return ad_tokenizer_encode_continuation(r->tok, text, len, r->scratch,
+                                                (int)r->scratch_cap, n);
     return ad_tokenizer_encode(r->tok, text, len, r->scratch, (int)r->scratch_cap, n);
 }
 
@@ -316,8 +319,8 @@ static void rows_flush(Rows *r, AdCandidates *c) {
 static AdStatus rows_add(Rows *r, AdCandidates *c, long i, const char *context, const char *cont,
                          int keep_eos) {
     int nc = 0, na = 0;
-    AdStatus st = count_tokens(r, context, &nc);
-    if (!st) st = count_tokens(r, cont, &na);
+    AdStatus st = count_tokens(r, context, 0, &nc);
+    if (!st) st = count_tokens(r, cont, 1, &na);
     if (st) return ad_fail_context(st, "scoring candidate %ld", i);
     if ((long)1 + nc + na > r->T) return AD_OK;
     st = ad_data_encode_example(r->tok, context, cont, r->T, r->row_tok, r->row_tgt, NULL);

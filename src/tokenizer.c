@@ -1066,7 +1066,7 @@ static AdStatus spm_add_group(const AdTokenizer *t, SpmWork *w, const unsigned c
 }
 
 static AdStatus encode_spm(const AdTokenizer *t, const unsigned char *s, size_t len, int *out,
-                           int cap, int *n_out) {
+                           int cap, int *n_out, int dummy_prefix) {
     if (len == 0) {
         *n_out = 0;
         return AD_OK;
@@ -1088,7 +1088,7 @@ static AdStatus encode_spm(const AdTokenizer *t, const unsigned char *s, size_t 
 
     /* llama2.c: the dummy prefix " " is its own token, then code-point groups of a
      * non-continuation byte and up to three continuation bytes. */
-    AdStatus st = spm_add_group(t, &w, (const unsigned char *)" ", 1, 0);
+    AdStatus st = dummy_prefix ? spm_add_group(t, &w, (const unsigned char *)" ", 1, 0) : AD_OK;
     for (size_t i = 0; i < len && st == AD_OK;) {
         size_t g = 1;
         while (i + g < len && g < 4 && (s[i + g] & 0xC0) == 0x80) g++;
@@ -1341,8 +1341,9 @@ static AdStatus encode_gpt2(const AdTokenizer *t, const unsigned char *s, size_t
     return st;
 }
 
-AdStatus ad_tokenizer_encode(const AdTokenizer *t, const char *text, size_t len, int *out,
-                             int cap, int *n_out) {
+/* encode and encode_continuation: SPM adds its dummy prefix only for a text of its own. */
+static AdStatus encode_any(const AdTokenizer *t, const char *text, size_t len, int *out, int cap,
+                           int *n_out, int dummy_prefix) {
     *n_out = 0;
     if (!t->impl) return ad_fail(AD_ERR_ARG, "encode: the tokenizer is not initialised");
     if (!text && len > 0) return ad_fail(AD_ERR_ARG, "encode: text is NULL but len is %zu", len);
@@ -1351,10 +1352,20 @@ AdStatus ad_tokenizer_encode(const AdTokenizer *t, const char *text, size_t len,
     switch (t->kind) {
     case AD_TOK_BYTE: return encode_byte(t, s, len, out, cap, n_out);
     case AD_TOK_CHAR: return encode_char(t, s, len, out, cap, n_out);
-    case AD_TOK_SPM: return encode_spm(t, s, len, out, cap, n_out);
+    case AD_TOK_SPM: return encode_spm(t, s, len, out, cap, n_out, dummy_prefix);
     case AD_TOK_GPT2: return encode_gpt2(t, s, len, out, cap, n_out);
     }
     return ad_fail(AD_ERR_ARG, "encode: unknown tokenizer kind %d", (int)t->kind);
+}
+
+AdStatus ad_tokenizer_encode(const AdTokenizer *t, const char *text, size_t len, int *out,
+                             int cap, int *n_out) {
+    return encode_any(t, text, len, out, cap, n_out, 1);
+}
+
+AdStatus ad_tokenizer_encode_continuation(const AdTokenizer *t, const char *text, size_t len,
+                                          int *out, int cap, int *n_out) {
+    return encode_any(t, text, len, out, cap, n_out, 0);
 }
 
 /* ---- decoding ---- */

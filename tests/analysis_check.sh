@@ -235,6 +235,26 @@ row_has "$txt" 1 "7" "50.0" && row_has "$txt" 2 "8" "88.9" && row_has "$txt" 0 "
     && ok "plain table shows lengths and label accuracy (50.0, 88.9)" \
     || fail "plain table shows lengths and label accuracy (50.0, 88.9)" "$txt"
 
+# who labelled the rounds follows rounds.teacher
+grep -q "later rounds: self-labelled" <<<"$txt" && ok "plain table says the rounds are self-labelled" \
+    || fail "plain table says the rounds are self-labelled" "$txt"
+cp "$RUN" "$TMP/teacher_run.h5"
+"$PY" - "$TMP/teacher_run.h5" <<'EOF'
+import json, sys, h5py
+with h5py.File(sys.argv[1], "r+") as f:
+    config = json.loads(f["config"][()])
+    config["rounds"] = {"teacher": "checkpoint", "teacher_path": "runs/stories260K.h5"}
+    del f["config"]
+    f.create_dataset("config", data=json.dumps(config), dtype=h5py.string_dtype("utf-8"))
+EOF
+if ttxt=$("$PY" "$ANALYSIS/summary_table.py" "$TMP/teacher_run.h5" 2>&1) \
+    && grep -q "labelled by the teacher checkpoint runs/stories260K.h5" <<<"$ttxt" \
+    && ! grep -q "self-labelled" <<<"$ttxt"; then
+    ok "plain table names a checkpoint teacher"
+else
+    fail "plain table names a checkpoint teacher" "$ttxt"
+fi
+
 # ---- errors: clear message, non-zero exit ----
 "$PY" - "$TMP" <<'EOF'
 import sys, h5py, numpy as np

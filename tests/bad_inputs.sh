@@ -260,7 +260,7 @@ EOF
   check "safetensors: data past the end" --absent o23.h5 -- s_data/model.safetensors data_offsets -- "$BIN" import s_data/model.safetensors -o o23.h5
   check "safetensors: no config.json" --absent o24.h5 -- config.json -- "$BIN" import s_noconfig/model.safetensors -o o24.h5
   check "import: output is a directory" -- tr "directory" -- "$BIN" import "$MODELS/stories260K.bin" $T -o tr
-  check "import: no such output dir" --absent nodir -- nodir -- "$BIN" import "$MODELS/stories260K.bin" $T -o nodir/x.h5
+  check "import: output under a file" -- c_trunc.json -- "$BIN" import "$MODELS/stories260K.bin" $T -o c_trunc.json/x.h5
 else
   echo "skip importer cases: ../shared/models (stories260K.bin, tok512.bin, stories260K.gguf) not found"
 fi

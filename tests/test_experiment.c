@@ -665,7 +665,7 @@ START_TEST(test_print_keys) {
     static const char *const model[] = {"family", "vocab_size", "max_seq_len", "n_layer",
                                         "n_head", "n_kv_head", "d_model", "d_ff", "norm", "mlp",
                                         "pos", "bias", "tied", "norm_eps", "rope_theta",
-                                        "init_from"};
+                                        "init_from", "tokenizer_from"};
     static const char *const task[] = {"source", "name", "path", "train_min_len",
                                        "train_max_len", "eval_min_len", "eval_max_len",
                                        "eval_per_len", "seed_examples"};
@@ -685,7 +685,7 @@ START_TEST(test_print_keys) {
                                          "policy", "scorer", "threshold", "k", "frac",
                                          "one_per_prompt"};
     struct { const char *group; const char *const *keys; int n; } groups[] = {
-        {"", top, 4},          {"model.", model, 16},       {"task.", task, 9},
+        {"", top, 4},          {"model.", model, 17},       {"task.", task, 9},
         {"pretrain.", phase, 20}, {"train.", phase, 20},    {"rounds.", rounds, 11},
         {"generate.", generate, 7}, {"score.", score, 7},   {"select.", select, 9},
     };
@@ -908,6 +908,32 @@ START_TEST(test_experiment_files_content) {
     /* the rounds' prompts cover the training lengths 1..5 */
     ck_assert_int_eq(c.rounds.length_start, 1);
     ck_assert_int_eq(c.rounds.length_span, 4);
+
+    /* stories260K as its own teacher, and as the teacher of a smaller student */
+    c = load_ok("stories260K_self.json");
+    ck_assert_str_eq(c.init_from, "runs/stories260K.h5");
+    ck_assert_str_eq(c.task.source, "bos");
+    ck_assert_int_eq(c.pretrain.steps, 0);
+    ck_assert_str_eq(c.rounds.teacher, "self");
+    ck_assert_int_eq(c.rounds.count, 3);
+    ck_assert_int_eq(c.rounds.prompts, 64);
+    ck_assert_int_eq(c.generate.samples, 4);
+    ck_assert_int_eq(c.generate.max_new_tokens, 96);
+    ck_assert_str_eq(c.select.scorer, "logprob_mean");
+    ck_assert_int_eq(c.select.one_per_prompt, 1);
+    ck_assert_int_eq(c.train.steps, 30);
+    c = load_ok("stories260K_distill.json");
+    ck_assert_str_eq(c.init_from, "");
+    ck_assert_str_eq(c.tokenizer_from, "teacher");
+    ck_assert_str_eq(c.rounds.teacher, "checkpoint");
+    ck_assert_str_eq(c.rounds.teacher_path, "runs/stories260K.h5");
+    ck_assert_str_eq(c.task.source, "bos");
+    ck_assert_int_eq(c.model.d_model, 32);
+    ck_assert_int_eq(c.model.n_layer, 2);
+    ck_assert_int_eq(c.model.n_kv_head, 2);
+    ck_assert_str_eq(c.train.loss, "fkl");
+    ck_assert_int_eq(c.train.steps, 60);
+    ck_assert_int_eq(c.rounds.count, 3);
 }
 END_TEST
 

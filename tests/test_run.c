@@ -1,7 +1,9 @@
 /* test_run.c: end-to-end tests of the round engine: a tiny run's file has every
  * documented object with the right shapes; stopping after a round and resuming, or
  * killing the process at a random moment and resuming, ends with exactly the numbers of
- * an uninterrupted run; bad configs fail with a message naming the key. */
+ * an uninterrupted run; bad configs fail with a message naming the key; the dry run shows
+ * the models as loaded and fails where the run would; prompts from JSONL; the shipped
+ * stories260K configs run (tiny versions) when the shared model files are present. */
 #include <math.h>
 #include <stdint.h>
 #include <signal.h>
@@ -14,7 +16,10 @@
 #include <unistd.h>
 
 #include "../src/h5util.h"
+#include "autodidact/checkpoint.h"
+#include "autodidact/data.h"
 #include "autodidact/experiment.h"
+#include "autodidact/importers.h"
 #include "autodidact/round.h"
 #include "autodidact/runlog.h"
 #include "testutil.h"
@@ -367,6 +372,370 @@ START_TEST(test_run_file_lock) {
 }
 END_TEST
 
+/* A run file renamed alone, or moved with its checkpoints, resumes to the same numbers;
+ * a copy without its checkpoints says what to copy. */
+START_TEST(test_renamed_and_copied_run_files) {
+    const char *dir = ad_test_tmpdir();
+    char a[512], b[512], c[512], d[512], cmd[2048];
+    snprintf(a, sizeof a, "%s/ren_a.h5", dir);
+    snprintf(b, sizeof b, "%s/ren_b.h5", dir);
+    run_fresh(a, 1);
+    ck_assert_int_eq(rename(a, b), 0); /* the checkpoints stay in ren_a.h5.ckpt/ */
+    AdRunOptions o = {1, 0};
+    AdStatus st = ad_run_resume(b, NULL, 0, &o);
+    ck_assert_msg(st == AD_OK, "%s", ad_errmsg());
+    expect_same(reference_run(), b);
+    /* a copy whose original is still there */
+    snprintf(c, sizeof c, "%s/cp_c.h5", dir);
+    snprintf(d, sizeof d, "%s/cp_d.h5", dir);
+    run_fresh(c, 1);
+    snprintf(cmd, sizeof cmd, "cp %s %s", c, d);
+    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_int_ne(ad_run_resume(d, NULL, 0, &o), AD_OK);
+    ck_assert_msg(strstr(ad_errmsg(), "cp -r") && strstr(ad_errmsg(), "cp_c.h5.ckpt") &&
+                  strstr(ad_errmsg(), "cp_d.h5.ckpt"), "%s", ad_errmsg());
+    /* ... which resumes once they are copied */
+    snprintf(cmd, sizeof cmd, "cp -r %s.ckpt %s.ckpt", c, d);
+    ck_assert_int_eq(system(cmd), 0);
+    st = ad_run_resume(d, NULL, 0, &o);
+    ck_assert_msg(st == AD_OK, "%s", ad_errmsg());
+    expect_same(reference_run(), d);
+}
+END_TEST
+
+/* Resuming with a changed model key names the key. */
+START_TEST(test_resume_with_changed_model_key) {
+    char file[512];
+    snprintf(file, sizeof file, "%s/changed.h5", ad_test_tmpdir());
+    run_fresh(file, 1);
+    AdRunOptions o = {1, 0};
+    const char *ov[] = {"model.d_model=48"};
+    ck_assert_int_ne(ad_run_resume(file, ov, 1, &o), AD_OK);
+    ck_assert_msg(strstr(ad_errmsg(), "model.d_model: 32 in the checkpoint, 48 in the config") &&
+                  strstr(ad_errmsg(), "cannot change on resume"), "%s", ad_errmsg());
+}
+END_TEST
+
+/* ---- dry run, prompts files, checkpoint teachers ---- */
+
+static AdExperimentConfig parse_cfg(const char *json, const char *const *ov, int n) {
+    AdExperimentConfig c;
+    AdStatus st = ad_experiment_config_parse(&c, json, "cfg", ov, n);
+    ck_assert_msg(st == AD_OK, "%s", ad_errmsg());
+    return c;
+}
+
+/* Writes a random-weight Llama checkpoint with a byte tokenizer: n_layer layers,
+ * d_model d, context ctx. */
+static const char *write_checkpoint(const char *name, int n_layer, int d, int ctx, size_t *n_params) {
+    char json[256];
+    snprintf(json, sizeof json, "{\"model\": {\"family\": \"llama\", \"n_layer\": %d, \"d_model\": %d,"
+             " \"n_head\": 2, \"max_seq_len\": %d}, \"task\": {\"source\": \"bos\"}}", n_layer, d, ctx);
+    AdExperimentConfig c = parse_cfg(json, NULL, 0);
+    AdTokenizer tok;
+    ck_assert_int_eq(ad_tokenizer_init_byte(&tok), AD_OK);
+    AdModelConfig mc = c.model;
+    mc.vocab_size = tok.vocab_size;
+    AdModel m;
+    ck_assert_int_eq(ad_model_init(&m, &mc, 0), AD_OK);
+    AdRng rng;
+    ad_rng_init(&rng, 5, 0, 0);
+    ad_model_init_weights(&m, &rng);
+    const char *path = ad_test_path(ad_test_tmpdir(), name);
+    ck_assert_msg(ad_checkpoint_save(path, &m, &tok, NULL) == AD_OK, "%s", ad_errmsg());
+    if (n_params) *n_params = m.n_params;
+    ad_model_free(&m);
+    ad_tokenizer_free(&tok);
+    return path;
+}
+
+/* The plan of cfg as text (caller frees), and its status. */
+static char *plan_text(const AdExperimentConfig *c, AdStatus *st) {
+    FILE *f = tmpfile();
+    ck_assert_ptr_nonnull(f);
+    *st = ad_run_plan(c, f);
+    long n = ftell(f);
+    char *buf = malloc((size_t)n + 1);
+    rewind(f);
+    ck_assert_int_eq((long)fread(buf, 1, (size_t)n, f), n);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+static void write_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* A student from a checkpoint is shown as loaded (not as the config's model keys), and
+ * prompts from <bos> or a file say nothing of ground truth or a length filter. */
+START_TEST(test_dry_run_shows_what_runs) {
+    size_t n_params = 0;
+    const char *ck = write_checkpoint("plan_student.h5", 3, 16, 40, &n_params);
+    char ov[3][700];
+    snprintf(ov[0], sizeof ov[0], "model.init_from=%s", ck);
+    snprintf(ov[1], sizeof ov[1], "run_file=%s", ad_test_path(ad_test_tmpdir(), "plan.h5"));
+    const char *ovp[] = {ov[0], ov[1]};
+    AdExperimentConfig c = parse_cfg("{\"task\": {\"source\": \"bos\"}, \"pretrain\": {\"steps\": 0},"
+                                     " \"rounds\": {\"count\": 2}}", ovp, 2);
+    AdStatus st;
+    char *plan = plan_text(&c, &st);
+    ck_assert_msg(st == AD_OK, "%s", ad_errmsg());
+    char want[128];
+    snprintf(want, sizeof want, "rmsnorm/swiglu/rope, 3 layers, d_model 16, 2 heads (2 kv)");
+    ck_assert_msg(strstr(plan, want) != NULL, "plan lacks \"%s\":\n%s", want, plan);
+    snprintf(want, sizeof want, "context 40, %.2fM parameters (%zu)", n_params / 1e6, n_params);
+    ck_assert_msg(strstr(plan, want) != NULL, "plan lacks \"%s\":\n%s", want, plan);
+    ck_assert_msg(strstr(plan, "gpt2") == NULL && strstr(plan, "d_model 128") == NULL,
+                  "plan shows the config's model keys:\n%s", plan);
+    ck_assert_msg(strstr(plan, "ground truth") == NULL && strstr(plan, "length filter") == NULL &&
+                  strstr(plan, "lengths") == NULL, "plan speaks of task data:\n%s", plan);
+    ck_assert_msg(strstr(plan, "round 0    no training") != NULL, "%s", plan);
+    ck_assert_msg(strstr(plan, "<bos> alone") != NULL, "%s", plan);
+    free(plan);
+    /* the task source still shows its ground truth and filter */
+    AdExperimentConfig t = parse_cfg(TINY, NULL, 0);
+    plan = plan_text(&t, &st);
+    ck_assert_msg(st == AD_OK, "%s", ad_errmsg());
+    ck_assert_msg(strstr(plan, "ground truth at lengths 1..4") != NULL &&
+                  strstr(plan, "after the length filter") != NULL, "%s", plan);
+    free(plan);
+}
+END_TEST
+
+/* Each input the run reads is opened by the dry run, and every rule the rounds would
+ * check fails there (and before round 0 of a real run), naming the key. */
+START_TEST(test_dry_run_fails_where_the_run_would) {
+    const char *dir = ad_test_tmpdir();
+    const char *short_teacher = write_checkpoint("short_teacher.h5", 1, 16, 16, NULL);
+    char ov[5][700];
+    const char *ovp[] = {ov[0], ov[1], ov[2], ov[3], ov[4]};
+    const char *run_file = ad_test_path(dir, "never.h5");
+    snprintf(ov[0], sizeof ov[0], "run_file=%s", run_file);
+    const char *bos_student =
+        "{\"model\": {\"family\": \"gpt2\", \"d_model\": 16, \"n_layer\": 1, \"n_head\": 2,"
+        " \"max_seq_len\": 32}, \"task\": {\"source\": \"bos\"}, \"pretrain\": {\"steps\": 0},"
+        " \"rounds\": {\"count\": 1, \"teacher\": \"checkpoint\"}, \"train\": {\"loss\": \"fkl\"}}";
+    /* a teacher whose context (16) cannot hold the student's rows (32) */
+    snprintf(ov[1], sizeof ov[1], "rounds.teacher_path=%s", short_teacher);
+    AdExperimentConfig c = parse_cfg(bos_student, ovp, 2);
+    AdStatus st;
+    char *plan = plan_text(&c, &st);
+    ck_assert_int_eq(st, AD_ERR_CONFIG);
+    ck_assert_msg(strstr(ad_errmsg(), "rounds.teacher_path") && strstr(ad_errmsg(), "context (16)") &&
+                  strstr(ad_errmsg(), "32"), "%s", ad_errmsg());
+    free(plan);
+    AdRunOptions o = {1, 0};
+    ck_assert_int_eq(ad_run_start(&c, bos_student, 1, &o), AD_ERR_CONFIG);
+    ck_assert_msg(access(run_file, F_OK) != 0, "the run started before failing");
+    /* with rows of 16 tokens it fits */
+    snprintf(ov[2], sizeof ov[2], "train.seq_len=16");
+    snprintf(ov[3], sizeof ov[3], "pretrain.seq_len=16");
+    c = parse_cfg(bos_student, ovp, 4);
+    free(plan_text(&c, &st));
+    ck_assert_msg(st == AD_OK, "%s", ad_errmsg());
+    /* a teacher file that is not there */
+    snprintf(ov[1], sizeof ov[1], "rounds.teacher_path=%s", ad_test_path(dir, "missing.h5"));
+    c = parse_cfg(bos_student, ovp, 2);
+    free(plan_text(&c, &st));
+    ck_assert_int_ne(st, AD_OK);
+    ck_assert_msg(strstr(ad_errmsg(), "rounds.teacher_path") && strstr(ad_errmsg(), "missing.h5"),
+                  "%s", ad_errmsg());
+    /* a teacher with another vocabulary than the student's (the task's characters) */
+    snprintf(ov[1], sizeof ov[1], "rounds.teacher_path=%s", short_teacher);
+    snprintf(ov[2], sizeof ov[2], "rounds.teacher=checkpoint");
+    snprintf(ov[3], sizeof ov[3], "train.seq_len=16");
+    snprintf(ov[4], sizeof ov[4], "pretrain.seq_len=16");
+    c = parse_cfg(TINY, ovp, 5);
+    free(plan_text(&c, &st));
+    ck_assert_int_eq(st, AD_ERR_CONFIG);
+    ck_assert_msg(strstr(ad_errmsg(), "different vocabulary") &&
+                  strstr(ad_errmsg(), "model.tokenizer_from=teacher"), "%s", ad_errmsg());
+    /* ... which model.tokenizer_from=teacher gives the student */
+    snprintf(ov[0], sizeof ov[0], "model.tokenizer_from=teacher");
+    c = parse_cfg(TINY, ovp, 5);
+    free(plan_text(&c, &st));
+    ck_assert_msg(st == AD_OK, "%s", ad_errmsg());
+    snprintf(ov[0], sizeof ov[0], "run_file=%s", run_file);
+    /* a prompts file that is not there, and one with a bad line */
+    snprintf(ov[1], sizeof ov[1], "task.source=jsonl");
+    snprintf(ov[2], sizeof ov[2], "task.path=%s", ad_test_path(dir, "no_prompts.jsonl"));
+    c = parse_cfg(TINY, ovp, 3);
+    free(plan_text(&c, &st));
+    ck_assert_int_ne(st, AD_OK);
+    ck_assert_msg(strstr(ad_errmsg(), "task.path") && strstr(ad_errmsg(), "no_prompts.jsonl"), "%s",
+                  ad_errmsg());
+    const char *bad = ad_test_path(dir, "bad.jsonl");
+    write_text(bad, "{\"prompt\": \"12\"}\n\n{\"text\": \"34\"}\n");
+    snprintf(ov[2], sizeof ov[2], "task.path=%s", bad);
+    c = parse_cfg(TINY, ovp, 3);
+    free(plan_text(&c, &st));
+    ck_assert_int_eq(st, AD_ERR_FORMAT);
+    ck_assert_msg(strstr(ad_errmsg(), "bad.jsonl:3"), "%s", ad_errmsg());
+    /* answers of the full budget that would not fit the training rows */
+    c = parse_cfg("{\"model\": {\"d_model\": 16, \"n_layer\": 1, \"n_head\": 2, \"max_seq_len\": 32},"
+                  " \"task\": {\"source\": \"bos\"}, \"pretrain\": {\"steps\": 0},"
+                  " \"rounds\": {\"count\": 1}, \"generate\": {\"max_new_tokens\": 40}}", ovp, 1);
+    free(plan_text(&c, &st));
+    ck_assert_int_eq(st, AD_ERR_CONFIG);
+    ck_assert_msg(strstr(ad_errmsg(), "generate.max_new_tokens") && strstr(ad_errmsg(), "at most 31"),
+                  "%s", ad_errmsg());
+    /* a self-judge text outside the student's (character) vocabulary */
+    snprintf(ov[1], sizeof ov[1], "score.judge_template={prompt}{answer} ok?");
+    c = parse_cfg(TINY, ovp, 2);
+    free(plan_text(&c, &st));
+    ck_assert_int_eq(st, AD_ERR_CONFIG);
+    ck_assert_msg(strstr(ad_errmsg(), "score.judge_template") && strstr(ad_errmsg(), "U+0020"), "%s",
+                  ad_errmsg());
+    /* a checkpoint student too short for round 0's ground truth (copy at length 8: 18 tokens) */
+    const char *tiny_ck = write_checkpoint("ctx12.h5", 1, 16, 12, NULL);
+    snprintf(ov[1], sizeof ov[1], "model.init_from=%s", tiny_ck);
+    snprintf(ov[2], sizeof ov[2], "task.train_max_len=8");
+    c = parse_cfg("{\"task\": {\"eval_max_len\": 3}, \"rounds\": {\"count\": 0},"
+                  " \"pretrain\": {\"steps\": 5}}", ovp, 3);
+    free(plan_text(&c, &st));
+    ck_assert_int_ne(st, AD_OK);
+    ck_assert_msg(strstr(ad_errmsg(), "task.train_max_len") && strstr(ad_errmsg(), "12"), "%s",
+                  ad_errmsg());
+}
+END_TEST
+
+/* Prompts from a JSONL file (blank lines skipped) reach the rounds. */
+START_TEST(test_prompts_jsonl) {
+    const char *dir = ad_test_tmpdir();
+    const char *prompts = ad_test_path(dir, "prompts.jsonl");
+    write_text(prompts, "{\"prompt\": \"alpha\"}\n\n{\"prompt\": \"beta\\ngamma\", \"id\": 2}\n");
+    char ov[2][700];
+    const char *ovp[] = {ov[0], ov[1]};
+    const char *run_file = ad_test_path(dir, "jsonl.h5");
+    snprintf(ov[0], sizeof ov[0], "run_file=%s", run_file);
+    snprintf(ov[1], sizeof ov[1], "task.path=%s", prompts);
+    const char *json =
+        "{\"threads\": 2, \"model\": {\"family\": \"gpt2\", \"d_model\": 16, \"n_layer\": 1,"
+        " \"n_head\": 2, \"max_seq_len\": 24}, \"task\": {\"source\": \"jsonl\"},"
+        " \"pretrain\": {\"steps\": 0}, \"rounds\": {\"count\": 1, \"prompts\": 8},"
+        " \"generate\": {\"max_new_tokens\": 4, \"batch\": 8},"
+        " \"train\": {\"steps\": 2, \"batch_size\": 4, \"log_every\": 0, \"warmup_steps\": 1}}";
+    AdExperimentConfig c = parse_cfg(json, ovp, 2);
+    AdStatus st;
+    char *plan = plan_text(&c, &st);
+    ck_assert_msg(st == AD_OK, "%s", ad_errmsg());
+    ck_assert_msg(strstr(plan, "prompts    2 from") != NULL, "%s", plan);
+    free(plan);
+    AdRunOptions o = {1, 0};
+    st = ad_run_start(&c, json, 1, &o);
+    ck_assert_msg(st == AD_OK, "%s", ad_errmsg());
+    char pool[800], *text = NULL;
+    size_t len = 0;
+    snprintf(pool, sizeof pool, "%s.ckpt/round_001.pool.jsonl", run_file);
+    ck_assert_msg(ad_read_file(pool, 1 << 20, &text, &len) == AD_OK, "%s", ad_errmsg());
+    ck_assert_msg(strstr(text, "\"prompt\":\"alpha\"") && strstr(text, "\"prompt\":\"beta\\ngamma\""),
+                  "%s", text);
+    free(text);
+}
+END_TEST
+
+/* The experiments/ directory of the source tree, found from this file's path. */
+static const char *experiments_dir(void) {
+    static char buf[4096];
+    const char *slash = strrchr(__FILE__, '/');
+    if (slash) snprintf(buf, sizeof buf, "%.*s/../experiments", (int)(slash - __FILE__), __FILE__);
+    else snprintf(buf, sizeof buf, "experiments");
+    return buf;
+}
+
+/* Runs a tiny version (one round, 4 prompts, 2 steps) of a shipped stories260K config
+ * with the model imported into teacher (a checkpoint) and checks its run file. */
+static void run_stories_config(const char *name, const char *teacher, int student_is_teacher) {
+    char ov[9][700];
+    const char *ovp[9];
+    int n = 0;
+    const char *dir = ad_test_tmpdir();
+    char run_file[600];
+    snprintf(run_file, sizeof run_file, "%s/%s.h5", dir, name);
+    snprintf(ov[n++], sizeof ov[0], "run_file=%s", run_file);
+    snprintf(ov[n++], sizeof ov[0], "rounds.teacher_path=%s", teacher);
+    if (student_is_teacher) snprintf(ov[n++], sizeof ov[0], "model.init_from=%s", teacher);
+    snprintf(ov[n++], sizeof ov[0], "rounds.count=1");
+    snprintf(ov[n++], sizeof ov[0], "rounds.prompts=4");
+    snprintf(ov[n++], sizeof ov[0], "generate.max_new_tokens=24");
+    snprintf(ov[n++], sizeof ov[0], "train.steps=2");
+    snprintf(ov[n++], sizeof ov[0], "train.log_every=0");
+    snprintf(ov[n++], sizeof ov[0], "threads=2");
+    for (int i = 0; i < n; i++) ovp[i] = ov[i];
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s.json", experiments_dir(), name);
+    AdExperimentConfig c;
+    AdStatus st = ad_experiment_config_load(&c, path, ovp, n);
+    ck_assert_msg(st == AD_OK, "%s", ad_errmsg());
+    char *plan = plan_text(&c, &st);
+    ck_assert_msg(st == AD_OK, "%s: %s", name, ad_errmsg());
+    ck_assert_msg(strstr(plan, "spm, 512 pieces") != NULL, "%s", plan);
+    free(plan);
+    AdRunOptions o = {1, 0};
+    st = ad_run_start(&c, "{}", 1, &o);
+    ck_assert_msg(st == AD_OK, "%s: %s", name, ad_errmsg());
+    hid_t f = open_run(run_file);
+    int64_t done = 0;
+    ck_assert_int_eq(ad_h5_attr_read_i64(f, "rounds_complete", &done), AD_OK);
+    ck_assert_int_eq(done, 2);
+    long n_cand = 4L * c.generate.samples;
+    expect_rows(f, "rounds/001/candidates", 1, (hsize_t)n_cand, 0);
+    /* the teacher scores its own samples as stories260K scores TinyStories (about -1.3
+     * nats per token): a mangled re-encoding of the answers would score far lower */
+    float lp[16];
+    hsize_t shape[1] = {(hsize_t)n_cand};
+    ck_assert_int_eq(ad_h5_read_array(f, "rounds/001/scores/logprob_mean", AD_H5_F32, 1, shape, lp),
+                     AD_OK);
+    for (long i = 0; i < n_cand; i++)
+        ck_assert_msg(isfinite(lp[i]) && lp[i] > -3.0f, "%s: candidate %ld mean log-prob %g", name,
+                      i, lp[i]);
+    double loss[2];
+    hsize_t two[1] = {2};
+    ck_assert_int_eq(ad_h5_read_array(f, "rounds/001/train/loss", AD_H5_F64, 1, two, loss), AD_OK);
+    ck_assert_msg(isfinite(loss[0]) && isfinite(loss[1]), "%s: loss %g %g", name, loss[0], loss[1]);
+    ad_h5_close_quietly(f);
+    /* 24-token stories are cut before <eos>: the pool marks them, so no <eos> is taught */
+    char pool[800], *text = NULL;
+    size_t len = 0;
+    snprintf(pool, sizeof pool, "%s.ckpt/round_001.pool.jsonl", run_file);
+    ck_assert_msg(ad_read_file(pool, 1 << 20, &text, &len) == AD_OK, "%s", ad_errmsg());
+    ck_assert_msg(strstr(text, "\"cut\":true") != NULL, "%s", text);
+    free(text);
+    /* the student keeps the teacher's 512-piece vocabulary */
+    AdModelConfig mc;
+    char ck[800];
+    snprintf(ck, sizeof ck, "%s.ckpt/round_001.h5", run_file);
+    ck_assert_msg(ad_checkpoint_read_config(ck, &mc) == AD_OK, "%s", ad_errmsg());
+    ck_assert_int_eq(mc.vocab_size, 512);
+    ck_assert_int_eq(mc.d_model, student_is_teacher ? 64 : c.model.d_model);
+}
+
+START_TEST(test_stories_configs) {
+    const char *models = ad_test_models_dir();
+    if (!models) {
+        printf("test_stories_configs: skipped: no stories260K.bin under AD_SHARED_MODELS or "
+               "../shared/models\n");
+        return;
+    }
+    AdModel m;
+    AdTokenizer tok;
+    char bin[4200], tokp[4200];
+    snprintf(bin, sizeof bin, "%s/stories260K.bin", models);
+    snprintf(tokp, sizeof tokp, "%s/tok512.bin", models);
+    ck_assert_msg(ad_import(bin, AD_IMPORT_AUTO, tokp, &m, &tok) == AD_OK, "%s", ad_errmsg());
+    const char *teacher = ad_test_path(ad_test_tmpdir(), "stories260K.h5");
+    ck_assert_msg(ad_checkpoint_save(teacher, &m, &tok, NULL) == AD_OK, "%s", ad_errmsg());
+    ad_model_free(&m);
+    ad_tokenizer_free(&tok);
+    run_stories_config("stories260K_self", teacher, 1);
+    run_stories_config("stories260K_distill", teacher, 0);
+}
+END_TEST
+
 int main(void) {
     /* The uninterrupted reference run is made once, by the CLI in a child process: the
      * tests run in forked children, and OpenMP's thread pool does not survive a fork of a
@@ -384,7 +753,8 @@ int main(void) {
         fprintf(stderr, "test_run: cannot write %s\n", cfg);
         return 1;
     }
-    snprintf(cmd, sizeof cmd, "%s run %s --quiet --overwrite --set run_file=%s", bin, cfg, reference_path);
+    snprintf(cmd, sizeof cmd, "%s run %s --quiet --overwrite --set run_file=%s >/dev/null", bin, cfg,
+             reference_path);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     if (system(cmd) != 0) {
@@ -402,5 +772,14 @@ int main(void) {
     tcase_add_test(tc, test_bad_configs);
     tcase_add_test(tc, test_run_file_lock);
     suite_add_tcase(s, tc);
+    const AdTestCase cases[] = {
+        {"dry run shows what runs", test_dry_run_shows_what_runs},
+        {"dry run fails where the run would", test_dry_run_fails_where_the_run_would},
+        {"prompts from jsonl", test_prompts_jsonl},
+        {"stories260K configs", test_stories_configs},
+        {"renamed and copied run files", test_renamed_and_copied_run_files},
+        {"resume with a changed model key", test_resume_with_changed_model_key},
+    };
+    ad_test_add_cases(s, cases, sizeof cases / sizeof cases[0], 600);
     return ad_test_run(s);
 }

@@ -4,6 +4,7 @@
  * transcription of encoder.py's bpe(), rebuilding from pieces, and the llama2.c and
  * Hugging Face file readers' errors. */
 #include "autodidact/rng.h"
+#include "autodidact/data.h"
 #include "autodidact/tokenizer.h"
 #include "testutil.h"
 
@@ -295,6 +296,66 @@ START_TEST(test_spm_tiny_by_hand) {
     ck_assert_uint_eq(ad_tokenizer_decode(&t, ids + 1, 3, out, sizeof out), 6);
     ck_assert_str_eq(out, " ab a\n");
     check_rebuild(&t, "aab c", 5);
+    ad_tokenizer_free(&t);
+}
+END_TEST
+
+/* An answer decoded from generated ids keeps the leading space of its first piece and
+ * follows a prompt: encoded as a continuation (no dummy " ") it gives back those ids, while
+ * a plain encode would prepend another space. A vocabulary without <pad> (llama2.c's)
+ * pads training rows with <eos>, and task data accepts it. */
+START_TEST(test_spm_continuation_and_no_pad) {
+    AdTokenizer t;
+    tiny_spm(&t);
+    const int gen[] = {TINY_SAB, TINY_SA};
+    char text[32];
+    ck_assert_uint_eq(ad_tokenizer_decode(&t, gen, 2, text, sizeof text), 5);
+    ck_assert_str_eq(text, " ab a");
+    int ids[32], n = 0;
+    ck_assert_int_eq(ad_tokenizer_encode_continuation(&t, text, 5, ids, 32, &n), AD_OK);
+    ck_assert_int_eq(n, 2);
+    ck_assert_int_eq(ids[0], TINY_SAB);
+    ck_assert_int_eq(ids[1], TINY_SA);
+    ck_assert_int_eq(ad_tokenizer_encode(&t, text, 5, ids, 32, &n), AD_OK);
+    ck_assert_msg(n != 2 || ids[0] != TINY_SAB, "plain encode should add the dummy prefix");
+    /* "ab" continued: no space piece at all */
+    ck_assert_int_eq(ad_tokenizer_encode_continuation(&t, "ab", 2, ids, 32, &n), AD_OK);
+    ck_assert_int_eq(n, 1);
+    ck_assert_int_eq(ids[0], TINY_AB);
+    /* a training row: <bos> " ab" | " a" <eos>, then <eos> as padding, masked */
+    ck_assert_int_eq(t.pad_id, -1);
+    ck_assert_int_eq(ad_data_pad_id(&t), 2);
+    int tok[8], tgt[8], np = 0;
+    ck_assert_int_eq(ad_data_encode_example(&t, "ab", " a", 8, tok, tgt, &np), AD_OK);
+    ck_assert_int_eq(np, 2);
+    const int want_tok[8] = {1, TINY_SAB, TINY_SA, 2, 2, 2, 2, 2};
+    const int want_tgt[8] = {-1, TINY_SA, 2, -1, -1, -1, -1, -1};
+    for (int i = 0; i < 8; i++) {
+        ck_assert_msg(tok[i] == want_tok[i], "token %d: %d, expected %d", i, tok[i], want_tok[i]);
+        ck_assert_msg(tgt[i] == want_tgt[i], "target %d: %d, expected %d", i, tgt[i], want_tgt[i]);
+    }
+    AdData d;
+    ck_assert_msg(ad_data_init_task(&d, &t, AD_TASK_COPY, 1, 3, 16) == AD_OK, "%s", ad_errmsg());
+    ad_data_free(&d);
+    /* a pool example cut off before <eos> trains without the <eos> target */
+    for (int cut = 0; cut <= 1; cut++) {
+        ck_assert_int_eq(ad_data_init_pool(&d, &t, 8, 0.0, AD_TASK_COPY, 1, 1), AD_OK);
+        ck_assert_int_eq(ad_data_pool_add_cut(&d, "ab", " a", 1, cut), AD_OK);
+        AdRng rng;
+        ad_rng_init(&rng, 1, 2, 3);
+        ck_assert_int_eq(ad_data_batch(&d, &rng, 0, tok, tgt, 1), AD_OK);
+        ck_assert_int_eq(tgt[1], TINY_SA);
+        ck_assert_int_eq(tgt[2], cut ? -1 : 2);
+        ad_data_free(&d);
+    }
+    ad_tokenizer_free(&t);
+    /* other kinds encode a continuation as plain text */
+    ck_assert_int_eq(ad_tokenizer_init_byte(&t), AD_OK);
+    int a[8], b[8], na = 0, nb = 0;
+    ck_assert_int_eq(ad_tokenizer_encode(&t, " x", 2, a, 8, &na), AD_OK);
+    ck_assert_int_eq(ad_tokenizer_encode_continuation(&t, " x", 2, b, 8, &nb), AD_OK);
+    ck_assert_int_eq(na, nb);
+    ck_assert(memcmp(a, b, sizeof(int) * (size_t)na) == 0);
     ad_tokenizer_free(&t);
 }
 END_TEST
@@ -1116,6 +1177,7 @@ static Suite *tokenizer_suite(void) {
     tcase_add_test(tc, test_kind_names_and_gpt2_decode_only);
     tcase_add_test(tc, test_spm_tiny_by_hand);
     tcase_add_test(tc, test_spm_tiny_ties_go_left);
+    tcase_add_test(tc, test_spm_continuation_and_no_pad);
     tcase_add_test(tc, test_spm_tok512_ids);
     tcase_add_test(tc, test_spm_tok512_round_trip);
     tcase_add_test(tc, test_spm_tok512_matches_naive);

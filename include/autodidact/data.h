@@ -21,6 +21,8 @@ typedef enum {
 typedef struct {
     char *prompt, *answer; /* owned */
     int origin;
+    int cut;               /* 1: the answer was cut off (generation reached its token limit
+                              before <eos>): it trains without the <eos> target */
 } AdExample;
 
 typedef struct {
@@ -53,6 +55,9 @@ AdStatus ad_data_init_pool(AdData *d, const AdTokenizer *tok, int T, double repl
 /* Copies an example into the pool. Fails (naming it) if it does not fit in T + 1 tokens or
  * has characters outside the vocabulary. */
 AdStatus ad_data_pool_add(AdData *d, const char *prompt, const char *answer, int origin);
+/* As ad_data_pool_add; cut = 1 marks an answer that did not end (no <eos> target). */
+AdStatus ad_data_pool_add_cut(AdData *d, const char *prompt, const char *answer, int origin,
+                              int cut);
 /* Removes the examples whose origin is in [lo, hi]. */
 void ad_data_pool_remove(AdData *d, int origin_lo, int origin_hi);
 void ad_data_free(AdData *d);
@@ -62,9 +67,14 @@ void ad_data_free(AdData *d);
 AdStatus ad_data_batch(const AdData *d, AdRng *rng, int split, int *tokens, int *targets, int B);
 
 /* Encodes "<bos> prompt answer <eos>" of a task example into one row: tokens[0..T) inputs,
- * targets[0..T) next tokens (answer and <eos> only, else -1), padded with <pad>/-1.
- * answer may be NULL (prompt only: no targets). *n_prompt receives the count of prompt
- * tokens including <bos> (may be NULL). */
+ * targets[0..T) next tokens (answer and <eos> only, else -1), padded with
+ * ad_data_pad_id(tok)/-1. The answer is encoded as a continuation of the prompt
+ * (ad_tokenizer_encode_continuation). answer may be NULL (prompt only: no targets).
+ * *n_prompt receives the count of prompt tokens including <bos> (may be NULL). */
+/* The id that fills a row after its sequence: <pad>, or for a vocabulary without one
+ * (llama2.c's) <eos>, else 0. Padding only follows the sequence and its targets are
+ * masked, so under causal attention no real position ever attends to it: any id will do. */
+int ad_data_pad_id(const AdTokenizer *tok);
 AdStatus ad_data_encode_example(const AdTokenizer *tok, const char *prompt, const char *answer,
                                 int T, int *tokens, int *targets, int *n_prompt);
 

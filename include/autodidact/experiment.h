@@ -38,11 +38,15 @@ typedef struct {
     char family[16];
     AdModelConfig model;          /* vocab_size 0: from the tokenizer */
     char init_from[AD_PATH_MAX];  /* "": new model; else a checkpoint to start from */
+    char tokenizer_from[AD_PATH_MAX]; /* new model's tokenizer: "" = the task's characters
+                                     (source task) or bytes; "teacher" = rounds.teacher_path's;
+                                     else a checkpoint whose tokenizer the student takes */
 
     struct {
-        char source[16];          /* task (built-in tasks) | file (one prompt per line) | bos */
+        char source[16];          /* task (built-in tasks) | file (one prompt per line) |
+                                     jsonl (one {"prompt": ...} object per line) | bos */
         char name[32];            /* task name */
-        char path[AD_PATH_MAX];   /* prompts file when source == file */
+        char path[AD_PATH_MAX];   /* prompts file when source == file or jsonl */
         int train_min_len, train_max_len; /* ground-truth lengths used in round 0 */
         int eval_min_len, eval_max_len;   /* evaluation grid (exact-match accuracy per length) */
         int eval_per_len;                 /* evaluation prompts per length */

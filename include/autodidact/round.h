@@ -22,8 +22,13 @@ AdStatus ad_run_start(const AdExperimentConfig *cfg, const char *config_original
  * (overrides may extend it, e.g. rounds.count). */
 AdStatus ad_run_resume(const char *run_file, const char *const *overrides, int n_overrides,
                        const AdRunOptions *o);
-/* Prints what a run would do (model size, rounds, lengths, budgets) without running it. */
-void ad_run_print_plan(const AdExperimentConfig *cfg, FILE *f);
+/* The dry run: opens every input the run reads (model.init_from, model.tokenizer_from,
+ * rounds.teacher_path, task.path) and checks what the run would check before round 0
+ * (teacher tokenizer, vocabulary and context against the student, prompts and round 0's
+ * examples against the rows), then prints what the run would do: the student and teacher
+ * as loaded, the prompts, the rounds and their budgets. Runs nothing and writes nothing;
+ * returns the first error, naming the key and file. */
+AdStatus ad_run_plan(const AdExperimentConfig *cfg, FILE *f);
 /* Prints the per-round summary table of a run file. */
 AdStatus ad_run_report(const char *run_file, FILE *f);
 

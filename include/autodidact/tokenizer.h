@@ -97,6 +97,12 @@ int ad_tok_kind_parse(const char *s); /* -1 if unknown */
  * encode allocate nothing. */
 AdStatus ad_tokenizer_encode(const AdTokenizer *t, const char *text, size_t len, int *out,
                              int cap, int *n_out);
+/* As ad_tokenizer_encode, for text that continues an earlier one (an answer after its
+ * prompt): SPM does not prepend its dummy " ", so that a continuation decoded from
+ * generated ids (which keeps the leading space of its first piece) encodes back to the
+ * same pieces. Every other kind encodes exactly as ad_tokenizer_encode. */
+AdStatus ad_tokenizer_encode_continuation(const AdTokenizer *t, const char *text, size_t len,
+                                          int *out, int cap, int *n_out);
 /* Appends the decoded bytes of ids into buf (NUL-terminated, truncated to cap);
  * special tokens decode to nothing. Returns the number of bytes that were needed.
  * Writing starts at buf[0]; the count excludes the NUL, so the text is complete iff it
