@@ -51,6 +51,7 @@ for n in "${names[@]}"; do
     rm -rf "$corpus"
     cp -r "fuzz/corpus/$n" "$corpus"
   fi
+  rm -rf "$out/findings/$n"
   mkdir -p "$out/findings/$n"
   log="$out/fuzz_$n.log"
   # Each input runs in a child (-fork), so that fuzzing goes on past a finding; every
@@ -64,47 +65,28 @@ for n in "${names[@]}"; do
   status=$(grep -E '^#[0-9]+: cov:' "$log" | tail -n 1 || true)
   execs=$(sed -E 's/^#([0-9]+):.*/\1/' <<<"$status")
   otc=$(sed -nE 's|.*oom/timeout/crash: ([0-9/]+).*|\1|p' <<<"$status")
-  # A finding whose innermost frame (past the sanitizer, libFuzzer and libc) lies in
-  # libhdf5 is HDF5's own (Debian's 1.10.8 parsing a crafted file: see the README's note on
-  # untrusted HDF5 files); any other finding is ours and fails the run.
-  read -r ours hdf5 < <(/usr/bin/python3 - "$log" <<'PY'
-import re, sys
-ours = hdf5 = 0
-report = None
-for line in open(sys.argv[1], errors='replace'):
-    if re.search(r'ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer|UndefinedBehaviorSanitizer)|runtime error:', line):
-        if report is not None:
-            ours += 1  # a report without a frame we could place
-        report = []
-        if 'runtime error:' in line:  # UBSan names the place on the line itself
-            ours += 1
-            report = None
-        continue
-    if report is None:
-        continue
-    m = re.match(r'\s+#\d+ 0x[0-9a-f]+ (.*)', line)
-    if not m:
-        continue
-    frame = m.group(1)
-    if re.search(r'__sanitizer|__interceptor|fuzzer::|libc\.so|__asan|__ubsan', frame):
-        continue
-    if 'libhdf5' in frame:
-        hdf5 += 1
-    else:
-        ours += 1
-    report = None
-if report is not None:
-    ours += 1
-print(ours, hdf5)
-PY
-)
+  # Fork mode keeps only each finding's input: run each again alone to get its report, and
+  # judge it by where it happened (fuzz/classify.py): a finding inside libhdf5 is HDF5's own
+  # (Debian's 1.10.8 parsing a crafted file: see the README's note on untrusted HDF5 files);
+  # any other is ours and fails the run.
+  repro=()
+  for a in "$out/findings/$n"/*; do
+    [ -f "$a" ] || continue
+    r="$a.report"
+    [ -f "$r" ] || OMP_NUM_THREADS=1 timeout 60 "$out/fuzz_$n" -runs=1 -timeout=5 -rss_limit_mb=2048 \
+      "$a" >"$r" 2>&1 || true
+    repro+=("$r")
+  done
+  read -r ours hdf5 < <(/usr/bin/python3 fuzz/classify.py "${repro[@]}" | head -n 1)
   if [ "$ours" -eq 0 ]; then
     pass=$((pass + 1))
     echo "fuzz $n: ${execs:-0} executions in ${seconds} s (oom/timeout/crash ${otc:-0/0/0}); no findings in autodidact, $hdf5 inside libhdf5"
   else
     fail=$((fail + 1))
     echo "fuzz $n: $ours FINDING(S) in autodidact after ${execs:-0} executions (oom/timeout/crash ${otc:-?}; $hdf5 inside libhdf5); see $log and $out/findings/$n/"
-    grep -m6 -E "ERROR|SUMMARY|runtime error" "$log" | sed 's/^/    /'
+    /usr/bin/python3 fuzz/classify.py "${repro[@]}" | tail -n +2 | while read -r r; do
+      echo "    $r:"; grep -m3 -E "ERROR|SUMMARY|runtime error" "$r" | sed 's/^/      /'
+    done
   fi
 done
 echo "fuzz: $pass passed, $fail failed"

@@ -52,35 +52,22 @@ enum {
 
 static void round_name(int round, char *out) { snprintf(out, ROUND_NAME_LEN, "rounds/%03d", round); }
 
-/* 1 if an HDF5 file named `name` is open in this process (-1 if that cannot be told). */
-static int name_in_use(const char *name) {
-    ssize_t n = H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_FILE);
-    if (n <= 0) return n < 0 ? -1 : 0;
-    hid_t *ids = ad_malloc((size_t)n * sizeof *ids, "open HDF5 file list");
-    if (!ids) return -1;
-    ssize_t got = H5Fget_obj_ids(H5F_OBJ_ALL, H5F_OBJ_FILE, (size_t)n, ids);
-    int used = got < 0 ? -1 : 0;
-    for (ssize_t i = 0; i < got && !used; i++) {
-        char other[MEM_NAME_LEN];
-        if (H5Fget_name(ids[i], other, sizeof other) >= 0 && strcmp(other, name) == 0) used = 1;
-    }
-    free(ids);
-    return used;
-}
-
 /* The name the in-memory file of `path` carries in HDF5's messages: "<path> (in memory)",
- * numbered if that name is taken. It must differ from the name of every HDF5 file open in
- * the process (the core driver would hand back that file instead of a new one) and must
- * not name a file on disk (the core driver refuses to open an image under such a name). */
+ * numbered from the second in-memory file of the process on. It must differ from the name
+ * of every HDF5 file open in the process (the core driver would hand back that file instead
+ * of a new one), which a process-wide count guarantees without asking HDF5 about its open
+ * files (a file HDF5 failed to close after reading a damaged image can crash such a
+ * query), and must not name a file on disk (the core driver refuses to open an image under
+ * such a name). HDF5 runs on one thread at a time (PITFALLS.md), and so does this. */
 static AdStatus mem_name(const char *path, char *out) {
-    for (int k = 1; k <= 1000; k++) {
+    static unsigned long count = 0;
+    for (int tries = 0; tries < 1000; tries++) {
+        unsigned long k = ++count;
         if (k == 1) snprintf(out, MEM_NAME_LEN, "%s (in memory)", path);
-        else snprintf(out, MEM_NAME_LEN, "%s (in memory %d)", path, k);
-        int used = name_in_use(out);
-        if (used < 0) return ad_fail(AD_ERR_HDF5, "%s: cannot list the open HDF5 files", path);
-        if (!used && access(out, F_OK) != 0) return AD_OK;
+        else snprintf(out, MEM_NAME_LEN, "%s (in memory %lu)", path, k);
+        if (access(out, F_OK) != 0) return AD_OK;
     }
-    return ad_fail(AD_ERR_ARG, "%s: a thousand run logs of this file are open already", path);
+    return ad_fail(AD_ERR_ARG, "%s: a thousand files on disk are named like its in-memory image", path);
 }
 
 static AdStatus check_path(const char *path, const char *what) {
