@@ -176,6 +176,8 @@ void ad_score_ensemble(AdCandidates *c, char *const *const *others, int n_models
 
 /* ---- scorers under a model: rows "<bos> context continuation <eos>" in batches ---- */
 
+#define SCORE_ACTS_BUDGET (512.0 * 1024 * 1024) /* bytes of activations a scorer sizes for */
+
 typedef enum { ROWS_LOGPROB, ROWS_JUDGE } RowsMode;
 
 /* Batch state, sized once per scorer call for at most as many rows as there are
@@ -225,6 +227,12 @@ static AdStatus rows_init(Rows *r, AdModel *model, const AdTokenizer *tok, RowsM
         return ad_fail(AD_ERR_ARG, "%s: tokenizer vocabulary %d is larger than the model's %d", who,
                        tok->vocab_size, model->cfg.vocab_size);
     if (n_rows < batch_size) batch_size = n_rows > 0 ? (int)n_rows : 1; /* no bigger than the work */
+    /* Scoring is forward passes alone, whose speed a few rows already saturate: rows beyond
+     * SCORE_ACTS_BUDGET bytes of activations (the logits of a large vocabulary dominate:
+     * 64 rows x 256 positions x 32000 tokens are 2 GiB) would only hold memory. The cut
+     * depends on the config alone, so a run stays reproducible. */
+    while (batch_size > 1 && ad_acts_bytes(&model->cfg, batch_size, seq_len) > SCORE_ACTS_BUDGET)
+        batch_size /= 2;
     r->model = model, r->tok = tok, r->mode = mode;
     r->B = batch_size, r->T = seq_len, r->V = model->cfg.vocab_size;
     AdStatus st = ad_acts_init(&r->acts, &model->cfg, batch_size, seq_len);
