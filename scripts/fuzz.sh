@@ -71,7 +71,7 @@ for n in "${names[@]}"; do
   # any other is ours and fails the run.
   repro=()
   for a in "$out/findings/$n"/*; do
-    [ -f "$a" ] || continue
+    [ -f "$a" ] && [ "${a%.report}" = "$a" ] || continue
     r="$a.report"
     [ -f "$r" ] || OMP_NUM_THREADS=1 timeout 60 "$out/fuzz_$n" -runs=1 -timeout=5 -rss_limit_mb=2048 \
       "$a" >"$r" 2>&1 || true
