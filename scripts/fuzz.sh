@@ -77,10 +77,10 @@ for n in "${names[@]}"; do
       "$a" >"$r" 2>&1 || true
     repro+=("$r")
   done
-  read -r ours hdf5 < <(/usr/bin/python3 fuzz/classify.py "${repro[@]}" | head -n 1)
+  read -r ours hdf5 unrepro < <(/usr/bin/python3 fuzz/classify.py "${repro[@]}" | head -n 1)
   if [ "$ours" -eq 0 ]; then
     pass=$((pass + 1))
-    echo "fuzz $n: ${execs:-0} executions in ${seconds} s (oom/timeout/crash ${otc:-0/0/0}); no findings in autodidact, $hdf5 inside libhdf5"
+    echo "fuzz $n: ${execs:-0} executions in ${seconds} s (oom/timeout/crash ${otc:-0/0/0}); no findings in autodidact, $hdf5 inside libhdf5, $unrepro not reproducible alone"
   else
     fail=$((fail + 1))
     echo "fuzz $n: $ours FINDING(S) in autodidact after ${execs:-0} executions (oom/timeout/crash ${otc:-?}; $hdf5 inside libhdf5); see $log and $out/findings/$n/"
