@@ -26,6 +26,7 @@ const char *const ad_config_family_names[] = {"gpt2", "llama", NULL};
 const char *ad_config_norm_name(int k) { return ad_norm_name((AdNormKind)k); }
 const char *ad_config_mlp_name(int k) { return ad_mlp_name((AdMlpKind)k); }
 const char *ad_config_pos_name(int k) { return ad_pos_name((AdPosKind)k); }
+const char *ad_config_init_name(int k) { return ad_init_name((AdInitKind)k); }
 
 AdStatus ad_config_model_family(AdModelConfig *m, const char *family, const char *source) {
     AdModelConfig keep = *m;

@@ -154,6 +154,7 @@ extern const char *const ad_config_family_names[]; /* "gpt2", "llama", NULL */
 const char *ad_config_norm_name(int k);
 const char *ad_config_mlp_name(int k);
 const char *ad_config_pos_name(int k);
+const char *ad_config_init_name(int k);
 
 /* The body of T's model.family hook: resets the architecture switches of *m to the
  * family's preset, keeping the sizes. */
@@ -214,6 +215,11 @@ AdStatus ad_config_model_check(const AdModelConfig *m, const char *source);
      .help = "RoPE base frequency (family preset)"},                                               \
     {.key = "model.init_from", .type = AD_SCHEMA_STRING, .offset = offsetof(T, init_from),         \
      .cap = sizeof(((T *)0)->init_from), .def = "",                                                \
-     .help = "checkpoint to start from; \"\" = random init"}
+     .help = "checkpoint to start from; \"\" = random init"},                                        \
+    {.key = "model.init", .type = AD_SCHEMA_ENUM, .offset = offsetof(T, init),                     \
+     .enum_parse = ad_init_parse, .enum_name = ad_config_init_name, .n_enum = 2, .def = "gpt2",    \
+     .help = "random initialisation: gpt2 = N(0, 0.02), residual projections / sqrt(2L); "       \
+             "torch = PyTorch's module defaults (embeddings N(0, 1), linear layers and their "     \
+             "biases U(+-1/sqrt(fan_in)))"}
 
 #endif

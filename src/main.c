@@ -105,6 +105,9 @@ static const char *TRAIN_HELP =
     "  --resume CKPT         continue the run saved in CKPT with its own resolved config;\n"
     "                        same seed and thread count give exactly the uninterrupted losses\n"
     "  --quiet               no progress lines\n"
+    "  --dump-batches DIR    debugging: write the starting weights (DIR/init.h5) and every\n"
+    "                        micro-batch used (DIR/batches.bin, int32; see train.h) for\n"
+    "                        bench/torch_parity.py to replay\n"
     "  --keys                list every config key with its default and meaning\n";
 
 static AdStatus build_tokenizer(const AdTrainConfig *c, const char *text, size_t len,
@@ -187,9 +190,10 @@ static void warn_warmup(const char *phase, int warmup, int steps) {
 }
 
 static int cmd_train(int argc, char **argv) {
-    const char *config_path = NULL, *resume = NULL;
+    const char *config_path = NULL, *resume = NULL, *dump_dir = NULL;
     const char *overrides[MAX_OVERRIDES];
     int n_over = 0, quiet = 0;
+    FILE *dump = NULL;
     for (int i = 0; i < argc; i++) {
         int k = take_override("train", argc, argv, &i, overrides, &n_over);
         if (k < 0) return 2;
@@ -205,6 +209,9 @@ static int cmd_train(int argc, char **argv) {
             resume = argv[++i];
         } else if (!strcmp(argv[i], "--quiet")) {
             quiet = 1;
+        } else if (!strcmp(argv[i], "--dump-batches")) {
+            if (i + 1 >= argc) return usage_error("train", "--dump-batches needs a directory", NULL);
+            dump_dir = argv[++i];
         } else if (argv[i][0] == '-') {
             return usage_error("train", "unknown option", argv[i]);
         } else if (!config_path) {
@@ -296,7 +303,7 @@ static int cmd_train(int argc, char **argv) {
             }
             AdRng init_rng;
             ad_rng_init(&init_rng, cfg.seed, AD_STREAM_INIT, 0);
-            ad_model_init_weights(&m, &init_rng);
+            ad_model_init_weights(&m, &init_rng, (AdInitKind)cfg.init);
         }
         AdAdamWConfig oc = {(float)cfg.train.beta1, (float)cfg.train.beta2, (float)cfg.train.eps,
                             (float)cfg.train.weight_decay};
@@ -375,6 +382,20 @@ static int cmd_train(int argc, char **argv) {
     o.quiet = quiet;
     o.observer = curve_log;
     o.observer_user = &curve;
+    if (dump_dir) {
+        char p[AD_PATH_MAX + 32];
+        snprintf(p, sizeof p, "%s/init.h5", dump_dir);
+        if (make_dirs(dump_dir) || ad_checkpoint_save(p, &m, &tok, NULL)) {
+            die("--dump-batches");
+            goto done;
+        }
+        snprintf(p, sizeof p, "%s/batches.bin", dump_dir);
+        if (!(dump = fopen(p, "wb"))) {
+            fprintf(stderr, "autodidact: cannot write %s: %s\n", p, strerror(errno));
+            goto done;
+        }
+        o.batch_dump = dump;
+    }
 
     if (!quiet) {
         const AdModelConfig *mc = &m.cfg;
@@ -418,6 +439,10 @@ static int cmd_train(int argc, char **argv) {
     curve.f = NULL;
 done:
     if (curve.f) fclose(curve.f);
+    if (dump && fclose(dump) != 0) {
+        fprintf(stderr, "autodidact: writing the batch dump in %s failed\n", dump_dir);
+        rc = 1;
+    }
     ad_data_free(&data);
     ad_train_state_free(&st);
     ad_tokenizer_free(&tok);
@@ -1234,7 +1259,7 @@ static int load_generate_model(int which, const char *dir, AdModel *m, AdTokeniz
         if (ad_model_init(m, &c, 0)) return -1;
         AdRng rng;
         ad_rng_init(&rng, 1, AD_STREAM_INIT, 0);
-        ad_model_init_weights(m, &rng);
+        ad_model_init_weights(m, &rng, AD_INIT_GPT2);
         snprintf(targs, cap, "--family gpt2 --vocab 512 --d-model 128 --n-layer 4 --n-head 4 "
                  "--seq-len 128");
         return 1;

@@ -16,10 +16,12 @@
 static const char *norm_names[] = {"layernorm", "rmsnorm"};
 static const char *mlp_names[] = {"gelu", "swiglu"};
 static const char *pos_names[] = {"learned", "rope", "none"};
+static const char *init_names[] = {"gpt2", "torch"};
 
 const char *ad_norm_name(AdNormKind k) { return (unsigned)k < 2 ? norm_names[k] : "?"; }
 const char *ad_mlp_name(AdMlpKind k) { return (unsigned)k < 2 ? mlp_names[k] : "?"; }
 const char *ad_pos_name(AdPosKind k) { return (unsigned)k < 3 ? pos_names[k] : "?"; }
+const char *ad_init_name(AdInitKind k) { return (unsigned)k < 2 ? init_names[k] : "?"; }
 
 static int parse_name(const char *s, const char **names, int n) {
     for (int i = 0; i < n; i++)
@@ -29,6 +31,7 @@ static int parse_name(const char *s, const char **names, int n) {
 int ad_norm_parse(const char *s) { return parse_name(s, norm_names, 2); }
 int ad_mlp_parse(const char *s) { return parse_name(s, mlp_names, 2); }
 int ad_pos_parse(const char *s) { return parse_name(s, pos_names, 3); }
+int ad_init_parse(const char *s) { return parse_name(s, init_names, 2); }
 
 AdStatus ad_model_config_preset(AdModelConfig *c, const char *family) {
     AdModelConfig d = {.vocab_size = 256, .max_seq_len = 128, .n_layer = 4, .n_head = 4,
@@ -193,16 +196,32 @@ void ad_model_free(AdModel *m) {
     memset(m, 0, sizeof *m);
 }
 
-void ad_model_init_weights(AdModel *m, AdRng *rng) {
+/* fan_in of a linear layer's weight or bias tensor; 0 for the others. */
+static int linear_fan_in(const AdModelConfig *c, int i) {
+    switch (i) {
+    case AD_P_QKVW: case AD_P_QKVB: case AD_P_ATTPROJW: case AD_P_ATTPROJB:
+    case AD_P_FCW: case AD_P_FCB: case AD_P_LM_HEAD: return c->d_model;
+    case AD_P_FCPROJW: case AD_P_FCPROJB: return c->d_ff;
+    default: return 0;
+    }
+}
+
+void ad_model_init_weights(AdModel *m, AdRng *rng, AdInitKind kind) {
     const AdModelConfig *c = &m->cfg;
     float resid_std = 0.02f / sqrtf(2.0f * c->n_layer);
     for (int i = 0; i < AD_P_COUNT; i++) {
         float *p = m->params.t[i];
         size_t n = m->info[i].size;
         if (!n) continue;
+        int fan_in = linear_fan_in(c, i);
         if (i == AD_P_LN1W || i == AD_P_LN2W || i == AD_P_LNFW) {
             for (size_t j = 0; j < n; j++) p[j] = 1.0f;
-        } else if (m->info[i].ndim >= 2 && m->info[i].decay) {
+        } else if (kind == AD_INIT_TORCH && (i == AD_P_WTE || i == AD_P_WPE)) {
+            for (size_t j = 0; j < n; j++) p[j] = ad_rng_normal(rng);
+        } else if (kind == AD_INIT_TORCH && fan_in > 0) {
+            float bound = 1.0f / sqrtf((float)fan_in);
+            for (size_t j = 0; j < n; j++) p[j] = bound * (2.0f * ad_rng_uniform(rng) - 1.0f);
+        } else if (kind == AD_INIT_GPT2 && m->info[i].ndim >= 2 && m->info[i].decay) {
             float std = (i == AD_P_ATTPROJW || i == AD_P_FCPROJW) ? resid_std : 0.02f;
             for (size_t j = 0; j < n; j++) p[j] = std * ad_rng_normal(rng);
         } else {

@@ -660,7 +660,7 @@ static AdStatus init_student(Run *r) {
     if ((st = ad_model_init(&r->student, &mc, 1))) return st;
     AdRng rng;
     ad_rng_init(&rng, cfg->seed, AD_STREAM_INIT, 0);
-    ad_model_init_weights(&r->student, &rng);
+    ad_model_init_weights(&r->student, &rng, (AdInitKind)cfg->init);
     return AD_OK;
 }
 
@@ -835,7 +835,7 @@ static AdStatus run_setup(Run *r, const AdExperimentConfig *cfg, const AdRunOpti
             } else {
                 AdRng rng;
                 ad_rng_init(&rng, cfg->seed, AD_STREAM_INIT, (uint64_t)m + 1);
-                ad_model_init_weights(&r->member[m], &rng);
+                ad_model_init_weights(&r->member[m], &rng, (AdInitKind)cfg->init);
             }
         }
     }

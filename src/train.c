@@ -72,6 +72,17 @@ AdStatus ad_eval_loss(AdModel *m, AdActs *acts, const AdData *data, uint64_t see
     return AD_OK;
 }
 
+/* Appends one micro-batch to a batch dump (train.h). */
+static AdStatus dump_batch(FILE *f, long step, int a, int A, int B, int T, const int *tokens,
+                           const int *targets) {
+    int32_t head[5] = {(int32_t)step, a, A, B, T};
+    size_t n = (size_t)B * T;
+    int ok = fwrite(head, sizeof head, 1, f) == 1;
+    for (size_t i = 0; ok && i < n; i++) ok = fwrite(&(int32_t){tokens[i]}, 4, 1, f) == 1;
+    for (size_t i = 0; ok && i < n; i++) ok = fwrite(&(int32_t){targets[i]}, 4, 1, f) == 1;
+    return ok ? AD_OK : ad_fail(AD_ERR_IO, "writing the batch dump failed at step %ld", step);
+}
+
 AdStatus ad_train(AdModel *m, AdTrainState *st, const AdData *data, const AdTrainOptions *o) {
     int B = o->batch_size, T = o->seq_len, A = o->grad_accum > 0 ? o->grad_accum : 1;
     int V = m->cfg.vocab_size;
@@ -112,6 +123,8 @@ AdStatus ad_train(AdModel *m, AdTrainState *st, const AdData *data, const AdTrai
             if (rc) break;
             Tb[a] = data->kind == AD_DATA_TEXT ? T : ad_trim_batch(tokens + per * a, targets + per * a, B, T);
             count += ad_count_targets(targets + per * a, (long)B * Tb[a]);
+            if (o->batch_dump) rc = dump_batch(o->batch_dump, step + 1, a, A, B, Tb[a],
+                                               tokens + per * a, targets + per * a);
             tokens_done += (long)B * Tb[a];
         }
         if (rc) break;

@@ -589,7 +589,7 @@ START_TEST(test_print_keys) {
     const char *keys[] = {"model.family", "model.vocab_size", "model.max_seq_len", "model.n_layer",
                           "model.n_head", "model.n_kv_head", "model.d_model", "model.d_ff",
                           "model.norm", "model.mlp", "model.pos", "model.bias", "model.tied",
-                          "model.norm_eps", "model.rope_theta", "model.init_from",
+                          "model.norm_eps", "model.rope_theta", "model.init_from", "model.init",
                           "model.tokenizer_from", "data.source",
                           "data.task", "data.min_len", "data.max_len", "data.path",
                           "data.tokenizer", "data.val_frac", "train.steps", "train.batch_size",

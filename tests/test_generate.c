@@ -156,7 +156,7 @@ static void build_model(AdModel *m, const char *family, int V, int maxT, int L, 
     ck_assert_msg(st == AD_OK, "ad_model_init: %s", ad_errmsg());
     AdRng rng;
     ad_rng_init(&rng, seed, AD_STREAM_INIT, 0);
-    ad_model_init_weights(m, &rng);
+    ad_model_init_weights(m, &rng, AD_INIT_GPT2);
     ad_rng_init(&rng, seed, AD_STREAM_INIT, 1);
     for (int id = 0; id < AD_P_COUNT; id++) {
         float *p = m->params.t[id];

@@ -98,7 +98,7 @@ static void setup_model(AdModel *m, const AdModelConfig *c, uint64_t seed) {
     ck_assert_msg(st == AD_OK, "ad_model_init: %s", ad_errmsg());
     AdRng rng;
     ad_rng_init(&rng, seed, AD_STREAM_INIT, 0);
-    ad_model_init_weights(m, &rng);
+    ad_model_init_weights(m, &rng, AD_INIT_GPT2);
     perturb_weights(m, seed);
 }
 
@@ -372,7 +372,7 @@ START_TEST(test_init_weights) {
     ck_assert_int_eq(ad_model_init(&m, &c, 0), AD_OK);
     AdRng rng;
     ad_rng_init(&rng, 5, AD_STREAM_INIT, 0);
-    ad_model_init_weights(&m, &rng);
+    ad_model_init_weights(&m, &rng, AD_INIT_GPT2);
     RefLayout lay;
     ref_layout(&c, &lay);
     for (int id = 0; id < AD_P_COUNT; id++) {
@@ -392,6 +392,55 @@ START_TEST(test_init_weights) {
                       "%s: mean %g std %g, want 0 and %g", lay.name[id], mean, sd, want);
     }
     ad_model_free(&m);
+}
+END_TEST
+
+/* ad_model_init_weights with AD_INIT_TORCH, on an untied GPT-2 and a Llama model:
+ * norm weights 1 and norm biases 0; wte, wpe N(0, 1); every linear weight and bias
+ * uniform on [-b, b] with b = 1/sqrt(fan_in) (fan_in C, or F for fcproj): all inside the
+ * bound, mean 0 and variance b^2/3 within 5 standard errors (the variance of U^2 is
+ * b^4 (1/5 - 1/9)), and the extremes near the bound. */
+START_TEST(test_init_weights_torch) {
+    AdModelConfig cfgs[2] = {make_cfg("gpt2", 64, 64, 2, 4, 4, 32, 128),
+                             make_cfg("llama", 64, 64, 2, 4, 2, 32, 96)};
+    cfgs[0].tied = 0;
+    for (int ci = 0; ci < 2; ci++) {
+        AdModelConfig c = cfgs[ci];
+        AdModel m;
+        memset(&m, 0, sizeof m);
+        ck_assert_int_eq(ad_model_init(&m, &c, 0), AD_OK);
+        AdRng rng;
+        ad_rng_init(&rng, 6, AD_STREAM_INIT, 0);
+        ad_model_init_weights(&m, &rng, AD_INIT_TORCH);
+        RefLayout lay;
+        ref_layout(&c, &lay);
+        for (int id = 0; id < AD_P_COUNT; id++) {
+            const float *p = m.params_mem + lay.offset[id];
+            size_t n = lay.size[id];
+            if (!n) continue;
+            if (is_norm_weight(id) || id == AD_P_LN1B || id == AD_P_LN2B || id == AD_P_LNFB) {
+                for (size_t k = 0; k < n; k++)
+                    ck_assert_msg(p[k] == (is_norm_weight(id) ? 1.0f : 0.0f), "%s", entry_name(&lay, id, k));
+                continue;
+            }
+            double s = 0, s2 = 0, mx = 0;
+            for (size_t k = 0; k < n; k++)
+                s += p[k], s2 += (double)p[k] * p[k], mx = fmax(mx, fabs(p[k]));
+            double mean = s / n, var = s2 / n;
+            if (id == AD_P_WTE || id == AD_P_WPE) {
+                ck_assert_msg(fabs(sqrt(var) - 1) < 5 / sqrt(2.0 * n) && fabs(mean) < 5 / sqrt((double)n),
+                              "%s: mean %g std %g, want 0 and 1", lay.name[id], mean, sqrt(var));
+                continue;
+            }
+            int fan_in = (id == AD_P_FCPROJW || id == AD_P_FCPROJB) ? c.d_ff : c.d_model;
+            double b = 1.0 / sqrt((double)fan_in), se_var = b * b * sqrt(1.0 / 5 - 1.0 / 9) / sqrt((double)n);
+            ck_assert_msg(mx <= b, "%s: |w| reaches %g beyond the bound %g", lay.name[id], mx, b);
+            ck_assert_msg(mx > b * (1 - 20.0 / n), "%s: |w| only reaches %g of bound %g", lay.name[id], mx, b);
+            ck_assert_msg(fabs(var - b * b / 3) < 5 * se_var && fabs(mean) < 5 * b / sqrt(3.0 * n),
+                          "%s: mean %g variance %g, want 0 and %g", lay.name[id], mean, var, b * b / 3);
+        }
+        ad_model_free(&m);
+    }
 }
 END_TEST
 
@@ -745,6 +794,7 @@ static Suite *model_suite(void) {
         {"ref_zero_weights", test_ref_zero_weights}, {"ref_embedding_only", test_ref_embedding_only},
         {"ref_causal_rope", test_ref_causal_rope},   {"ref_gqa_grouping", test_ref_gqa_grouping},
         {"layout", test_layout},                     {"init_weights", test_init_weights},
+        {"init_weights_torch", test_init_weights_torch},
         {"gpt2", test_gpt2},                         {"gpt2_masked", test_gpt2_masked},
         {"gpt2_nobias", test_gpt2_nobias},           {"gpt2_pos_none", test_gpt2_pos_none},
         {"gpt2_odd", test_gpt2_odd},                 {"llama_mha", test_llama_mha},

@@ -17,6 +17,7 @@ typedef struct {
     char family[16];        /* "gpt2" | "llama": switches preset before other model keys apply */
     AdModelConfig model;    /* vocab_size 0 = take it from the tokenizer */
     char init_from[AD_PATH_MAX]; /* "" = random init; else a checkpoint to start from */
+    int init;               /* AdInitKind of a random init */
     char tokenizer_from[AD_PATH_MAX]; /* "" = data.tokenizer; else a checkpoint whose tokenizer
                                          a new model takes (any kind, BPE included) */
     /* "data" */

@@ -38,6 +38,7 @@ typedef struct {
     char family[16];
     AdModelConfig model;          /* vocab_size 0: from the tokenizer */
     char init_from[AD_PATH_MAX];  /* "": new model; else a checkpoint to start from */
+    int init;                     /* AdInitKind of a new model's random weights */
     char tokenizer_from[AD_PATH_MAX]; /* new model's tokenizer: "" = the task's characters
                                      (source task) or bytes; "teacher" = rounds.teacher_path's;
                                      else a checkpoint whose tokenizer the student takes */

@@ -13,6 +13,8 @@
 typedef enum { AD_NORM_LAYERNORM = 0, AD_NORM_RMSNORM = 1 } AdNormKind;
 typedef enum { AD_MLP_GELU = 0, AD_MLP_SWIGLU = 1 } AdMlpKind;
 typedef enum { AD_POS_LEARNED = 0, AD_POS_ROPE = 1, AD_POS_NONE = 2 } AdPosKind;
+/* Random initialisation schemes (not part of the architecture: not stored in checkpoints). */
+typedef enum { AD_INIT_GPT2 = 0, AD_INIT_TORCH = 1 } AdInitKind;
 
 typedef struct {
     int vocab_size;   /* V */
@@ -44,6 +46,8 @@ const char *ad_pos_name(AdPosKind k);
 int ad_norm_parse(const char *s);
 int ad_mlp_parse(const char *s);
 int ad_pos_parse(const char *s);
+const char *ad_init_name(AdInitKind k);
+int ad_init_parse(const char *s);
 
 /* Parameter tensors, in storage order. Absent tensors (wpe without learned positions,
  * biases when bias == 0, lnXb with RMSNorm, lm_head when tied) have size 0 and NULL
@@ -107,9 +111,14 @@ double ad_model_bytes(const AdModelConfig *c, int with_grads);
 AdStatus ad_model_check_finite(const AdModel *m);
 /* The same for any array: "<name>: element 12 is inf". */
 AdStatus ad_check_finite(const float *x, size_t n, const char *name);
-/* GPT-2 style init: N(0, 0.02) for matrices and embeddings, residual projections
- * scaled by 1/sqrt(2L), norm weights 1, biases 0. */
-void ad_model_init_weights(AdModel *m, AdRng *rng);
+/* Random weights from rng. Both schemes set norm weights to 1 and norm biases to 0.
+ * AD_INIT_GPT2: N(0, 0.02) for matrices and embeddings, residual projections (attproj_w,
+ *   fcproj_w) N(0, 0.02/sqrt(2L)), linear biases 0.
+ * AD_INIT_TORCH: PyTorch's module defaults: embeddings (wte, wpe) N(0, 1); each linear
+ *   layer's weight and bias U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (kaiming-uniform with
+ *   a = sqrt(5)); fan_in is C for qkv, attproj, fc and lm_head, F for fcproj.
+ * Tensors are filled in storage order, elements in row-major order. */
+void ad_model_init_weights(AdModel *m, AdRng *rng, AdInitKind kind);
 void ad_model_zero_grad(AdModel *m);
 /* Copies parameters between two models of the same config. */
 AdStatus ad_model_copy_params(AdModel *dst, const AdModel *src);
