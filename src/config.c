@@ -100,6 +100,10 @@ static const AdSchemaRow train_rows[] = {
     CHOICE("data.task", data.task, task_names, "radd", "task when data.source is \"task\""),
     INT("data.min_len", data.min_len, 1, 512, "1", "shortest task length (digits or symbols)"),
     INT("data.max_len", data.max_len, 1, 512, "5", "longest task length; >= data.min_len"),
+    {.key = "data.pad_answer", .type = AD_SCHEMA_BOOL, .offset = OFF(data.pad_answer),
+     .def = "false",
+     .help = "add, radd, mul: write every answer at its longest length, zero-padded on the most "
+             "significant side (radd 5+3 -> \"80\")"},
     STR("data.path", data.path, "", "text file; required when data.source is \"text\""),
     CHOICE("data.tokenizer", data.tokenizer, tokenizer_names, "char",
            "tokenizer of a new model when model.tokenizer_from is empty"),

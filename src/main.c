@@ -337,7 +337,7 @@ static int cmd_train(int argc, char **argv) {
         goto done;
     }
     AdStatus s = is_text ? ad_data_init_text(&data, &tok, text, text_len, T, cfg.data.val_frac)
-                         : ad_data_init_task(&data, &tok, (AdTaskKind)ad_task_parse(cfg.data.task),
+                         : ad_data_init_task(&data, &tok, (AdTaskKind)(ad_task_parse(cfg.data.task) | (cfg.data.pad_answer ? AD_TASK_PADDED : 0)),
                                              cfg.data.min_len, cfg.data.max_len, T);
     if (s) {
         die("data");
@@ -455,7 +455,8 @@ done:
 /* ------------------------------------------------------------------ eval */
 
 static const char *EVAL_HELP =
-    "usage: autodidact eval --model CKPT.h5 (--task NAME [--min-len N] [--max-len N] | --text FILE)\n"
+    "usage: autodidact eval --model CKPT.h5 (--task NAME [--min-len N] [--max-len N]\n"
+    "                       [--pad-answer] | --text FILE)\n"
     "                       [--batches N] [--batch-size B] [--seq-len T] [--seed S]\n"
     "                       [--per-len N] [--logprobs OUT.jsonl]\n"
     "\n"
@@ -467,6 +468,8 @@ static const char *EVAL_HELP =
     "log-probability of each unmasked target token (null where masked); docs/OUTPUTS.md.\n"
     "\n"
     "  --min-len N      shortest task length (default 1)\n"
+    "  --pad-answer     add/radd/mul answers zero-padded to their longest length, as a model\n"
+    "                   trained with data.pad_answer (or task.pad_answer) writes them\n"
     "  --max-len N      longest task length (default 5)\n"
     "  --per-len N      task examples per length for the accuracy (default 100; 0 = none)\n"
     "  --batches N      number of batches (default 8)\n"
@@ -561,6 +564,7 @@ static AdStatus eval_task_accuracy(const AdModel *m, const AdTokenizer *tok, AdT
 static int cmd_eval(int argc, char **argv) {
     const char *model = NULL, *task = NULL, *textf = NULL, *lp_path = NULL;
     long min_len = 1, max_len = 5, batches = 8, bs = 16, T = 0, seed = 1337, per_len = 100;
+    int pad = 0;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -568,6 +572,10 @@ static int cmd_eval(int argc, char **argv) {
             return 0;
         }
         int ok = 1;
+        if (!strcmp(a, "--pad-answer")) {
+            pad = 1;
+            continue;
+        }
         if (!strcmp(a, "--model")) model = v, i++;
         else if (!strcmp(a, "--task")) task = v, i++;
         else if (!strcmp(a, "--text")) textf = v, i++;
@@ -586,6 +594,7 @@ static int cmd_eval(int argc, char **argv) {
     if (!model) return usage_error("eval", "missing --model", NULL);
     if (!task == !textf) return usage_error("eval", "give exactly one of --task and --text", NULL);
     if (task && ad_task_parse(task) < 0) return usage_error("eval", "unknown task", task);
+    AdTaskKind kind = task ? (AdTaskKind)(ad_task_parse(task) | (pad ? AD_TASK_PADDED : 0)) : AD_TASK_COPY;
 
     const char *inputs[] = {model, textf};
     if (lp_path && ad_check_output_path(lp_path, "--logprobs", AD_OUT_FILE, inputs, 2))
@@ -626,7 +635,7 @@ static int cmd_eval(int argc, char **argv) {
         if (!s && (s = ad_data_init_text(&data, &tok, text, text_len, (int)T, 0.0)))
             ad_fail_context(s, "--text %s with --seq-len %ld", textf, T);
     } else {
-        s = ad_data_init_task(&data, &tok, (AdTaskKind)ad_task_parse(task), (int)min_len, (int)max_len, (int)T);
+        s = ad_data_init_task(&data, &tok, kind, (int)min_len, (int)max_len, (int)T);
     }
     if (s || ad_acts_init(&acts, &m.cfg, (int)bs, (int)T)) {
         die("eval");
@@ -699,7 +708,7 @@ static int cmd_eval(int argc, char **argv) {
                windows, T);
     else printf("data  %s, %ld windows of %ld tokens\n", textf, windows, T);
     printf("loss  %.6f nats/token over %ld target tokens\nperplexity %.4f\n", mean, count, exp(mean));
-    if (task && per_len > 0 && eval_task_accuracy(&m, &tok, (AdTaskKind)ad_task_parse(task),
+    if (task && per_len > 0 && eval_task_accuracy(&m, &tok, kind,
                                                   (int)min_len, (int)max_len, (int)per_len,
                                                   (uint64_t)seed)) {
         die("eval");

@@ -809,7 +809,8 @@ static AdStatus run_setup(Run *r, const AdExperimentConfig *cfg, const AdRunOpti
     AdStatus st;
     ad_set_threads(cfg->threads);
     r->is_task = !strcmp(cfg->task.source, "task");
-    if (r->is_task) r->task = (AdTaskKind)ad_task_parse(cfg->task.name);
+    if (r->is_task)
+        r->task = (AdTaskKind)(ad_task_parse(cfg->task.name) | (cfg->task.pad_answer ? AD_TASK_PADDED : 0));
     snprintf(r->ckpt_dir, sizeof r->ckpt_dir, "%s.ckpt", cfg->run_file);
     if ((st = load_prompts(r))) return st;
     if ((st = init_student(r))) return st;

@@ -591,7 +591,7 @@ START_TEST(test_print_keys) {
                           "model.norm", "model.mlp", "model.pos", "model.bias", "model.tied",
                           "model.norm_eps", "model.rope_theta", "model.init_from", "model.init",
                           "model.tokenizer_from", "data.source",
-                          "data.task", "data.min_len", "data.max_len", "data.path",
+                          "data.task", "data.min_len", "data.max_len", "data.pad_answer", "data.path",
                           "data.tokenizer", "data.val_frac", "train.steps", "train.batch_size",
                           "train.seq_len", "train.grad_accum", "train.lr", "train.min_lr",
                           "train.schedule", "train.warmup_steps", "train.decay_steps",

@@ -668,7 +668,7 @@ START_TEST(test_print_keys) {
                                         "init_from", "init", "tokenizer_from"};
     static const char *const task[] = {"source", "name", "path", "train_min_len",
                                        "train_max_len", "eval_min_len", "eval_max_len",
-                                       "eval_per_len", "seed_examples"};
+                                       "eval_per_len", "seed_examples", "pad_answer"};
     static const char *const phase[] = {"steps", "batch_size", "seq_len", "grad_accum", "lr",
                                         "min_lr", "schedule", "warmup_steps", "decay_steps",
                                         "weight_decay", "beta1", "beta2", "eps", "grad_clip",
@@ -685,7 +685,7 @@ START_TEST(test_print_keys) {
                                          "policy", "scorer", "threshold", "k", "frac",
                                          "one_per_prompt"};
     struct { const char *group; const char *const *keys; int n; } groups[] = {
-        {"", top, 4},          {"model.", model, 18},       {"task.", task, 9},
+        {"", top, 4},          {"model.", model, 18},       {"task.", task, 10},
         {"pretrain.", phase, 20}, {"train.", phase, 20},    {"rounds.", rounds, 11},
         {"generate.", generate, 7}, {"score.", score, 7},   {"select.", select, 9},
     };

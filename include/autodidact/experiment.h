@@ -51,6 +51,8 @@ typedef struct {
         int train_min_len, train_max_len; /* ground-truth lengths used in round 0 */
         int eval_min_len, eval_max_len;   /* evaluation grid (exact-match accuracy per length) */
         int eval_per_len;                 /* evaluation prompts per length */
+        int pad_answer;           /* 1: add/radd/mul answers zero-padded to their longest length
+                                     (AD_TASK_PADDED) in training, labels and evaluation */
         int seed_examples;        /* > 0: round 0 trains on only this many ground-truth
                                      examples (seed-set augmentation: the rounds grow the data
                                      at the same lengths) */
