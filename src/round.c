@@ -1517,11 +1517,12 @@ static void print_plan(const Run *r, FILE *f) {
     const AdModelConfig *m = &r->student.cfg;
     fprintf(f, "run file   %s (checkpoints in %s.ckpt/)\n", c->run_file, c->run_file);
     fprintf(f, "model      %s: %s/%s/%s, %d layers, d_model %d, %d heads (%d kv), d_ff %d, "
-            "vocab %d, context %d, %.2fM parameters (%zu)%s%s\n",
+            "vocab %d, context %d, %.2fM parameters (%zu)%s%s%s\n",
             c->init_from[0] ? "checkpoint" : c->family, ad_norm_name(m->norm), ad_mlp_name(m->mlp),
             ad_pos_name(m->pos), m->n_layer, m->d_model, m->n_head, m->n_kv_head, m->d_ff,
             m->vocab_size, m->max_seq_len, r->student.n_params / 1e6, r->student.n_params,
-            c->init_from[0] ? ", from " : "", c->init_from);
+            c->init_from[0] ? ", from " : "", c->init_from,
+            c->init_from[0] ? "" : c->init == AD_INIT_TORCH ? ", PyTorch-default init" : ", GPT-2 init");
     const char *tok_from = c->init_from[0] ? c->init_from
                            : !strcmp(c->tokenizer_from, "teacher") ? c->rounds.teacher_path
                            : c->tokenizer_from[0] ? c->tokenizer_from
@@ -1542,8 +1543,9 @@ static void print_plan(const Run *r, FILE *f) {
                 : "an average (EMA) of the student's weights");
     }
     if (r->is_task)
-        fprintf(f, "task       %s, ground truth at lengths %d..%d, evaluation at %d..%d (%d per "
-                "length)\n", c->task.name, c->task.train_min_len, c->task.train_max_len,
+        fprintf(f, "task       %s%s, ground truth at lengths %d..%d, evaluation at %d..%d (%d per "
+                "length)\n", c->task.name, c->task.pad_answer ? " (answers zero-padded)" : "",
+                c->task.train_min_len, c->task.train_max_len,
                 c->task.eval_min_len, c->task.eval_max_len, c->task.eval_per_len);
     else if (r->n_file_lines)
         fprintf(f, "prompts    %ld from %s (task.source %s); no verifier or evaluation\n",
