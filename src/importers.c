@@ -368,6 +368,28 @@ AdStatus ad_import_opts(const char *path, const AdImportOptions *opt, AdModel *m
     return st;
 }
 
+AdStatus ad_import_vocab(const char *path, AdTokenizer *tok) {
+    memset(tok, 0, sizeof *tok);
+    if (!path) return ad_fail(AD_ERR_ARG, "ad_import_vocab: path is NULL");
+    AdImportFormat fmt;
+    AdStatus st = ad_import_detect(path, &fmt);
+    if (st != AD_OK) return st;
+    if (fmt == AD_IMPORT_GGUF) {
+        ImpFile f;
+        if ((st = imp_file_open(&f, path)) != AD_OK) return st;
+        st = imp_load_gguf_vocab(&f, tok);
+        imp_file_close(&f);
+        return st;
+    }
+    AdModel m;
+    st = ad_import(path, fmt, NULL, &m, tok);
+    if (st != AD_OK) return st;
+    ad_model_free(&m);
+    if (tok->vocab_size == 0)
+        st = ad_fail(AD_ERR_FORMAT, "%s holds no vocabulary", path);
+    return st;
+}
+
 AdStatus ad_import(const char *path, AdImportFormat fmt, const char *tokenizer_path,
                    AdModel *m, AdTokenizer *tok) {
     AdImportOptions o = {.format = fmt, .tokenizer_path = tokenizer_path};

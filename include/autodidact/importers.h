@@ -63,5 +63,10 @@ AdStatus ad_import_opts(const char *path, const AdImportOptions *opt, AdModel *m
 /* ad_import_opts with {fmt, tokenizer_path} and every other option at its default. */
 AdStatus ad_import(const char *path, AdImportFormat fmt, const char *tokenizer_path,
                    AdModel *m, AdTokenizer *tok);
+/* Reads only the vocabulary of a file import reads: a GGUF's tokenizer.ggml.* (the file
+ * may hold no tensors, as vocabulary-only GGUF files), else the embedded or neighbouring
+ * vocabulary of a whole import. AD_ERR_FORMAT naming the file when it has none; on error
+ * tok is left zeroed. */
+AdStatus ad_import_vocab(const char *path, AdTokenizer *tok);
 
 #endif

@@ -13,8 +13,37 @@ typedef enum {
     AD_TOK_BYTE = 0,  /* ids 0..3 specials, then one id per byte value */
     AD_TOK_CHAR = 1,  /* ids 0..3 specials, then one id per code point, sorted */
     AD_TOK_SPM = 2,   /* sentencepiece-style BPE as in llama2.c (scores, byte fallback) */
-    AD_TOK_GPT2 = 3   /* GPT-2 byte-level BPE */
+    AD_TOK_GPT2 = 3   /* byte-level BPE (GPT-2 and its descendants) */
 } AdTokKind;
+
+/* Pre-tokenizer of a byte-level BPE vocabulary: GGUF's tokenizer.ggml.pre values, each
+ * the expression list llama.cpp's llama-vocab.cpp applies (see pretokenize.c). */
+typedef enum {
+    AD_PRE_GPT2 = 0,        /* "gpt-2" */
+    AD_PRE_LLAMA3,          /* "llama-bpe" (Llama 3): numbers in threes, whole-word lookup */
+    AD_PRE_QWEN2,           /* "qwen2": as llama-bpe with single digits */
+    AD_PRE_DEEPSEEK_LLM,    /* "deepseek-llm" */
+    AD_PRE_DEEPSEEK_CODER,  /* "deepseek-coder" */
+    AD_PRE_FALCON,          /* "falcon" */
+    AD_PRE_MPT,             /* "mpt": as gpt-2 */
+    AD_PRE_STARCODER,       /* "starcoder": single digits, then gpt-2 */
+    AD_PRE_REFACT,          /* "refact": as starcoder */
+    AD_PRE_SMOLLM,          /* "smollm": as starcoder */
+    AD_PRE_DEFAULT          /* "default": llama.cpp's fallback list */
+} AdPreTok;
+#define AD_PRE_COUNT 11
+
+/* Token types, GGUF's tokenizer.ggml.token_type values. */
+typedef enum {
+    AD_TT_UNDEFINED = 0,    /* treated as normal */
+    AD_TT_NORMAL = 1,
+    AD_TT_UNKNOWN = 2,      /* the <unk> piece: decodes as stored, never matched in text */
+    AD_TT_CONTROL = 3,      /* special: decodes to nothing, never matched in text */
+    AD_TT_USER_DEFINED = 4, /* added token: matched in the raw text before pre-tokenizing,
+                             * longest first; stored and decoded as raw text */
+    AD_TT_UNUSED = 5,       /* decodes as stored, never produced by encode */
+    AD_TT_BYTE = 6          /* SPM "<0xNN>" byte piece */
+} AdTokType;
 
 typedef struct {
     AdTokKind kind;
@@ -27,6 +56,12 @@ typedef struct {
     int *merges;       /* (n_merges, 2) GPT-2, owned: the merge of rank r (0 first) joins
                         * pieces merges[2r] and merges[2r+1]. NULL when the tokenizer has
                         * no merge table (then it decodes but cannot encode) */
+    unsigned char *types; /* (vocab_size) owned AdTokType of each piece; NULL: all normal */
+    int unk_id;        /* -1 when the vocabulary has none */
+    AdPreTok pre;      /* GPT-2 kind: the pre-tokenizer (AD_PRE_GPT2 unless set) */
+    int add_bos, add_eos; /* the vocabulary asks for BOS / EOS around a text (0 or 1);
+                           * informational: encode never adds them */
+    int add_space_prefix; /* SPM: prepend " " to a text (llama2.c does, the default) */
     void *impl;        /* private lookup tables, owned */
 } AdTokenizer;
 
@@ -65,6 +100,35 @@ AdStatus ad_tokenizer_init_from_pieces(AdTokenizer *t, AdTokKind kind, int vocab
                                        const char *const *pieces, const int *piece_len,
                                        const float *scores, int bos_id, int eos_id,
                                        int pad_id, int sep_id);
+/* Everything a vocabulary file can say, for ad_tokenizer_init_spec. */
+typedef struct {
+    AdTokKind kind;
+    int vocab_size;
+    const char *const *pieces;  /* (vocab_size) bytes of each piece */
+    const int *piece_len;       /* (vocab_size) */
+    const float *scores;        /* (vocab_size) or NULL (all 0) */
+    const unsigned char *types; /* (vocab_size) AdTokType or NULL (all normal) */
+    int bos_id, eos_id, pad_id, sep_id, unk_id; /* -1: none */
+    AdPreTok pre;
+    int add_bos, add_eos, add_space_prefix;
+    int n_merges;
+    const int *merges;          /* (n_merges, 2) GPT-2 merge table, or NULL */
+} AdTokSpec;
+
+/* Builds a tokenizer from a full description (copied), as ad_tokenizer_init_from_pieces
+ * followed by ad_tokenizer_set_merges, with token types, the unk id, the pre-tokenizer
+ * and the flags. Control pieces are special like bos/eos/pad/sep. A GPT-2 vocabulary is
+ * byte-level when every normal piece is in byte-to-unicode form (control, user-defined,
+ * unknown and unused pieces may hold anything); a byte without a piece then makes encode
+ * fail, naming that byte, only for a text that holds it. A type outside 0..6 or a
+ * pre-tokenizer outside AdPreTok is AD_ERR_ARG. */
+AdStatus ad_tokenizer_init_spec(AdTokenizer *t, const AdTokSpec *spec);
+/* "gpt-2", "llama-bpe", ... as listed at AdPreTok ("?" when out of range). */
+const char *ad_pretok_name(AdPreTok p);
+/* Parses a tokenizer.ggml.pre value; "llama3", "llama-v3", "qwen2.5", "qwen-2.5",
+ * "smollm2"... are taken as their families; -1 if unknown. */
+int ad_pretok_parse(const char *s);
+
 /* Gives a GPT-2 tokenizer its merge table: merges[2r], merges[2r+1] are the ids joined by
  * the merge of rank r, r < n_merges (copied; merges may be NULL when n_merges is 0).
  * Replaces any earlier table. More than zero merges need a byte-level vocabulary; each
@@ -73,6 +137,9 @@ AdStatus ad_tokenizer_init_from_pieces(AdTokenizer *t, AdTokKind kind, int vocab
  * negative count or an id outside [0, vocab_size) is AD_ERR_ARG. On error t is unchanged.
  * Part of initialisation: not to be called while other threads use t. */
 AdStatus ad_tokenizer_set_merges(AdTokenizer *t, int n_merges, const int *merges);
+/* GPT-2 kind: the id of the non-special piece with these bytes (the lowest of equal
+ * ones), or -1 (also for other kinds). */
+int ad_tokenizer_piece_id(const AdTokenizer *t, const char *s, int len);
 void ad_tokenizer_free(AdTokenizer *t);
 const char *ad_tok_kind_name(AdTokKind k);
 int ad_tok_kind_parse(const char *s); /* -1 if unknown */
