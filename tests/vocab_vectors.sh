@@ -5,9 +5,9 @@
 # Usage: vocab_vectors.sh AUTODIDACT_BINARY [VOCAB_DIR]. Skips (exit 77) without the folder.
 set -u
 bin=$1
-dir=${2:-${AD_SHARED_VOCAB:-$(dirname "$0")/../../shared/vocab}}
+dir=${AD_SHARED_VOCAB:-${2:-}}
 if [ ! -d "$dir" ]; then
-    echo "skipped: no vocabulary test folder at $dir (set AD_SHARED_VOCAB)"
+    echo "skipped: no vocabulary test folder at ${dir:-(none given)} (set AD_SHARED_VOCAB)"
     exit 77
 fi
 tmp=$(mktemp -d)
