@@ -87,6 +87,16 @@ AdStatus ad_tokenizer_load_llama2c(AdTokenizer *t, const char *path, int vocab_s
  * the file and the line or key; a missing one AD_ERR_IO. */
 AdStatus ad_tokenizer_load_gpt2(AdTokenizer *t, const char *vocab_json_path,
                                 const char *merges_txt_path);
+/* Reads a Hugging Face tokenizer.json with a byte-level BPE model: model.vocab (piece ->
+ * id), model.merges ("a b" strings or ["a", "b"] pairs, rank 0 first), added_tokens
+ * (special ones become control pieces, the others user-defined, matched before BPE), the
+ * pre_tokenizer (ByteLevel -> gpt-2; Sequence[Split on the llama-bpe or qwen2 expression,
+ * ByteLevel] -> llama-bpe / qwen2; Sequence[Digits individual, ByteLevel] -> starcoder) and
+ * the normalizer (none, or NFC, under which text is encoded as given). config_path (may be
+ * NULL or absent) is a tokenizer_config.json giving bos/eos/pad/unk_token and
+ * add_bos_token / add_eos_token. Anything else is AD_ERR_FORMAT naming the file and the
+ * part; ids no entry names become empty unused pieces. */
+AdStatus ad_tokenizer_load_hf_json(AdTokenizer *t, const char *path, const char *config_path);
 /* Rebuilds a tokenizer from stored pieces (as written to a checkpoint). Copies inputs;
  * scores may be NULL (all 0). A byte vocabulary must hold each byte value as exactly one
  * one-byte piece, a char vocabulary one code point per piece, both apart from the
