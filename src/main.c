@@ -699,14 +699,23 @@ done:
 /* ------------------------------------------------------------------ model loading */
 
 /* A checkpoint (HDF5) or any importable open-model file. */
-static AdStatus load_any_model(const char *path, const char *tokenizer, int max_seq, AdModel *m,
-                               AdTokenizer *tok) {
+/* *yes = 1 when path is an HDF5 file (a checkpoint), 0 for anything else. */
+static AdStatus is_checkpoint(const char *path, int *yes) {
     unsigned char magic[8] = {0};
     FILE *f = fopen(path, "rb");
     if (!f) return ad_fail(AD_ERR_IO, "cannot open %s: %s", path, strerror(errno));
     size_t got = fread(magic, 1, 8, f);
     fclose(f);
-    if (got == 8 && !memcmp(magic, "\x89HDF\r\n\x1a\n", 8)) {
+    *yes = got == 8 && !memcmp(magic, "\x89HDF\r\n\x1a\n", 8);
+    return AD_OK;
+}
+
+static AdStatus load_any_model(const char *path, const char *tokenizer, int max_seq, AdModel *m,
+                               AdTokenizer *tok) {
+    int ckpt;
+    AdStatus cs = is_checkpoint(path, &ckpt);
+    if (cs != AD_OK) return cs;
+    if (ckpt) {
         if (tokenizer) ad_log(AD_LOG_WARN, "--tokenizer is ignored: %s carries its own", path);
         return ad_checkpoint_load(path, m, 0, tok, NULL);
     }
@@ -850,14 +859,12 @@ static AdStatus read_file_bytes(const char *path, char **buf, size_t *n) {
 
 /* The vocabulary of a checkpoint or of anything import reads. */
 static AdStatus load_any_vocab(const char *path, AdTokenizer *tok) {
-    unsigned char magic[8] = {0};
-    FILE *f = fopen(path, "rb");
-    if (!f) return ad_fail(AD_ERR_IO, "cannot open %s: %s", path, strerror(errno));
-    size_t got = fread(magic, 1, 8, f);
-    fclose(f);
-    if (got == 8 && !memcmp(magic, "\x89HDF\r\n\x1a\n", 8)) {
+    int ckpt;
+    AdStatus st = is_checkpoint(path, &ckpt);
+    if (st != AD_OK) return st;
+    if (ckpt) {
         AdModel m;
-        AdStatus st = ad_checkpoint_load(path, &m, 0, tok, NULL);
+        st = ad_checkpoint_load(path, &m, 0, tok, NULL);
         if (st == AD_OK) ad_model_free(&m);
         return st;
     }
