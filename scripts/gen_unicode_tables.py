@@ -1,8 +1,10 @@
 #!/usr/bin/python3
 """Writes src/unicode_tables.c: the Unicode general category (major class) of every code
-point as sorted ranges, and the White_Space property, from Debian's unicode-data files
-(apt-get install unicode-data). Also the letter set of the deepseek-llm pre-tokenizer,
-copied from its regular expression. Run: scripts/gen_unicode_tables.py > src/unicode_tables.c
+point as sorted ranges, the White_Space property, and the data of canonical composition
+(NFC: combining classes, canonical decompositions, primary composites), from Debian's
+unicode-data files (apt-get install unicode-data). Also the letter set of the deepseek-llm
+pre-tokenizer, copied from its regular expression.
+Run: scripts/gen_unicode_tables.py > src/unicode_tables.c
 """
 import sys
 
@@ -34,6 +36,41 @@ def categories():
             for c in range(lo, cp + 1):
                 cat[c] = MAJOR[gc[0]]
     return cat
+
+
+def normalization():
+    """Combining classes (non-zero, as ranges), canonical decompositions (one or two code
+    points) and the primary composites: two-point decompositions not excluded."""
+    ccc, decomp = {}, {}
+    with open(UCD + "UnicodeData.txt", encoding="utf-8") as f:
+        for line in f:
+            fields = line.split(";")
+            cp = int(fields[0], 16)
+            if int(fields[3]):
+                ccc[cp] = int(fields[3])
+            d = fields[5]
+            if d and not d.startswith("<"):
+                decomp[cp] = [int(x, 16) for x in d.split()]
+    excluded = set()
+    with open(UCD + "DerivedNormalizationProps.txt", encoding="utf-8") as f:
+        for line in f:
+            line = line.split("#")[0].strip()
+            if not line:
+                continue
+            parts = [x.strip() for x in line.split(";")]
+            if parts[1] != "Full_Composition_Exclusion":
+                continue
+            lo, _, hi = parts[0].partition("..")
+            excluded.update(range(int(lo, 16), int(hi or lo, 16) + 1))
+    comp = sorted((d[0], d[1], cp) for cp, d in decomp.items()
+                  if len(d) == 2 and cp not in excluded)
+    runs, prev = [], None
+    for cp in sorted(ccc):
+        if runs and runs[-1][1] == cp - 1 and runs[-1][2] == ccc[cp]:
+            runs[-1][1] = cp
+        else:
+            runs.append([cp, cp, ccc[cp]])
+    return runs, sorted(decomp.items()), comp
 
 
 def white_space():
@@ -90,7 +127,20 @@ def main():
     w("const AdUnicodeRange ad_unicode_deepseek_llm_letters[] = {\n")
     for lo, hi in dl:
         w("    {0x%04X, 0x%04X, 1},\n" % (lo, hi))
-    w("};\nconst int ad_unicode_n_deepseek_llm_letters = %d;\n" % len(dl))
+    w("};\nconst int ad_unicode_n_deepseek_llm_letters = %d;\n\n" % len(dl))
+    ccc, decomp, comp = normalization()
+    w("const AdUnicodeRange ad_unicode_combining_class[] = {\n")
+    for lo, hi, k in ccc:
+        w("    {0x%04X, 0x%04X, %d},\n" % (lo, hi, k))
+    w("};\nconst int ad_unicode_n_combining_class = %d;\n\n" % len(ccc))
+    w("const AdUnicodeMap ad_unicode_decompositions[] = { /* by cp */\n")
+    for cp, d in decomp:
+        w("    {0x%04X, 0x%04X, 0x%04X},\n" % (cp, d[0], d[1] if len(d) > 1 else 0))
+    w("};\nconst int ad_unicode_n_decompositions = %d;\n\n" % len(decomp))
+    w("const AdUnicodeMap ad_unicode_compositions[] = { /* by (a, b); cp = a + b composed */\n")
+    for a, b, cp in comp:
+        w("    {0x%04X, 0x%04X, 0x%04X},\n" % (cp, a, b))
+    w("};\nconst int ad_unicode_n_compositions = %d;\n" % len(comp))
 
 
 main()

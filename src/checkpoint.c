@@ -133,7 +133,7 @@ static AdStatus write_tokenizer(hid_t f, const AdTokenizer *t) {
         {"vocab_size", V},  {"bos_id", t->bos_id}, {"eos_id", t->eos_id},
         {"pad_id", t->pad_id}, {"sep_id", t->sep_id}, {"unk_id", t->unk_id},
         {"add_bos", t->add_bos}, {"add_eos", t->add_eos},
-        {"add_space_prefix", t->add_space_prefix},
+        {"add_space_prefix", t->add_space_prefix}, {"nfc", t->nfc},
     };
     for (size_t i = 0; i < sizeof ints / sizeof ints[0] && s == AD_OK; i++)
         s = ad_h5_attr_write_i64(g, ints[i].name, ints[i].v);
@@ -512,7 +512,8 @@ static AdStatus read_tokenizer(hid_t f, const char *path, int model_vocab, AdTok
                       .add_space_prefix = kind == AD_TOK_SPM};
     const struct { const char *name; int64_t lo, hi; int *dst; } opt_ints[] = {
         {"unk_id", -1, V - 1, &spec.unk_id}, {"add_bos", 0, 1, &spec.add_bos},
-        {"add_eos", 0, 1, &spec.add_eos}, {"add_space_prefix", 0, 1, &spec.add_space_prefix}};
+        {"add_eos", 0, 1, &spec.add_eos}, {"add_space_prefix", 0, 1, &spec.add_space_prefix},
+        {"nfc", 0, 1, &spec.nfc}};
     for (size_t k = 0; k < sizeof opt_ints / sizeof opt_ints[0] && s == AD_OK; k++) {
         int present;
         int64_t v;

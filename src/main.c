@@ -738,7 +738,8 @@ static const char *IMPORT_HELP =
     "Formats: llama2.c .bin (with its tokenizer file), GGUF v3 llama (F32/F16, vocabulary\n"
     "embedded), llm.c GPT-2 (magic 20240326), Hugging Face safetensors + config.json (Llama;\n"
     "F32/F16/BF16). The format is detected from the file unless --format is given.\n"
-    "  --tokenizer FILE   llama2.c tokenizer .bin or llm.c GPT-2 tokenizer file\n"
+    "  --tokenizer FILE   llama2.c tokenizer .bin, llm.c GPT-2 tokenizer file or a Hugging Face\n"
+    "                     tokenizer.json (safetensors: the tokenizer.json beside SRC by default)\n"
     "  --config FILE      safetensors only: the config.json (default: the one beside SRC)\n"
     "  --max-seq-len N    replace the file's context length (e.g. a model trained shorter)\n";
 

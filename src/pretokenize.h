@@ -1,5 +1,6 @@
-/* pretokenize.h: the pre-tokenizers of byte-level BPE vocabularies (text -> pre-tokens
- * that BPE then merges within); internal to tokenizer.c. */
+/* pretokenize.h: what happens to a text before BPE: the NFC normalizer and the
+ * pre-tokenizers of byte-level BPE vocabularies (text -> pre-tokens that BPE then merges
+ * within); internal to tokenizer.c. */
 #ifndef AUTODIDACT_PRETOKENIZE_H
 #define AUTODIDACT_PRETOKENIZE_H
 
@@ -18,5 +19,9 @@ int ad_utf8_decode(const unsigned char *s, size_t n, uint32_t *cp);
  * UTF-8 sequence is one unit of its own, in no Unicode class. Allocates nothing. */
 size_t ad_pretok_split(AdPreTok pre, const unsigned char *s, size_t len, size_t *ends,
                        size_t *scratch);
+
+/* Unicode NFC of s[0..len) into *out (malloc'd, *out_len bytes; bytes that are not UTF-8
+ * pass through). Returns 0, or -1 when out of memory. (normalize.c) */
+int ad_unicode_nfc(const unsigned char *s, size_t len, unsigned char **out, size_t *out_len);
 
 #endif

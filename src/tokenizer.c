@@ -544,6 +544,7 @@ AdStatus ad_tokenizer_init_spec(AdTokenizer *t, const AdTokSpec *sp) {
         t->add_bos = sp->add_bos != 0;
         t->add_eos = sp->add_eos != 0;
         t->add_space_prefix = sp->add_space_prefix != 0;
+        t->nfc = sp->nfc != 0;
         st = tok_build_impl(t);
     }
     if (st == AD_OK && (sp->n_merges != 0 || sp->merges)) {
@@ -1120,9 +1121,6 @@ AdStatus ad_tokenizer_load_hf_json(AdTokenizer *t, const char *path, const char 
         st = ad_fail(AD_ERR_FORMAT, "%s: normalizer has no type", path);
         goto cleanup;
     }
-    if (ntype)
-        ad_log(AD_LOG_INFO, "%s: normalizer NFC: texts are encoded as given (NFC text encodes "
-               "exactly as Hugging Face's tokenizer does)", path);
     AdPreTok pre = AD_PRE_GPT2;
     if ((st = hf_pretokenizer(path, cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"),
                               &pre)) != AD_OK)
@@ -1175,7 +1173,7 @@ AdStatus ad_tokenizer_load_hf_json(AdTokenizer *t, const char *path, const char 
         .eos_id = hf_config_token(cfg, "eos_token", pieces, V),
         .pad_id = hf_config_token(cfg, "pad_token", pieces, V), .sep_id = -1,
         .unk_id = hf_config_token(cfg, "unk_token", pieces, V), .pre = pre,
-        .add_bos = cJSON_IsTrue(ab), .add_eos = cJSON_IsTrue(ae)};
+        .add_bos = cJSON_IsTrue(ab), .add_eos = cJSON_IsTrue(ae), .nfc = ntype != NULL};
     if ((st = ad_tokenizer_init_spec(t, &spec)) != AD_OK) {
         ad_fail_context(st, "%s", path);
         goto cleanup;
@@ -1666,6 +1664,17 @@ static AdStatus encode_any(const AdTokenizer *t, const char *text, size_t len, i
     const unsigned char *s = (const unsigned char *)text;
     const TokImpl *im = t->impl;
     int prefix = t->add_space_prefix;
+    if (t->nfc && len > 0) {
+        unsigned char *norm;
+        size_t nlen;
+        if (ad_unicode_nfc(s, len, &norm, &nlen) != 0)
+            return ad_fail(AD_ERR_NOMEM, "encode: out of memory normalizing %zu bytes", len);
+        AdTokenizer plain = *t;
+        plain.nfc = 0;
+        AdStatus st = encode_any(&plain, (const char *)norm, nlen, out, cap, n_out, dummy_prefix);
+        free(norm);
+        return st;
+    }
     int n = 0;
     if (im->n_user == 0 || len == 0) {
         AdStatus st = encode_raw(t, s, len, out, cap, &n, dummy_prefix && prefix);

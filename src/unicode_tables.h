@@ -23,6 +23,17 @@ extern const int ad_unicode_n_white_space;
 extern const AdUnicodeRange ad_unicode_deepseek_llm_letters[];
 extern const int ad_unicode_n_deepseek_llm_letters;
 
+/* Canonical composition data (NFC). */
+typedef struct {
+    uint32_t cp, a, b; /* cp's canonical decomposition is a (b), b = 0 for one point */
+} AdUnicodeMap;
+extern const AdUnicodeRange ad_unicode_combining_class[]; /* non-zero classes */
+extern const int ad_unicode_n_combining_class;
+extern const AdUnicodeMap ad_unicode_decompositions[];    /* sorted by cp */
+extern const int ad_unicode_n_decompositions;
+extern const AdUnicodeMap ad_unicode_compositions[];      /* primary composites, by (a, b) */
+extern const int ad_unicode_n_compositions;
+
 /* Value of the range holding cp in a sorted table of n ranges, 0 if none does. */
 static inline int ad_unicode_lookup(const AdUnicodeRange *r, int n, uint32_t cp) {
     int lo = 0, hi = n;

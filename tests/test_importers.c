@@ -1085,6 +1085,25 @@ START_TEST(test_safetensors_tokenizer_json) {
     ck_assert_str_eq(out, text);
     ad_tokenizer_free(&t);
     ad_model_free(&m);
+    /* the NFC normalizer: "e" + U+0301 encodes as "\xc3\xa9" does (two byte pieces) */
+    static char nfc_json[16500];
+    char *norm0 = strstr(json, "\"normalizer\": null");
+    ck_assert_ptr_nonnull(norm0);
+    int head = (int)(norm0 - json);
+    int nn = snprintf(nfc_json, sizeof nfc_json, "%.*s\"normalizer\": {\"type\": \"NFC\"}%s", head,
+                      json, norm0 + strlen("\"normalizer\": null"));
+    strcpy(strrchr(dir, '/') + 1, "tokenizer.json");
+    f = fopen(dir, "wb");
+    fwrite(nfc_json, 1, (size_t)nn, f);
+    fclose(f);
+    ck_assert_msg(ad_import(path, AD_IMPORT_AUTO, NULL, &m, &t) == AD_OK, "%s", ad_errmsg());
+    ck_assert_int_eq(t.nfc, 1);
+    ck_assert_int_eq(ad_tokenizer_encode(&t, "e\xcc\x81", 3, ids, 16, &k), AD_OK);
+    ck_assert_int_eq(k, 2);
+    ck_assert_int_eq(ids[0], 0xC3);
+    ck_assert_int_eq(ids[1], 0xA9);
+    ad_tokenizer_free(&t);
+    ad_model_free(&m);
     /* an unsupported normalizer is refused, naming the file */
     strcpy(strrchr(dir, '/') + 1, "tokenizer.json");
     char *norm = strstr(json, "\"normalizer\": null");

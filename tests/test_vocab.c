@@ -83,6 +83,105 @@ START_TEST(test_pretok_names) {
 }
 END_TEST
 
+/* ---- NFC ---- */
+
+static void expect_nfc(const char *in, const char *want) {
+    unsigned char *out;
+    size_t n;
+    ck_assert_int_eq(ad_unicode_nfc((const unsigned char *)in, strlen(in), &out, &n), 0);
+    ck_assert_msg(n == strlen(want) && !memcmp(out, want, n), "NFC of \"%s\" is \"%.*s\", not "
+                  "\"%s\"", in, (int)n, (const char *)out, want);
+    free(out);
+}
+
+START_TEST(test_nfc_by_hand) {
+    expect_nfc("e\xcc\x81", "\xc3\xa9");                        /* e + acute -> é */
+    expect_nfc("\xe2\x84\xab", "\xc3\x85");                     /* Angstrom sign -> Å */
+    expect_nfc("\xe1\x84\x80\xe1\x85\xa1\xe1\x86\xa8", "\xea\xb0\x81"); /* L V T -> 각 */
+    /* marks reordered by class (dot below 220 before acute 230), then composed */
+    expect_nfc("a\xcc\x81\xcc\xa3", "\xe1\xba\xa1\xcc\x81");
+    /* U+0958 is excluded from composition: it stays decomposed */
+    expect_nfc("\xe0\xa5\x98", "\xe0\xa4\x95\xe0\xa4\xbc");
+    /* a leading mark, bytes that are not UTF-8 and ASCII pass through */
+    expect_nfc("\xcc\x81" "a\xff" "b", "\xcc\x81" "a\xff" "b");
+    expect_nfc("", "");
+}
+END_TEST
+
+/* Hex code points "0041 0301" -> UTF-8. */
+static size_t cps_to_utf8(const char *field, char *out) {
+    size_t n = 0;
+    char *end;
+    for (const char *p = field; *p;) {
+        unsigned long c = strtoul(p, &end, 16);
+        if (end == p) break;
+        p = end;
+        if (c < 0x80) out[n++] = (char)c;
+        else if (c < 0x800) {
+            out[n++] = (char)(0xC0 | (c >> 6));
+            out[n++] = (char)(0x80 | (c & 0x3F));
+        } else if (c < 0x10000) {
+            out[n++] = (char)(0xE0 | (c >> 12));
+            out[n++] = (char)(0x80 | ((c >> 6) & 0x3F));
+            out[n++] = (char)(0x80 | (c & 0x3F));
+        } else {
+            out[n++] = (char)(0xF0 | (c >> 18));
+            out[n++] = (char)(0x80 | ((c >> 12) & 0x3F));
+            out[n++] = (char)(0x80 | ((c >> 6) & 0x3F));
+            out[n++] = (char)(0x80 | (c & 0x3F));
+        }
+    }
+    out[n] = '\0';
+    return n;
+}
+
+/* Unicode's own conformance file: c2 == NFC(c1) == NFC(c2) == NFC(c3), c4 == NFC(c4) ==
+ * NFC(c5), on every line. */
+START_TEST(test_nfc_conformance) {
+    const char *file = "/usr/share/unicode/NormalizationTest.txt.bz2";
+    FILE *probe = fopen(file, "rb");
+    if (!probe) {
+        printf("skipped: %s is absent (Debian package unicode-data)\n", file);
+        return;
+    }
+    fclose(probe);
+    FILE *p = popen("bzcat /usr/share/unicode/NormalizationTest.txt.bz2", "r");
+    ck_assert_ptr_nonnull(p);
+    char line[4096];
+    long lines = 0, bad = 0;
+    while (fgets(line, sizeof line, p)) {
+        if (line[0] == '#' || line[0] == '@' || line[0] == '\n') continue;
+        char *f[5];
+        char *q = line;
+        for (int k = 0; k < 5; k++) {
+            f[k] = q;
+            q = strchr(q, ';');
+            ck_assert_ptr_nonnull(q);
+            *q++ = '\0';
+        }
+        char c[5][256];
+        size_t n[5];
+        for (int k = 0; k < 5; k++) n[k] = cps_to_utf8(f[k], c[k]);
+        const int src[5] = {0, 1, 2, 3, 4}, want[5] = {1, 1, 1, 3, 3};
+        for (int k = 0; k < 5; k++) {
+            unsigned char *out;
+            size_t m;
+            ck_assert_int_eq(ad_unicode_nfc((const unsigned char *)c[src[k]], n[src[k]], &out, &m),
+                             0);
+            if (m != n[want[k]] || memcmp(out, c[want[k]], m)) {
+                if (bad++ < 5) fprintf(stderr, "NFC(%s) != %s\n", f[src[k]], f[want[k]]);
+            }
+            free(out);
+        }
+        lines++;
+    }
+    pclose(p);
+    printf("NFC conformance: %ld lines, %ld mismatches\n", lines, bad);
+    ck_assert_int_gt(lines, 10000);
+    ck_assert_int_eq(bad, 0);
+}
+END_TEST
+
 /* ---- a small byte-level vocabulary ---- */
 
 /* GPT-2's bytes_to_unicode() character for byte b, UTF-8 encoded into out. */
@@ -380,6 +479,8 @@ int main(void) {
     const AdTestCase cases[] = {
         {"pretok_splits_by_hand", test_pretok_splits_by_hand},
         {"pretok_names", test_pretok_names},
+        {"nfc_by_hand", test_nfc_by_hand},
+        {"nfc_conformance", test_nfc_conformance},
         {"user_defined_before_bpe", test_user_defined_before_bpe},
         {"missing_byte_fails_naming_it", test_missing_byte_fails_naming_it},
         {"llama3_whole_word_lookup", test_llama3_whole_word_lookup},

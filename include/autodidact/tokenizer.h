@@ -62,6 +62,7 @@ typedef struct {
     int add_bos, add_eos; /* the vocabulary asks for BOS / EOS around a text (0 or 1);
                            * informational: encode never adds them */
     int add_space_prefix; /* SPM: prepend " " to a text (llama2.c does, the default) */
+    int nfc;           /* texts are put in Unicode NFC before encoding (tokenizer.json) */
     void *impl;        /* private lookup tables, owned */
 } AdTokenizer;
 
@@ -92,7 +93,7 @@ AdStatus ad_tokenizer_load_gpt2(AdTokenizer *t, const char *vocab_json_path,
  * (special ones become control pieces, the others user-defined, matched before BPE), the
  * pre_tokenizer (ByteLevel -> gpt-2; Sequence[Split on the llama-bpe or qwen2 expression,
  * ByteLevel] -> llama-bpe / qwen2; Sequence[Digits individual, ByteLevel] -> starcoder) and
- * the normalizer (none, or NFC, under which text is encoded as given). config_path (may be
+ * the normalizer (none, or NFC: texts are put in NFC before encoding). config_path (may be
  * NULL or absent) is a tokenizer_config.json giving bos/eos/pad/unk_token and
  * add_bos_token / add_eos_token. Anything else is AD_ERR_FORMAT naming the file and the
  * part; ids no entry names become empty unused pieces. */
@@ -120,7 +121,7 @@ typedef struct {
     const unsigned char *types; /* (vocab_size) AdTokType or NULL (all normal) */
     int bos_id, eos_id, pad_id, sep_id, unk_id; /* -1: none */
     AdPreTok pre;
-    int add_bos, add_eos, add_space_prefix;
+    int add_bos, add_eos, add_space_prefix, nfc;
     int n_merges;
     const int *merges;          /* (n_merges, 2) GPT-2 merge table, or NULL */
 } AdTokSpec;
