@@ -162,17 +162,18 @@ int ad_tok_kind_parse(const char *s); /* -1 if unknown */
  * non-empty text, each code point is looked up (bytes without a piece fall back to
  * "<0xNN>" pieces), then the adjacent pair whose concatenation has the highest score
  * is merged (ties: leftmost) until none is in the vocabulary; any byte string is
- * accepted. GPT-2 follows OpenAI's encoder.py: the text is split into pre-tokens by
- * GPT-2's pattern ('s 't 're 've 'm 'll 'd, ` ?letters`, ` ?digits`, ` ?other`, runs of
- * white space, of which a run followed by a non-space leaves its last character to the
- * next pre-token), with an approximate Unicode letter/number classification described in
- * tokenizer.c; each pre-token's bytes become byte pieces, then the adjacent pair of lowest
- * merge rank is merged, all its occurrences left to right, until no pair has a rank. Any
- * byte string is accepted (bytes that are not UTF-8 count as punctuation). Special tokens
- * in the text ("<|endoftext|>") are encoded as plain text. A GPT-2 vocabulary that is not
- * byte-level or has no merge table is AD_ERR_ARG. SPM encode allocates O(len) scratch per
- * call (O(len log len) time), GPT-2 encode O(longest pre-token) per call; byte and char
- * encode allocate nothing. */
+ * accepted. SPM and GPT-2 first cut the vocabulary's user-defined pieces out of the text
+ * (longest first, leftmost first; SPM then gives each stretch after one its dummy " "), and
+ * a vocabulary with nfc set puts the text in NFC first. GPT-2 (byte-level BPE) splits each
+ * stretch into pre-tokens by t->pre (the expressions llama.cpp's llama-vocab.cpp applies,
+ * over Unicode 15 classes: see pretokenize.c); llama-bpe takes a pre-token that is a whole
+ * piece as it is; otherwise its bytes become byte pieces, then the adjacent pair of lowest
+ * merge rank is merged, all its occurrences left to right (OpenAI's encoder.py), until no
+ * pair has a rank. Any byte string is accepted (bytes that are not UTF-8 are in no Unicode
+ * class) unless it holds a byte the vocabulary has no piece for: AD_ERR_ARG naming the
+ * byte and its offset. Control pieces in the text ("<|endoftext|>") are encoded as plain
+ * text. A GPT-2 vocabulary that is not byte-level or has no merge table is AD_ERR_ARG.
+ * Encoding allocates O(len) scratch per call; byte and char encode allocate nothing. */
 AdStatus ad_tokenizer_encode(const AdTokenizer *t, const char *text, size_t len, int *out,
                              int cap, int *n_out);
 /* As ad_tokenizer_encode, for text that continues an earlier one (an answer after its
