@@ -432,6 +432,44 @@ START_TEST(test_llama_cpp_vectors) {
 }
 END_TEST
 
+/* baichuan's vocabulary has no vectors: every string of another file round-trips. */
+START_TEST(test_baichuan_round_trips) {
+    char gguf[4200], inp[4200];
+    snprintf(gguf, sizeof gguf, "%s/ggml-vocab-baichuan.gguf", vocab_dir());
+    snprintf(inp, sizeof inp, "%s/ggml-vocab-llama-spm.gguf.inp", vocab_dir());
+    FILE *f = fopen(gguf, "rb");
+    if (!f) {
+        printf("skipped: %s is absent (set AD_SHARED_VOCAB)\n", gguf);
+        return;
+    }
+    fclose(f);
+    AdTokenizer t;
+    ck_assert_msg(ad_import_vocab(gguf, &t) == AD_OK, "%s", ad_errmsg());
+    ck_assert_int_eq(t.kind, AD_TOK_SPM);
+    size_t n;
+    char *text = slurp(inp, &n);
+    int strings = 0;
+    for (char *s = text; s;) {
+        char *end = strstr(s, "\n__ggml_vocab_test__\n");
+        if (end) *end = '\0';
+        size_t len = strlen(s);
+        int *ids = malloc((2 * len + 4) * sizeof *ids), k = 0;
+        ck_assert_int_eq(ad_tokenizer_encode(&t, s, len, ids + 1, (int)(2 * len + 2), &k), AD_OK);
+        ids[0] = t.bos_id;
+        char *buf = malloc(4 * len + 16);
+        size_t m = ad_tokenizer_decode(&t, ids, len ? k + 1 : 0, buf, 4 * len + 16);
+        ck_assert_msg(m == len && !memcmp(buf, s, len), "\"%s\" decodes back to \"%s\"", s, buf);
+        free(buf);
+        free(ids);
+        strings++;
+        s = end ? end + strlen("\n__ggml_vocab_test__\n") : NULL;
+    }
+    ck_assert_int_gt(strings, 40);
+    free(text);
+    ad_tokenizer_free(&t);
+}
+END_TEST
+
 /* The deepseek-llm vocabulary (pre-tokenizer, added tokens, types, merges) through a
  * checkpoint encodes exactly as read from the GGUF. */
 START_TEST(test_vocab_through_checkpoint) {
@@ -485,6 +523,7 @@ int main(void) {
         {"missing_byte_fails_naming_it", test_missing_byte_fails_naming_it},
         {"llama3_whole_word_lookup", test_llama3_whole_word_lookup},
         {"llama_cpp_vectors", test_llama_cpp_vectors},
+        {"baichuan_round_trips", test_baichuan_round_trips},
         {"vocab_through_checkpoint", test_vocab_through_checkpoint},
     };
     ad_test_add_cases(s, cases, sizeof cases / sizeof cases[0], 120);
