@@ -1116,6 +1116,7 @@ START_TEST(test_safetensors_tokenizer_json) {
     ck_assert_ptr_nonnull(strstr(ad_errmsg(), "tokenizer.json"));
     ck_assert_ptr_nonnull(strstr(ad_errmsg(), "normalizer"));
     buf_free(&b);
+    ref_free(&r);
 }
 END_TEST
 
