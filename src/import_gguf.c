@@ -470,8 +470,8 @@ static AdStatus load_merges(const Gguf *g, AdTokenizer *tok) {
         pairs[2 * r + 1] = b;
         off += 8 + len;
     }
-    if (st == AD_OK) st = ad_tokenizer_set_merges(tok, (int)n, pairs);
-    if (st != AD_OK) st = ad_fail_context(st, "%s: tokenizer.ggml.merges", f->path);
+    if (st == AD_OK && (st = ad_tokenizer_set_merges(tok, (int)n, pairs)) != AD_OK)
+        st = ad_fail_context(st, "%s: tokenizer.ggml.merges", f->path);
     free(pairs);
     return st;
 }
