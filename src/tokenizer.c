@@ -1075,6 +1075,32 @@ static AdStatus hf_pretokenizer(const char *path, const cJSON *o, AdPreTok *pre)
     return st;
 }
 
+/* BOS/EOS from a TemplateProcessing post_processor (alone or in a Sequence): a special
+ * token before the text ("single"'s first item) is a BOS to add, one after it an EOS. */
+static void hf_template_specials(const cJSON *pp, const char *const *pieces, int V, int *bos,
+                                 int *eos) {
+    const char *type = json_str(pp, "type");
+    if (type && !strcmp(type, "Sequence")) {
+        const cJSON *e;
+        cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(pp, "processors"))
+            hf_template_specials(e, pieces, V, bos, eos);
+        return;
+    }
+    if (!type || strcmp(type, "TemplateProcessing")) return;
+    const cJSON *single = cJSON_GetObjectItemCaseSensitive(pp, "single");
+    int n = cJSON_GetArraySize(single);
+    for (int end = 0; end < 2 && n > 1; end++) {
+        const cJSON *sp = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetArrayItem(single, end ? n - 1 : 0), "SpecialToken");
+        const char *name = json_str(sp, "id");
+        for (int i = 0; name && i < V; i++)
+            if (pieces[i] && !strcmp(pieces[i], name)) {
+                *(end ? eos : bos) = i;
+                break;
+            }
+    }
+}
+
 /* The id of a special token named in tokenizer_config.json (a string or an object with
  * "content"), or -1. */
 static int hf_config_token(const cJSON *cfg, const char *key, const char *const *pieces,
@@ -1108,6 +1134,15 @@ AdStatus ad_tokenizer_load_hf_json(AdTokenizer *t, const char *path, const char 
     if ((mtype && strcmp(mtype, "BPE")) || !cJSON_IsObject(vocab) || !cJSON_IsArray(merges)) {
         st = ad_fail(AD_ERR_FORMAT, "%s: model is not a BPE model with a vocab object and a "
                      "merges array (type \"%s\")", path, mtype ? mtype : "none");
+        goto cleanup;
+    }
+    const char *sub = json_str(model, "continuing_subword_prefix");
+    const char *suf = json_str(model, "end_of_word_suffix");
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(model, "byte_fallback")) || (sub && *sub) ||
+        (suf && *suf)) {
+        st = ad_fail(AD_ERR_FORMAT, "%s: a BPE model with byte_fallback, a continuing-subword "
+                     "prefix or an end-of-word suffix is not supported (byte-level BPE only)",
+                     path);
         goto cleanup;
     }
     const cJSON *norm = cJSON_GetObjectItemCaseSensitive(root, "normalizer");
@@ -1165,15 +1200,25 @@ AdStatus ad_tokenizer_load_hf_json(AdTokenizer *t, const char *path, const char 
         }
     for (int i = 0; i < V; i++)
         if (!pieces[i]) pieces[i] = "";
+    /* BOS/EOS: the post_processor's template adds them; tokenizer_config.json names them
+     * and may say otherwise */
+    int tpl_bos = -1, tpl_eos = -1;
+    hf_template_specials(cJSON_GetObjectItemCaseSensitive(root, "post_processor"), pieces, V,
+                         &tpl_bos, &tpl_eos);
+    int bos = hf_config_token(cfg, "bos_token", pieces, V);
+    int eos = hf_config_token(cfg, "eos_token", pieces, V);
     const cJSON *ab = cJSON_GetObjectItemCaseSensitive(cfg, "add_bos_token");
     const cJSON *ae = cJSON_GetObjectItemCaseSensitive(cfg, "add_eos_token");
+    int add_bos = ab ? cJSON_IsTrue(ab) : tpl_bos >= 0;
+    int add_eos = ae ? cJSON_IsTrue(ae) : tpl_eos >= 0;
+    if (bos < 0) bos = tpl_bos;
+    if (eos < 0) eos = tpl_eos;
     const AdTokSpec spec = {
         .kind = AD_TOK_GPT2, .vocab_size = V, .pieces = pieces, .piece_len = lens,
-        .types = types, .bos_id = hf_config_token(cfg, "bos_token", pieces, V),
-        .eos_id = hf_config_token(cfg, "eos_token", pieces, V),
+        .types = types, .bos_id = bos, .eos_id = eos,
         .pad_id = hf_config_token(cfg, "pad_token", pieces, V), .sep_id = -1,
         .unk_id = hf_config_token(cfg, "unk_token", pieces, V), .pre = pre,
-        .add_bos = cJSON_IsTrue(ab), .add_eos = cJSON_IsTrue(ae), .nfc = ntype != NULL};
+        .add_bos = add_bos && bos >= 0, .add_eos = add_eos && eos >= 0, .nfc = ntype != NULL};
     if ((st = ad_tokenizer_init_spec(t, &spec)) != AD_OK) {
         ad_fail_context(st, "%s", path);
         goto cleanup;

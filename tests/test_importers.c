@@ -11,6 +11,7 @@
 #include <string.h>
 #include <errno.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "../src/import_internal.h" /* imp_f16_to_f32, imp_bf16_to_f32 */
 #include "autodidact/importers.h"
@@ -1085,19 +1086,29 @@ START_TEST(test_safetensors_tokenizer_json) {
     ck_assert_str_eq(out, text);
     ad_tokenizer_free(&t);
     ad_model_free(&m);
-    /* the NFC normalizer: "e" + U+0301 encodes as "\xc3\xa9" does (two byte pieces) */
-    static char nfc_json[16500];
+    /* the NFC normalizer: "e" + U+0301 encodes as "\xc3\xa9" does (two byte pieces); without
+     * tokenizer_config.json, the post_processor's template gives the BOS to add */
+    static char nfc_json[16800];
     char *norm0 = strstr(json, "\"normalizer\": null");
     ck_assert_ptr_nonnull(norm0);
     int head = (int)(norm0 - json);
-    int nn = snprintf(nfc_json, sizeof nfc_json, "%.*s\"normalizer\": {\"type\": \"NFC\"}%s", head,
-                      json, norm0 + strlen("\"normalizer\": null"));
+    int nn = snprintf(nfc_json, sizeof nfc_json, "%.*s\"normalizer\": {\"type\": \"NFC\"}, "
+                      "\"post_processor\": {\"type\": \"TemplateProcessing\", \"single\": "
+                      "[{\"SpecialToken\": {\"id\": \"<|eot|>\", \"type_id\": 0}}, {\"Sequence\": "
+                      "{\"id\": \"A\", \"type_id\": 0}}]}%s", head, json,
+                      norm0 + strlen("\"normalizer\": null"));
+    strcpy(strrchr(dir, '/') + 1, "tokenizer_config.json");
+    ck_assert_int_eq(unlink(dir), 0);
     strcpy(strrchr(dir, '/') + 1, "tokenizer.json");
     f = fopen(dir, "wb");
     fwrite(nfc_json, 1, (size_t)nn, f);
     fclose(f);
     ck_assert_msg(ad_import(path, AD_IMPORT_AUTO, NULL, &m, &t) == AD_OK, "%s", ad_errmsg());
     ck_assert_int_eq(t.nfc, 1);
+    ck_assert_int_eq(t.bos_id, 258);
+    ck_assert_int_eq(t.add_bos, 1);
+    ck_assert_int_eq(t.eos_id, -1);
+    ck_assert_int_eq(t.add_eos, 0);
     ck_assert_int_eq(ad_tokenizer_encode(&t, "e\xcc\x81", 3, ids, 16, &k), AD_OK);
     ck_assert_int_eq(k, 2);
     ck_assert_int_eq(ids[0], 0xC3);

@@ -93,10 +93,13 @@ AdStatus ad_tokenizer_load_gpt2(AdTokenizer *t, const char *vocab_json_path,
  * (special ones become control pieces, the others user-defined, matched before BPE), the
  * pre_tokenizer (ByteLevel -> gpt-2; Sequence[Split on the llama-bpe or qwen2 expression,
  * ByteLevel] -> llama-bpe / qwen2; Sequence[Digits individual, ByteLevel] -> starcoder) and
- * the normalizer (none, or NFC: texts are put in NFC before encoding). config_path (may be
- * NULL or absent) is a tokenizer_config.json giving bos/eos/pad/unk_token and
- * add_bos_token / add_eos_token. Anything else is AD_ERR_FORMAT naming the file and the
- * part; ids no entry names become empty unused pieces. */
+ * the normalizer (none, or NFC: texts are put in NFC before encoding). A special token
+ * that the post_processor's TemplateProcessing puts before (after) the text is the BOS
+ * (EOS) to add. config_path (may be NULL or absent) is a tokenizer_config.json whose
+ * bos/eos/pad/unk_token and add_bos_token / add_eos_token take precedence. Anything else
+ * (a byte_fallback or subword-prefix BPE, other normalizers and pre-tokenizers) is
+ * AD_ERR_FORMAT naming the file and the part; ids no entry names become empty unused
+ * pieces. */
 AdStatus ad_tokenizer_load_hf_json(AdTokenizer *t, const char *path, const char *config_path);
 /* Rebuilds a tokenizer from stored pieces (as written to a checkpoint). Copies inputs;
  * scores may be NULL (all 0). A byte vocabulary must hold each byte value as exactly one
