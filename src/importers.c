@@ -423,6 +423,18 @@ AdStatus ad_import_vocab(const char *path, AdTokenizer *tok) {
         imp_file_close(&f);
         return st;
     }
+    if (fmt == AD_IMPORT_SAFETENSORS) { /* the tokenizer.json beside it, without the weights */
+        char *tj = beside(path, "tokenizer.json");
+        if (!tj) return AD_ERR_NOMEM;
+        FILE *probe = fopen(tj, "rb");
+        if (probe) {
+            fclose(probe);
+            st = load_hf_json(tj, tok);
+            free(tj);
+            return st;
+        }
+        free(tj);
+    }
     AdModel m;
     st = ad_import(path, fmt, NULL, &m, tok);
     if (st != AD_OK) return st;

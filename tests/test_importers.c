@@ -1086,6 +1086,11 @@ START_TEST(test_safetensors_tokenizer_json) {
     ck_assert_str_eq(out, text);
     ad_tokenizer_free(&t);
     ad_model_free(&m);
+    /* the vocabulary alone, as tokenize reads it, comes from the same tokenizer.json */
+    ck_assert_msg(ad_import_vocab(path, &t) == AD_OK, "%s", ad_errmsg());
+    ck_assert_int_eq(t.vocab_size, 260);
+    ck_assert_int_eq(t.pre, AD_PRE_LLAMA3);
+    ad_tokenizer_free(&t);
     /* the NFC normalizer: "e" + U+0301 encodes as "\xc3\xa9" does (two byte pieces); without
      * tokenizer_config.json, the post_processor's template gives the BOS to add */
     static char nfc_json[16800];
