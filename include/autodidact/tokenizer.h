@@ -139,8 +139,8 @@ typedef struct {
 AdStatus ad_tokenizer_init_spec(AdTokenizer *t, const AdTokSpec *spec);
 /* "gpt-2", "llama-bpe", ... as listed at AdPreTok ("?" when out of range). */
 const char *ad_pretok_name(AdPreTok p);
-/* Parses a tokenizer.ggml.pre value; "llama3", "llama-v3", "qwen2.5", "qwen-2.5",
- * "smollm2"... are taken as their families; -1 if unknown. */
+/* Parses a tokenizer.ggml.pre value; "llama3", "llama-v3" (llama-bpe), "qwen2.5",
+ * "qwen-2.5", "deepseek-r1-qwen" (qwen2) are taken as their families; -1 if unknown. */
 int ad_pretok_parse(const char *s);
 
 /* Gives a GPT-2 tokenizer its merge table: merges[2r], merges[2r+1] are the ids joined by
