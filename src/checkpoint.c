@@ -131,7 +131,9 @@ static AdStatus write_tokenizer(hid_t f, const AdTokenizer *t) {
     if (s == AD_OK) s = ad_h5_attr_write_str(g, "kind", ad_tok_kind_name(t->kind));
     const struct { const char *name; int64_t v; } ints[] = {
         {"vocab_size", V},  {"bos_id", t->bos_id}, {"eos_id", t->eos_id},
-        {"pad_id", t->pad_id}, {"sep_id", t->sep_id},
+        {"pad_id", t->pad_id}, {"sep_id", t->sep_id}, {"unk_id", t->unk_id},
+        {"add_bos", t->add_bos}, {"add_eos", t->add_eos},
+        {"add_space_prefix", t->add_space_prefix}, {"nfc", t->nfc},
     };
     for (size_t i = 0; i < sizeof ints / sizeof ints[0] && s == AD_OK; i++)
         s = ad_h5_attr_write_i64(g, ints[i].name, ints[i].v);
@@ -139,6 +141,8 @@ static AdStatus write_tokenizer(hid_t f, const AdTokenizer *t) {
     if (s == AD_OK) s = ad_h5_write_array(g, "piece_bytes", AD_H5_U8, 1, &n_bytes, bytes);
     if (s == AD_OK) s = ad_h5_write_array(g, "piece_offsets", AD_H5_I64, 1, &n_offsets, offsets);
     if (s == AD_OK) s = ad_h5_write_floats(g, "scores", 1, &n_scores, t->scores ? t->scores : zeros);
+    if (s == AD_OK && t->kind == AD_TOK_GPT2) s = ad_h5_attr_write_str(g, "pre", ad_pretok_name(t->pre));
+    if (s == AD_OK && t->types) s = ad_h5_write_array(g, "token_types", AD_H5_U8, 1, &n_scores, t->types);
     if (s == AD_OK && t->kind == AD_TOK_GPT2 && t->merges) {
         _Static_assert(sizeof(int) == sizeof(int32_t), "merges are stored as int32");
         hsize_t shape[2] = {(hsize_t)t->n_merges, 2};
@@ -454,7 +458,7 @@ static AdStatus read_tokenizer(hid_t f, const char *path, int model_vocab, AdTok
     s = ad_h5_group_open(f, "tokenizer", &g);
     if (s != AD_OK) return s;
     int64_t *offsets = NULL;
-    unsigned char *bytes = NULL;
+    unsigned char *bytes = NULL, *types = NULL;
     float *scores = NULL;
     const char **pieces = NULL;
     int *lens = NULL;
@@ -502,10 +506,50 @@ static AdStatus read_tokenizer(hid_t f, const char *path, int model_vocab, AdTok
     }
     if (s == AD_OK) s = ad_h5_read_array(g, "piece_bytes", AD_H5_U8, 1, &n_bytes, bytes);
     if (s == AD_OK) s = ad_h5_read_floats(g, "scores", 1, &n_scores, scores);
+    /* written since byte-level BPE vocabularies came from GGUF; older files lack them */
+    AdTokSpec spec = {.kind = (AdTokKind)kind, .vocab_size = (int)V, .pieces = pieces,
+                      .piece_len = lens, .scores = scores, .unk_id = -1, .pre = AD_PRE_GPT2,
+                      .add_space_prefix = kind == AD_TOK_SPM};
+    const struct { const char *name; int64_t lo, hi; int *dst; } opt_ints[] = {
+        {"unk_id", -1, V - 1, &spec.unk_id}, {"add_bos", 0, 1, &spec.add_bos},
+        {"add_eos", 0, 1, &spec.add_eos}, {"add_space_prefix", 0, 1, &spec.add_space_prefix},
+        {"nfc", 0, 1, &spec.nfc}};
+    for (size_t k = 0; k < sizeof opt_ints / sizeof opt_ints[0] && s == AD_OK; k++) {
+        int present;
+        int64_t v;
+        s = ad_h5_attr_exists(g, opt_ints[k].name, &present);
+        if (s == AD_OK && present)
+            s = read_int_attr(g, path, "/tokenizer", opt_ints[k].name, opt_ints[k].lo,
+                              opt_ints[k].hi, &v);
+        if (s == AD_OK && present) *opt_ints[k].dst = (int)v;
+    }
+    int present = 0;
+    if (s == AD_OK) s = ad_h5_attr_exists(g, "pre", &present);
+    if (s == AD_OK && present) {
+        char *pre = NULL;
+        s = ad_h5_attr_read_str(g, "pre", CKPT_MAX_NAME, &pre);
+        int k = s == AD_OK ? ad_pretok_parse(pre) : 0;
+        if (k < 0)
+            s = ad_fail(AD_ERR_FORMAT, "%s:/tokenizer: attribute pre = \"%.64s\" is not a known "
+                        "pre-tokenizer", path, pre);
+        else
+            spec.pre = (AdPreTok)k;
+        free(pre);
+    }
+    if (s == AD_OK) s = ad_h5_exists(g, "token_types", &present);
+    if (s == AD_OK && present) {
+        types = ad_malloc((size_t)V, "tokenizer token types");
+        if (!types) s = AD_ERR_NOMEM;
+        if (s == AD_OK) s = ad_h5_read_array(g, "token_types", AD_H5_U8, 1, &n_scores, types);
+        spec.types = types;
+    }
     if (s == AD_OK) {
         for (int64_t i = 0; i < V; i++) pieces[i] = (const char *)bytes + offsets[i];
-        s = ad_tokenizer_init_from_pieces(tok, (AdTokKind)kind, (int)V, pieces, lens, scores,
-                                          (int)ids[0], (int)ids[1], (int)ids[2], (int)ids[3]);
+        spec.bos_id = (int)ids[0];
+        spec.eos_id = (int)ids[1];
+        spec.pad_id = (int)ids[2];
+        spec.sep_id = (int)ids[3];
+        s = ad_tokenizer_init_spec(tok, &spec);
         if (s != AD_OK) ad_fail_context(AD_ERR_FORMAT, "%s:/tokenizer", path);
         if (s != AD_OK && s != AD_ERR_NOMEM) s = AD_ERR_FORMAT;
     }
@@ -514,6 +558,7 @@ static AdStatus read_tokenizer(hid_t f, const char *path, int model_vocab, AdTok
     free(kind_name);
     free(offsets);
     free(bytes);
+    free(types);
     free(scores);
     free(pieces);
     free(lens);

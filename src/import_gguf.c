@@ -264,6 +264,7 @@ static AdStatus parse_header(Gguf *g) {
             return ad_fail(AD_ERR_FORMAT, "%s: tensor %.*s appears twice", f->path,
                            NAME_ARG(g->tensors[i].name, g->tensors[i].len));
     size_t pad = (size_t)((align - g->off % align) % align);
+    if (g->n_tensors == 0 && pad > f->size - g->off) pad = f->size - g->off; /* vocab only */
     if (pad > f->size - g->off)
         return ad_fail(AD_ERR_FORMAT, "%s: truncated GGUF file: the data section would start at "
                        "offset %zu, past the end (%zu bytes)", f->path, g->off + pad, f->size);
@@ -408,9 +409,78 @@ typedef struct {
 
 /* ---------------------------------------------------------------- vocabulary */
 
-/* Reads tokenizer.ggml.* into tok. SPM ("llama") pieces get U+2581 replaced by ' ' as in
- * llama2.c's tokenizer files; GPT-2 pieces are kept as stored. No tokens key: no
- * vocabulary (tok stays zeroed). */
+/* A boolean key (GGUF bool, or an integer 0/1); absent keys give dflt. */
+static AdStatus kv_bool(const Gguf *g, const char *key, int dflt, int *v) {
+    const GgufKv *kv = find_kv(g, key);
+    *v = dflt;
+    if (!kv) return AD_OK;
+    if (kv->type == KV_BOOL) {
+        unsigned char b = g->f->data[kv->val];
+        if (b > 1)
+            return ad_fail(AD_ERR_FORMAT, "%s: metadata key %s = %u is not a boolean",
+                           g->f->path, key, b);
+        *v = b;
+        return AD_OK;
+    }
+    int64_t x;
+    AdStatus st = kv_int(g, key, 0, dflt, 0, 1, &x);
+    *v = (int)x;
+    return st;
+}
+
+/* An array key of n elements of one type; *p = its first element, NULL when absent. */
+static AdStatus kv_array(const Gguf *g, const char *key, uint32_t type, uint64_t n,
+                         const unsigned char **p) {
+    const GgufKv *kv = find_kv(g, key);
+    *p = NULL;
+    if (!kv) return AD_OK;
+    const unsigned char *q = g->f->data + kv->val;
+    if (kv->type != KV_ARRAY || imp_u32(q) != type || (n && imp_u64(q + 4) != n))
+        return ad_fail(AD_ERR_FORMAT, "%s: %s is not an array of %llu %s", g->f->path, key,
+                       (unsigned long long)n, kv_type_names[type]);
+    *p = q + 12;
+    return AD_OK;
+}
+
+/* Gives tok the merges of tokenizer.ggml.merges: strings "a b" (split at the first space
+ * after the first byte, as llama.cpp), both pieces of the vocabulary. */
+static AdStatus load_merges(const Gguf *g, AdTokenizer *tok) {
+    const ImpFile *f = g->f;
+    const unsigned char *p;
+    AdStatus st = kv_array(g, "tokenizer.ggml.merges", KV_STRING, 0, &p);
+    if (st != AD_OK || !p) return st;
+    uint64_t n = imp_u64(p - 8);
+    if ((st = imp_check_field(f, "tokenizer.ggml.merges count",
+                              (int64_t)(n > INT32_MAX ? INT32_MAX : n), 0, IMP_MAX_VOCAB)))
+        return st;
+    int *pairs = ad_malloc(2 * (size_t)(n ? n : 1) * sizeof *pairs, "GGUF merges");
+    if (!pairs) return AD_ERR_NOMEM;
+    size_t off = (size_t)(p - f->data);
+    for (uint64_t r = 0; r < n && st == AD_OK; r++) {
+        size_t len = (size_t)imp_u64(f->data + off); /* bounds checked by parse_header */
+        const char *s = (const char *)f->data + off + 8;
+        const char *sp = len > 1 ? memchr(s + 1, ' ', len - 1) : NULL;
+        int a = sp ? ad_tokenizer_piece_id(tok, s, (int)(sp - s)) : -1;
+        int b = sp ? ad_tokenizer_piece_id(tok, sp + 1, (int)(len - (size_t)(sp + 1 - s))) : -1;
+        if (a < 0 || b < 0)
+            st = ad_fail(AD_ERR_FORMAT, "%s: tokenizer.ggml.merges[%llu] = \"%.*s\" is not two "
+                         "pieces of the vocabulary", f->path, (unsigned long long)r,
+                         NAME_ARG(s, len > 200 ? 200 : len));
+        pairs[2 * r] = a;
+        pairs[2 * r + 1] = b;
+        off += 8 + len;
+    }
+    if (st == AD_OK && (st = ad_tokenizer_set_merges(tok, (int)n, pairs)) != AD_OK)
+        st = ad_fail_context(st, "%s: tokenizer.ggml.merges", f->path);
+    free(pairs);
+    return st;
+}
+
+/* Reads tokenizer.ggml.* into tok: tokens, scores, token_type, merges, pre, the special
+ * ids and the add_* flags. SPM ("llama") pieces get U+2581 replaced by ' ' as in
+ * llama2.c's tokenizer files; GPT-2 pieces are kept as stored. An unknown
+ * tokenizer.ggml.pre is an error naming it; a missing one is "default" (llama.cpp's
+ * choice). No tokens key: no vocabulary (tok stays zeroed). */
 static AdStatus load_vocab(const Gguf *g, int model_vocab, AdTokenizer *tok) {
     const ImpFile *f = g->f;
     const GgufKv *tk = find_kv(g, "tokenizer.ggml.tokens");
@@ -438,22 +508,34 @@ static AdStatus load_vocab(const Gguf *g, int model_vocab, AdTokenizer *tok) {
     if ((st = imp_check_field(f, "tokenizer.ggml.tokens count", (int64_t)(n > INT32_MAX ? INT32_MAX : n),
                               1, model_vocab)) != AD_OK)
         return ad_fail_context(st, "the model's token_embd has %d rows", model_vocab);
-    const unsigned char *scores = NULL;
-    const GgufKv *sk = find_kv(g, "tokenizer.ggml.scores");
-    if (sk) {
-        const unsigned char *q = f->data + sk->val;
-        if (sk->type != KV_ARRAY || imp_u32(q) != KV_F32 || imp_u64(q + 4) != n)
-            return ad_fail(AD_ERR_FORMAT, "%s: tokenizer.ggml.scores is not an array of %llu f32",
-                           f->path, (unsigned long long)n);
-        scores = q + 12;
+    const unsigned char *scores, *types;
+    if ((st = kv_array(g, "tokenizer.ggml.scores", KV_F32, n, &scores)) ||
+        (st = kv_array(g, "tokenizer.ggml.token_type", KV_I32, n, &types)))
+        return st;
+    AdPreTok pre = AD_PRE_GPT2;
+    if (kind == AD_TOK_GPT2) {
+        const char *pre_s;
+        size_t pre_len;
+        if ((st = kv_str(g, "tokenizer.ggml.pre", &pre_s, &pre_len)) != AD_OK) return st;
+        char name[64];
+        snprintf(name, sizeof name, "%.*s", NAME_ARG(pre_s ? pre_s : "default",
+                                                     pre_s ? pre_len : 7));
+        int k = ad_pretok_parse(name);
+        if (k < 0 || pre_len >= sizeof name)
+            return ad_fail(AD_ERR_FORMAT, "%s: tokenizer.ggml.pre = \"%s\" is not a supported "
+                           "pre-tokenizer (gpt-2, llama-bpe, qwen2, deepseek-llm, deepseek-coder, "
+                           "falcon, mpt, starcoder, refact, smollm, default)", f->path, name);
+        pre = (AdPreTok)k;
     }
-    int ids[4];
-    const char *id_keys[4] = {"tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id",
+    int ids[5];
+    const char *id_keys[5] = {"tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id",
                               "tokenizer.ggml.padding_token_id",
-                              "tokenizer.ggml.seperator_token_id"};
-    const int dflt[4] = {kind == AD_TOK_SPM && n > 1 ? 1 : -1,
-                         kind == AD_TOK_SPM && n > 2 ? 2 : -1, -1, -1};
-    for (int k = 0; k < 4; k++) {
+                              "tokenizer.ggml.seperator_token_id",
+                              "tokenizer.ggml.unknown_token_id"};
+    const int dflt[5] = {kind == AD_TOK_SPM && n > 1 ? 1 : -1,
+                         kind == AD_TOK_SPM && n > 2 ? 2 : -1, -1, -1,
+                         kind == AD_TOK_SPM ? 0 : -1};
+    for (int k = 0; k < 5; k++) {
         int64_t v;
         const char *key = id_keys[k];
         if (k == 3 && !find_kv(g, key)) key = "tokenizer.ggml.separator_token_id";
@@ -465,6 +547,11 @@ static AdStatus load_vocab(const Gguf *g, int model_vocab, AdTokenizer *tok) {
                            f->path, key, (long long)v, (unsigned long long)n);
         ids[k] = (int)v;
     }
+    int add_bos, add_eos, add_space;
+    if ((st = kv_bool(g, "tokenizer.ggml.add_bos_token", kind == AD_TOK_SPM, &add_bos)) ||
+        (st = kv_bool(g, "tokenizer.ggml.add_eos_token", 0, &add_eos)) ||
+        (st = kv_bool(g, "tokenizer.ggml.add_space_prefix", kind == AD_TOK_SPM, &add_space)))
+        return st;
 
     /* Copy the pieces (the file's bytes were bounds-checked when the header was parsed). */
     size_t total = 0, off = tk->val + 12;
@@ -475,11 +562,12 @@ static AdStatus load_vocab(const Gguf *g, int model_vocab, AdTokenizer *tok) {
         total += len;
         off += 8 + len;
     }
-    char *bytes = ad_malloc(total, "GGUF vocabulary bytes");
+    char *bytes = ad_malloc(total + 1, "GGUF vocabulary bytes");
     const char **pieces = ad_calloc((size_t)n, sizeof *pieces, "GGUF vocabulary pieces");
     int *lens = ad_calloc((size_t)n, sizeof *lens, "GGUF vocabulary lengths");
     float *sc = ad_calloc((size_t)n, sizeof *sc, "GGUF vocabulary scores");
-    if (!bytes || !pieces || !lens || !sc) {
+    unsigned char *ty = ad_calloc((size_t)n, 1, "GGUF vocabulary token types");
+    if (!bytes || !pieces || !lens || !sc || !ty) {
         st = AD_ERR_NOMEM;
         goto cleanup;
     }
@@ -512,15 +600,42 @@ static AdStatus load_vocab(const Gguf *g, int model_vocab, AdTokenizer *tok) {
             uint32_t u = imp_u32(scores + 4 * i);
             memcpy(&sc[i], &u, sizeof u);
         }
+        ty[i] = AD_TT_NORMAL;
+        if (types) {
+            int32_t v = imp_i32(types + 4 * i);
+            if (v < 0 || v > AD_TT_BYTE) {
+                st = ad_fail(AD_ERR_FORMAT, "%s: tokenizer.ggml.token_type[%llu] = %d is not a "
+                             "token type (0..6)", f->path, (unsigned long long)i, (int)v);
+                goto cleanup;
+            }
+            ty[i] = (unsigned char)v;
+        }
     }
-    st = ad_tokenizer_init_from_pieces(tok, kind, (int)n, pieces, lens, sc, ids[0], ids[1],
-                                       ids[2], ids[3]);
+    const AdTokSpec spec = {.kind = kind, .vocab_size = (int)n, .pieces = pieces,
+                            .piece_len = lens, .scores = sc, .types = ty, .bos_id = ids[0],
+                            .eos_id = ids[1], .pad_id = ids[2], .sep_id = ids[3],
+                            .unk_id = ids[4], .pre = pre, .add_bos = add_bos,
+                            .add_eos = add_eos, .add_space_prefix = add_space};
+    st = ad_tokenizer_init_spec(tok, &spec);
     if (st != AD_OK) st = ad_fail_context(st, "%s: tokenizer.ggml.tokens", f->path);
+    else if (kind == AD_TOK_GPT2 && (st = load_merges(g, tok)) != AD_OK) ad_tokenizer_free(tok);
 cleanup:
     free(bytes);
     free(pieces);
     free(lens);
     free(sc);
+    free(ty);
+    return st;
+}
+
+AdStatus imp_load_gguf_vocab(const ImpFile *f, AdTokenizer *tok) {
+    Gguf g = {.f = f};
+    memset(tok, 0, sizeof *tok);
+    AdStatus st = parse_header(&g);
+    if (st == AD_OK) st = load_vocab(&g, IMP_MAX_VOCAB, tok);
+    if (st == AD_OK && tok->vocab_size == 0)
+        st = ad_fail(AD_ERR_FORMAT, "%s holds no vocabulary (no tokenizer.ggml.tokens)", f->path);
+    gguf_free(&g);
     return st;
 }
 

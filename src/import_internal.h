@@ -79,6 +79,9 @@ AdStatus imp_model_init(AdModel *m, const AdModelConfig *cfg, const ImpFile *f);
 /* Format readers. Each initialises m; those with an embedded vocabulary fill tok when
  * it is non-NULL (otherwise tok is untouched). On error they free what they made. */
 AdStatus imp_load_llama2c(const ImpFile *f, const AdImportOptions *opt, AdModel *m);
+/* The vocabulary of a GGUF file alone (tensors may be absent): AD_ERR_FORMAT if it has
+ * none. */
+AdStatus imp_load_gguf_vocab(const ImpFile *f, AdTokenizer *tok);
 AdStatus imp_load_gguf(const ImpFile *f, const AdImportOptions *opt, AdModel *m,
                        AdTokenizer *tok);
 AdStatus imp_load_llmc(const ImpFile *f, const AdImportOptions *opt, AdModel *m);

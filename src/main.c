@@ -2,6 +2,7 @@
  * together for each command, prints progress and results, and is the only place that
  * decides to exit. No model math, no file formats. */
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -732,14 +733,23 @@ done:
 /* ------------------------------------------------------------------ model loading */
 
 /* A checkpoint (HDF5) or any importable open-model file. */
-static AdStatus load_any_model(const char *path, const char *tokenizer, int max_seq, AdModel *m,
-                               AdTokenizer *tok) {
+/* *yes = 1 when path is an HDF5 file (a checkpoint), 0 for anything else. */
+static AdStatus is_checkpoint(const char *path, int *yes) {
     unsigned char magic[8] = {0};
     FILE *f = fopen(path, "rb");
     if (!f) return ad_fail(AD_ERR_IO, "cannot open %s: %s", path, strerror(errno));
     size_t got = fread(magic, 1, 8, f);
     fclose(f);
-    if (got == 8 && !memcmp(magic, "\x89HDF\r\n\x1a\n", 8)) {
+    *yes = got == 8 && !memcmp(magic, "\x89HDF\r\n\x1a\n", 8);
+    return AD_OK;
+}
+
+static AdStatus load_any_model(const char *path, const char *tokenizer, int max_seq, AdModel *m,
+                               AdTokenizer *tok) {
+    int ckpt;
+    AdStatus cs = is_checkpoint(path, &ckpt);
+    if (cs != AD_OK) return cs;
+    if (ckpt) {
         if (tokenizer) ad_log(AD_LOG_WARN, "--tokenizer is ignored: %s carries its own", path);
         return ad_checkpoint_load(path, m, 0, tok, NULL);
     }
@@ -762,7 +772,8 @@ static const char *IMPORT_HELP =
     "Formats: llama2.c .bin (with its tokenizer file), GGUF v3 llama (F32/F16, vocabulary\n"
     "embedded), llm.c GPT-2 (magic 20240326), Hugging Face safetensors + config.json (Llama;\n"
     "F32/F16/BF16). The format is detected from the file unless --format is given.\n"
-    "  --tokenizer FILE   llama2.c tokenizer .bin or llm.c GPT-2 tokenizer file\n"
+    "  --tokenizer FILE   llama2.c tokenizer .bin, llm.c GPT-2 tokenizer file or a Hugging Face\n"
+    "                     tokenizer.json (safetensors: the tokenizer.json beside SRC by default)\n"
     "  --config FILE      safetensors only: the config.json (default: the one beside SRC)\n"
     "  --max-seq-len N    replace the file's context length (e.g. a model trained shorter)\n";
 
@@ -822,6 +833,151 @@ static int cmd_import(int argc, char **argv) {
                tok.vocab_size ? ad_tok_kind_name(tok.kind) : "none", tok.vocab_size, out);
     ad_tokenizer_free(&tok);
     ad_model_free(&m);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ tokenize */
+
+/* The options of tokenize: parsed and described from this one table. */
+static const struct {
+    const char *name, *arg, *help;
+} TOKENIZE_OPTS[] = {
+    {"--model", "M", "checkpoint, or any file 'autodidact import' reads (also a vocabulary-only "
+                     "GGUF)"},
+    {"--text", "S", "the text to tokenize"},
+    {"--file", "F", "tokenize the bytes of file F verbatim (a trailing newline included)"},
+    {"--no-bos", NULL, "do not add the BOS (and EOS) the vocabulary asks for"},
+    {"--ids", NULL, "print only the ids, space-separated on one line"},
+};
+enum { TOK_OPT_MODEL, TOK_OPT_TEXT, TOK_OPT_FILE, TOK_OPT_NO_BOS, TOK_OPT_IDS, TOK_OPT_N };
+
+static void tokenize_help(FILE *out) {
+    fputs("usage: autodidact tokenize --model M (--text S | --file F) [--no-bos] [--ids]\n\n"
+          "Prints the tokens of a text with their ids, as the model's vocabulary encodes it\n"
+          "(byte-level BPE with the vocabulary's pre-tokenizer and added tokens, or\n"
+          "sentencepiece BPE); BOS is added when the vocabulary asks for it.\n", out);
+    for (int k = 0; k < TOK_OPT_N; k++) {
+        char lhs[32];
+        snprintf(lhs, sizeof lhs, "%s%s%s", TOKENIZE_OPTS[k].name,
+                 TOKENIZE_OPTS[k].arg ? " " : "", TOKENIZE_OPTS[k].arg ? TOKENIZE_OPTS[k].arg : "");
+        fprintf(out, "  %-12s %s\n", lhs, TOKENIZE_OPTS[k].help);
+    }
+}
+
+/* Reads a whole file's bytes (malloc'd, NUL after the n bytes). */
+static AdStatus read_file_bytes(const char *path, char **buf, size_t *n) {
+    *buf = NULL;
+    *n = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return ad_fail(AD_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    size_t cap = 4096, len = 0;
+    char *b = malloc(cap);
+    while (b) {
+        len += fread(b + len, 1, cap - len - 1, f);
+        if (len < cap - 1) break;
+        char *nb = realloc(b, cap *= 2);
+        if (!nb) free(b);
+        b = nb;
+    }
+    int err = ferror(f);
+    fclose(f);
+    if (!b) return ad_fail(AD_ERR_NOMEM, "reading %s: out of memory", path);
+    if (err) {
+        free(b);
+        return ad_fail(AD_ERR_IO, "reading %s failed", path);
+    }
+    b[len] = '\0';
+    *buf = b;
+    *n = len;
+    return AD_OK;
+}
+
+/* The vocabulary of a checkpoint or of anything import reads. */
+static AdStatus load_any_vocab(const char *path, AdTokenizer *tok) {
+    int ckpt;
+    AdStatus st = is_checkpoint(path, &ckpt);
+    if (st != AD_OK) return st;
+    if (ckpt) {
+        AdModel m;
+        st = ad_checkpoint_load(path, &m, 0, tok, NULL);
+        if (st == AD_OK) ad_model_free(&m);
+        return st;
+    }
+    return ad_import_vocab(path, tok);
+}
+
+static int cmd_tokenize(int argc, char **argv) {
+    const char *val[TOK_OPT_N] = {0};
+    int flag[TOK_OPT_N] = {0};
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            tokenize_help(stdout);
+            return 0;
+        }
+        int k = 0;
+        while (k < TOK_OPT_N && strcmp(argv[i], TOKENIZE_OPTS[k].name)) k++;
+        if (k == TOK_OPT_N)
+            return usage_error("tokenize", argv[i][0] == '-' ? "unknown option"
+                                                             : "unexpected argument", argv[i]);
+        if (TOKENIZE_OPTS[k].arg) {
+            if (i + 1 >= argc) return usage_error("tokenize", "missing value for", argv[i]);
+            val[k] = argv[++i];
+        }
+        flag[k] = 1;
+    }
+    if (!val[TOK_OPT_MODEL]) return usage_error("tokenize", "need --model M", NULL);
+    if (!!val[TOK_OPT_TEXT] == !!val[TOK_OPT_FILE])
+        return usage_error("tokenize", "give exactly one of --text S and --file F", NULL);
+    char *text = NULL;
+    size_t len;
+    if (val[TOK_OPT_FILE]) {
+        if (read_file_bytes(val[TOK_OPT_FILE], &text, &len)) return die("--file");
+    } else {
+        len = strlen(val[TOK_OPT_TEXT]);
+        text = malloc(len + 1);
+        if (!text) return die("--text");
+        memcpy(text, val[TOK_OPT_TEXT], len + 1);
+    }
+    AdTokenizer tok;
+    if (load_any_vocab(val[TOK_OPT_MODEL], &tok)) {
+        free(text);
+        return die("--model");
+    }
+    int rc = 0, n = 0, bos = !flag[TOK_OPT_NO_BOS] && tok.add_bos && tok.bos_id >= 0;
+    int eos = !flag[TOK_OPT_NO_BOS] && tok.add_eos && tok.eos_id >= 0;
+    /* at most one token per byte, plus SPM's prefix before each stretch between added
+     * tokens, plus BOS and EOS */
+    if (len > (size_t)(INT_MAX - 4) / 2) {
+        free(text);
+        ad_tokenizer_free(&tok);
+        return usage_error("tokenize", "the text is too long", NULL);
+    }
+    int cap = 2 * (int)len + 4;
+    int *ids = malloc((size_t)cap * sizeof *ids);
+    if (!ids) rc = die("tokenize");
+    if (!rc && bos) ids[n++] = tok.bos_id;
+    int k = 0;
+    if (!rc && ad_tokenizer_encode(&tok, text, len, ids + n, cap - n - 1, &k)) rc = die("tokenize");
+    n += k;
+    if (!rc && eos) ids[n++] = tok.eos_id;
+    for (int i = 0; i < n && !rc; i++) {
+        if (flag[TOK_OPT_IDS]) {
+            printf(i ? " %d" : "%d", ids[i]);
+            continue;
+        }
+        int id = ids[i];
+        const char *p = tok.pieces[id];
+        char buf[4 * 1024 + 1];
+        if (id != tok.bos_id && id != tok.eos_id) { /* the piece as text */
+            size_t m = ad_tokenizer_decode(&tok, &id, 1, buf, sizeof buf);
+            if (m < sizeof buf) p = buf;
+        }
+        printf("%6d -> '%s'\n", id, p);
+    }
+    if (!rc && flag[TOK_OPT_IDS]) printf("\n");
+    free(ids);
+    free(text);
+    ad_tokenizer_free(&tok);
     return rc;
 }
 
@@ -1445,6 +1601,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 2, argv + 2);
     if (!strcmp(cmd, "generate")) return cmd_generate(argc - 2, argv + 2);
     if (!strcmp(cmd, "import")) return cmd_import(argc - 2, argv + 2);
+    if (!strcmp(cmd, "tokenize")) return cmd_tokenize(argc - 2, argv + 2);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         if (argc > 2 && (!strcmp(argv[2], "--help") || !strcmp(argv[2], "-h"))) {
             fputs("usage: autodidact version\n\nPrints the program version and git commit, the "

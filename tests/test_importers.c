@@ -11,6 +11,7 @@
 #include <string.h>
 #include <errno.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "../src/import_internal.h" /* imp_f16_to_f32, imp_bf16_to_f32 */
 #include "autodidact/importers.h"
@@ -1009,6 +1010,132 @@ static void matvec(double *y, const float *w, const double *x, int rows, int col
 
 /* The permuted q/k rows give the same attention scores under interleaved RoPE as the
  * HF rows under rotate-half RoPE, for every head and a few position pairs. */
+/* GPT-2's bytes_to_unicode() character of byte b, UTF-8, JSON-escaped, into out. */
+static int json_byte_char(int b, char *out) {
+    int printable = (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE);
+    int cp = b;
+    if (!printable) {
+        cp = 256;
+        for (int x = 0; x < b; x++)
+            cp += !((x >= 0x21 && x <= 0x7E) || (x >= 0xA1 && x <= 0xAC) || (x >= 0xAE));
+    }
+    if (cp == '"' || cp == '\\') return sprintf(out, "\\%c", cp);
+    if (cp < 0x80) return sprintf(out, "%c", cp);
+    return sprintf(out, "%c%c", 0xC0 | (cp >> 6), 0x80 | (cp & 0x3F));
+}
+
+/* A model directory with config.json, model.safetensors and tokenizer.json (+
+ * tokenizer_config.json) imports with its tokenizer: ids 0..255 the byte characters,
+ * 256 "ab", 257 "abc" (merges given as "a b" and ["ab", "c"]), 258 "<|eot|>" special,
+ * 259 "xy z" added; the llama-bpe Split + ByteLevel pre-tokenizer. */
+START_TEST(test_safetensors_tokenizer_json) {
+    Ref r;
+    ref_init(&r, 16, 12, 1, 4, 2, 264, 6, 9);
+    Buf b = {0};
+    const char *path;
+    StOpt so = {.lm_head = 1};
+    build_safetensors(&r, &so, "hf_tok", &b, &path);
+    static char json[16384];
+    int n = sprintf(json, "{\"version\": \"1.0\", \"added_tokens\": [{\"id\": 258, \"content\": "
+                    "\"<|eot|>\", \"special\": true}, {\"id\": 259, \"content\": \"xy z\", "
+                    "\"special\": false}], \"normalizer\": null, \"pre_tokenizer\": {\"type\": "
+                    "\"Sequence\", \"pretokenizers\": [{\"type\": \"Split\", \"pattern\": "
+                    "{\"Regex\": \"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\\\r\\\\n\\\\p{L}\\\\p{N}]?"
+                    "\\\\p{L}+|\\\\p{N}{1,3}| ?[^\\\\s\\\\p{L}\\\\p{N}]+[\\\\r\\\\n]*|\\\\s*"
+                    "[\\\\r\\\\n]+|\\\\s+(?!\\\\S)|\\\\s+\"}, \"behavior\": \"Isolated\", "
+                    "\"invert\": false}, {\"type\": \"ByteLevel\", \"add_prefix_space\": false, "
+                    "\"trim_offsets\": true, \"use_regex\": false}]}, \"model\": {\"type\": "
+                    "\"BPE\", \"vocab\": {");
+    for (int c = 0; c < 256; c++) {
+        n += sprintf(json + n, "\"");
+        n += json_byte_char(c, json + n);
+        n += sprintf(json + n, "\": %d, ", c);
+    }
+    n += sprintf(json + n, "\"ab\": 256, \"abc\": 257}, \"merges\": [\"a b\", [\"ab\", \"c\"]]}}");
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s", path);
+    strcpy(strrchr(dir, '/') + 1, "tokenizer.json");
+    FILE *f = fopen(dir, "wb");
+    ck_assert_ptr_nonnull(f);
+    fwrite(json, 1, (size_t)n, f);
+    fclose(f);
+    strcpy(strrchr(dir, '/') + 1, "tokenizer_config.json");
+    f = fopen(dir, "wb");
+    fputs("{\"bos_token\": \"<|eot|>\", \"eos_token\": {\"content\": \"<|eot|>\"}, "
+          "\"add_bos_token\": true}", f);
+    fclose(f);
+    AdModel m;
+    AdTokenizer t;
+    ck_assert_msg(ad_import(path, AD_IMPORT_AUTO, NULL, &m, &t) == AD_OK, "%s", ad_errmsg());
+    ck_assert_int_eq(t.vocab_size, 260);
+    ck_assert_int_eq(t.pre, AD_PRE_LLAMA3);
+    ck_assert_int_eq(t.bos_id, 258);
+    ck_assert_int_eq(t.eos_id, 258);
+    ck_assert_int_eq(t.add_bos, 1);
+    ck_assert_int_eq(t.n_merges, 2);
+    /* "xy z" is cut out first; "abc" is one piece; the lone space is byte 0x20's piece */
+    const char *text = "abc xy z";
+    int ids[16], k;
+    ck_assert_int_eq(ad_tokenizer_encode(&t, text, strlen(text), ids, 16, &k), AD_OK);
+    ck_assert_int_eq(k, 3);
+    ck_assert_int_eq(ids[0], 257);
+    ck_assert_int_eq(ids[1], ' ');
+    ck_assert_int_eq(ids[2], 259);
+    char out[32];
+    ck_assert_uint_eq(ad_tokenizer_decode(&t, ids, k, out, sizeof out), strlen(text));
+    ck_assert_str_eq(out, text);
+    ad_tokenizer_free(&t);
+    ad_model_free(&m);
+    /* the vocabulary alone, as tokenize reads it, comes from the same tokenizer.json */
+    ck_assert_msg(ad_import_vocab(path, &t) == AD_OK, "%s", ad_errmsg());
+    ck_assert_int_eq(t.vocab_size, 260);
+    ck_assert_int_eq(t.pre, AD_PRE_LLAMA3);
+    ad_tokenizer_free(&t);
+    /* the NFC normalizer: "e" + U+0301 encodes as "\xc3\xa9" does (two byte pieces); without
+     * tokenizer_config.json, the post_processor's template gives the BOS to add */
+    static char nfc_json[16800];
+    char *norm0 = strstr(json, "\"normalizer\": null");
+    ck_assert_ptr_nonnull(norm0);
+    int head = (int)(norm0 - json);
+    int nn = snprintf(nfc_json, sizeof nfc_json, "%.*s\"normalizer\": {\"type\": \"NFC\"}, "
+                      "\"post_processor\": {\"type\": \"TemplateProcessing\", \"single\": "
+                      "[{\"SpecialToken\": {\"id\": \"<|eot|>\", \"type_id\": 0}}, {\"Sequence\": "
+                      "{\"id\": \"A\", \"type_id\": 0}}]}%s", head, json,
+                      norm0 + strlen("\"normalizer\": null"));
+    strcpy(strrchr(dir, '/') + 1, "tokenizer_config.json");
+    ck_assert_int_eq(unlink(dir), 0);
+    strcpy(strrchr(dir, '/') + 1, "tokenizer.json");
+    f = fopen(dir, "wb");
+    fwrite(nfc_json, 1, (size_t)nn, f);
+    fclose(f);
+    ck_assert_msg(ad_import(path, AD_IMPORT_AUTO, NULL, &m, &t) == AD_OK, "%s", ad_errmsg());
+    ck_assert_int_eq(t.nfc, 1);
+    ck_assert_int_eq(t.bos_id, 258);
+    ck_assert_int_eq(t.add_bos, 1);
+    ck_assert_int_eq(t.eos_id, -1);
+    ck_assert_int_eq(t.add_eos, 0);
+    ck_assert_int_eq(ad_tokenizer_encode(&t, "e\xcc\x81", 3, ids, 16, &k), AD_OK);
+    ck_assert_int_eq(k, 2);
+    ck_assert_int_eq(ids[0], 0xC3);
+    ck_assert_int_eq(ids[1], 0xA9);
+    ad_tokenizer_free(&t);
+    ad_model_free(&m);
+    /* an unsupported normalizer is refused, naming the file */
+    strcpy(strrchr(dir, '/') + 1, "tokenizer.json");
+    char *norm = strstr(json, "\"normalizer\": null");
+    ck_assert_ptr_nonnull(norm);
+    memcpy(norm, "\"normalizer\": 1234", 18);
+    f = fopen(dir, "wb");
+    fwrite(json, 1, (size_t)n, f);
+    fclose(f);
+    ck_assert_int_eq(ad_import(path, AD_IMPORT_AUTO, NULL, &m, &t), AD_ERR_FORMAT);
+    ck_assert_ptr_nonnull(strstr(ad_errmsg(), "tokenizer.json"));
+    ck_assert_ptr_nonnull(strstr(ad_errmsg(), "normalizer"));
+    buf_free(&b);
+    ref_free(&r);
+}
+END_TEST
+
 START_TEST(test_safetensors_rope_scores) {
     Ref r;
     ref_init(&r, 32, 12, 1, 4, 2, 11, 16, 9);
@@ -1298,6 +1425,7 @@ static Suite *importers_suite(void) {
         {"llmc_tokenizer", test_llmc_tokenizer},
         {"safetensors", test_safetensors_tiny},
         {"safetensors_rope", test_safetensors_rope_scores},
+        {"safetensors_tokenizer_json", test_safetensors_tokenizer_json},
         {"safetensors_malformed", test_safetensors_malformed},
         {"stories_bin_vs_gguf", test_stories_bin_vs_gguf},
         {"stories_gguf_vocab", test_stories_gguf_vocab},
