@@ -1,7 +1,8 @@
 /* import_gguf.c: reads a GGUF file (versions 2 and 3) of the llama architecture with F32,
- * F16 or BF16 tensors into a Llama-family AdModel, and its embedded vocabulary into an
- * AdTokenizer; one of the readers behind importers.h. Quantized tensors, other
- * architectures and RoPE scaling are refused with a message naming what was found. */
+ * F16, BF16 or quantized (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, expanded to F32) tensors into a
+ * Llama-family AdModel, and its embedded vocabulary into an AdTokenizer; one of the
+ * readers behind importers.h. Other tensor types and architectures are refused with a
+ * message naming what was found. */
 #include "import_internal.h"
 
 #include <math.h>
@@ -16,7 +17,10 @@ static const char *const kv_type_names[KV_N_TYPES] = {
 static const size_t kv_type_size[KV_N_TYPES] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
 
 /* ggml tensor types this reader converts; any other is named in the error. */
-enum { GGML_F32 = 0, GGML_F16 = 1, GGML_BF16 = 30 };
+enum {
+    GGML_F32 = 0, GGML_F16 = 1, GGML_Q4_0 = 2, GGML_Q8_0 = 8, GGML_Q4_K = 12, GGML_Q5_K = 13,
+    GGML_Q6_K = 14, GGML_BF16 = 30
+};
 static const char *const ggml_type_names[] = {
     "F32", "F16", "Q4_0", "Q4_1", "Q4_2", "Q4_3", "Q5_0", "Q5_1", "Q8_0", "Q8_1", "Q2_K",
     "Q3_K", "Q4_K", "Q5_K", "Q6_K", "Q8_K", "IQ2_XXS", "IQ2_XS", "IQ3_XXS", "IQ1_S", "IQ4_NL",
@@ -356,9 +360,21 @@ static const char *ggml_type_name(uint32_t t) {
                                                                    : "unknown";
 }
 
-/* Finds tensor `name` and checks that its type is F32, F16 or BF16, that its shape is
- * (ne0) or (ne0, ne1) (ne1 = 0: a vector; ne[0] is the row length), and that its bytes
- * lie inside the data section. *t = NULL (and AD_OK) if it is absent and optional. */
+/* Bytes from tensor t's offset to the next tensor's offset, or to the end of the data
+ * section: the most t may occupy. */
+static uint64_t tensor_room(const Gguf *g, const GgufTensor *t) {
+    uint64_t end = g->f->size - g->data_off;
+    for (uint64_t i = 0; i < g->n_tensors; i++)
+        if (g->tensors[i].offset > t->offset && g->tensors[i].offset < end)
+            end = g->tensors[i].offset;
+    return end - (t->offset < end ? t->offset : end);
+}
+
+/* Finds tensor `name` and checks that its type is one this reader converts (F32, F16,
+ * BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K), that its shape is (ne0) or (ne0, ne1) (ne1 = 0:
+ * a vector; ne[0] is the row length) with rows a whole number of quantization blocks,
+ * and that its bytes lie inside the data section, before the next tensor's offset.
+ * *t = NULL (and AD_OK) if it is absent and optional. */
 static AdStatus get_tensor(const Gguf *g, const char *name, int required, int64_t ne0,
                            int64_t ne1, GgufTensor **t, ImpDtype *dt) {
     const char *path = g->f->path;
@@ -372,9 +388,14 @@ static AdStatus get_tensor(const Gguf *g, const char *name, int required, int64_
     case GGML_F32: *dt = IMP_F32; break;
     case GGML_F16: *dt = IMP_F16; break;
     case GGML_BF16: *dt = IMP_BF16; break;
+    case GGML_Q8_0: *dt = IMP_Q8_0; break;
+    case GGML_Q4_0: *dt = IMP_Q4_0; break;
+    case GGML_Q4_K: *dt = IMP_Q4_K; break;
+    case GGML_Q5_K: *dt = IMP_Q5_K; break;
+    case GGML_Q6_K: *dt = IMP_Q6_K; break;
     default:
-        return ad_fail(AD_ERR_FORMAT, "%s: tensor %s has type %s (%u); only F32, F16 and BF16 "
-                       "are read (convert the model without quantization)", path, name,
+        return ad_fail(AD_ERR_FORMAT, "%s: tensor %s has type %s (%u); F32, F16, BF16, Q8_0, "
+                       "Q4_0, Q4_K, Q5_K and Q6_K are read", path, name,
                        ggml_type_name(x->type), (unsigned)x->type);
     }
     uint64_t want[GGUF_MAX_DIMS] = {(uint64_t)ne0, ne1 ? (uint64_t)ne1 : 1, 1, 1};
@@ -384,13 +405,25 @@ static AdStatus get_tensor(const Gguf *g, const char *name, int required, int64_
                        (unsigned long long)x->ne[0], (unsigned long long)x->ne[1],
                        (unsigned long long)x->ne[2], (unsigned long long)x->ne[3],
                        (long long)ne0, (long long)(ne1 ? ne1 : 1));
-    uint64_t nbytes = x->ne[0] * x->ne[1] * imp_dtype_size(*dt);
+    int block = imp_dtype_block(*dt);
+    if (x->ne[0] % (uint64_t)block)
+        return ad_fail(AD_ERR_FORMAT, "%s: tensor %s of type %s has rows of %llu values, not a "
+                       "multiple of the type's block of %d", path, name, imp_dtype_name(*dt),
+                       (unsigned long long)x->ne[0], block);
+    uint64_t nbytes = imp_dtype_bytes(*dt, (size_t)(x->ne[0] * x->ne[1]));
     uint64_t data_size = g->f->size - g->data_off;
     if (x->offset > data_size || nbytes > data_size - x->offset)
         return ad_fail(AD_ERR_FORMAT, "%s: tensor %s (offset %llu, %llu bytes) runs past the end "
                        "of the file's data section (%llu bytes)", path, name,
                        (unsigned long long)x->offset, (unsigned long long)nbytes,
                        (unsigned long long)data_size);
+    uint64_t room = tensor_room(g, x);
+    if (nbytes > room)
+        return ad_fail(AD_ERR_FORMAT, "%s: tensor %s (%s, [%llu, %llu]) needs %llu bytes but the "
+                       "next tensor starts %llu bytes after its offset %llu", path, name,
+                       imp_dtype_name(*dt), (unsigned long long)x->ne[0],
+                       (unsigned long long)x->ne[1], (unsigned long long)nbytes,
+                       (unsigned long long)room, (unsigned long long)x->offset);
     return AD_OK;
 }
 
@@ -604,7 +637,7 @@ AdStatus imp_load_gguf(const ImpFile *f, const AdImportOptions *opt, AdModel *m,
     /* A stored classifier byte-identical to the embedding is the tied one. */
     cfg.tied = !out || (out->type == emb->type &&
                         memcmp(tensor_data(&g, out), tensor_data(&g, emb),
-                               (size_t)(C * V) * imp_dtype_size(emb_dt)) == 0);
+                               imp_dtype_bytes(emb_dt, (size_t)(C * V))) == 0);
     int n_jobs = 0, max_jobs = 3 + 9 * (int)L;
     jobs = ad_calloc((size_t)max_jobs, sizeof *jobs, "GGUF tensor list");
     if (!jobs) {

@@ -412,7 +412,7 @@ typedef struct {
     uint32_t alignment;       /* 0: no general.alignment key (32) */
     int out_mode;             /* 0: no output.weight, 1: a copy of token_embd, 2: wcls */
     int half_types;           /* ffn_down F16, attn_k BF16, token_embd F16 */
-    const char *bad_type;     /* this tensor gets type Q4_0 */
+    const char *bad_type;     /* this tensor gets type Q2_K (not read) */
     const char *omit;         /* this tensor is left out */
     int64_t embedding_length; /* 0: r->C */
     int64_t head_count_kv;    /* 0: r->Hkv */
@@ -510,7 +510,7 @@ static void build_gguf(const Ref *r, const GgufOpt *o, Buf *b) {
         put_u64(b, (uint64_t)ts[i].ne0);
         if (ts[i].ne1) put_u64(b, (uint64_t)ts[i].ne1);
         uint32_t type = ts[i].dt == DT_F32 ? 0 : ts[i].dt == DT_F16 ? 1 : 30;
-        if (o->bad_type && strcmp(ts[i].name, o->bad_type) == 0) type = 2;
+        if (o->bad_type && strcmp(ts[i].name, o->bad_type) == 0) type = 10;
         put_u32(b, type);
         put_u64(b, offs[i]);
     }
@@ -610,7 +610,7 @@ START_TEST(test_gguf_malformed) {
 
     struct { GgufOpt o; const char *name, *f1, *f2; } bad[] = {
         {{.out_mode = 2, .bad_type = "blk.0.attn_q.weight"}, "qtype.gguf", "blk.0.attn_q.weight",
-         "Q4_0"},
+         "has type Q2_K"},
         {{.out_mode = 2, .omit = "blk.1.ffn_up.weight"}, "omit.gguf",
          "tensor blk.1.ffn_up.weight is missing", NULL},
         {{.out_mode = 2, .omit = "token_embd.weight"}, "omit_emb.gguf", "token_embd.weight",
