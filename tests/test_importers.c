@@ -1068,7 +1068,7 @@ START_TEST(test_safetensors_malformed) {
         {{.lm_head = 1, .bad_offsets = 1}, AD_ERR_FORMAT, "data_offsets", NULL},
         {{.lm_head = 1, .no_config = 1}, AD_ERR_IO, "config.json", NULL},
         {{.lm_head = 1, .config_extra = ", \"rope_scaling\": {\"type\": \"linear\"}"},
-         AD_ERR_FORMAT, "rope_scaling is set", NULL},
+         AD_ERR_FORMAT, "only llama3 RoPE scaling", NULL},
         {{.lm_head = 1, .config_extra = ", \"vocab_size\": 11"}, AD_ERR_FORMAT,
          "key vocab_size appears twice", NULL},
         {{.lm_head = 1, .config_extra = ", \"attention_bias\": true"}, AD_ERR_FORMAT,
@@ -1113,7 +1113,7 @@ START_TEST(test_safetensors_malformed) {
     fclose(f);
     expect_fail(path, &o, AD_ERR_FORMAT, "model.embed_tokens.weight has shape", NULL);
     f = fopen(cpath, "w");
-    fprintf(f, "{\"model_type\": \"mistral\", \"hidden_size\": 16}");
+    fprintf(f, "{\"model_type\": \"gemma\", \"hidden_size\": 16}");
     fclose(f);
     expect_fail(path, &o, AD_ERR_FORMAT, "only Llama", NULL);
     f = fopen(cpath, "w");
