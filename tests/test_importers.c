@@ -193,7 +193,7 @@ static void check_llama(const AdModel *m, const Ref *r, int tied, int max_seq_le
         same(t[AD_P_FCPROJW] + ll * C * F, r->w2 + ll * C * F, C * F, "fcproj_w", l);
     }
     for (int i = 0; i < AD_P_COUNT; i++)
-        if (i == AD_P_WPE || i == AD_P_LN1B || i == AD_P_QKVB || i == AD_P_ATTPROJB ||
+        if (i == AD_P_WPE || i == AD_P_LN1B || (i == AD_P_QKVB && !c->qkv_bias) || i == AD_P_ATTPROJB ||
             i == AD_P_LN2B || i == AD_P_FCB || i == AD_P_FCPROJB || i == AD_P_LNFB)
             ck_assert_msg(m->info[i].size == 0, "tensor %s should be absent", m->info[i].name);
 }
@@ -828,6 +828,8 @@ typedef struct {
     int bad_offsets;       /* the last tensor's end points past the data */
     const char *config_extra; /* appended to config.json's object */
     int no_config;
+    const char *model_type;   /* NULL: llama; "mistral", "qwen2" (and their class) */
+    const float *qkv_bias;    /* (L, C + 2 kvd) [q | k | v] biases to write (qwen2) */
 } StOpt;
 
 typedef struct {
@@ -868,6 +870,18 @@ static void build_safetensors(const Ref *r, const StOpt *o, const char *dir_name
             ts[n] = lt[j];
             snprintf(ts[n].name, sizeof ts[n].name, "model.layers.%d.%.60s", l, lt[j].name);
             n++;
+        }
+        if (o->qkv_bias) { /* q, k biases in rotate-half order, as their weights' rows */
+            const float *bl = o->qkv_bias + ll * (C + 2 * kvd);
+            float *qb = hf_permute(bl, r->H, r->hs, 1), *kb = hf_permute(bl + C, r->Hkv, r->hs, 1);
+            STT bt[3] = {{"self_attn.q_proj.bias", qb, qb, r->C, 0, DT_F32},
+                         {"self_attn.k_proj.bias", kb, kb, r->kvd, 0, DT_F32},
+                         {"self_attn.v_proj.bias", bl + C + kvd, NULL, r->kvd, 0, DT_F32}};
+            for (int j = 0; j < 3; j++) {
+                ts[n] = bt[j];
+                snprintf(ts[n].name, sizeof ts[n].name, "model.layers.%d.%.60s", l, bt[j].name);
+                n++;
+            }
         }
     }
     /* header JSON, data offsets in writing order */
@@ -922,14 +936,18 @@ static void build_safetensors(const Ref *r, const StOpt *o, const char *dir_name
     if (!o->no_config) {
         f = fopen(cpath, "w");
         ck_assert_ptr_nonnull(f);
-        fprintf(f, "{\"architectures\": [\"LlamaForCausalLM\"], \"model_type\": \"llama\", "
+        const char *mt = o->model_type ? o->model_type : "llama";
+        const char *cls = strcmp(mt, "qwen2") == 0     ? "Qwen2ForCausalLM"
+                          : strcmp(mt, "mistral") == 0 ? "MistralForCausalLM"
+                                                       : "LlamaForCausalLM";
+        fprintf(f, "{\"architectures\": [\"%s\"], \"model_type\": \"%s\", "
                    "\"hidden_size\": %d, \"intermediate_size\": %d, \"num_hidden_layers\": %d, "
                    "\"num_attention_heads\": %d, \"num_key_value_heads\": %d, \"vocab_size\": %d, "
                    "\"rms_norm_eps\": 1e-05, \"rope_theta\": 10000.0, \"hidden_act\": \"silu\", "
                    "\"max_position_embeddings\": %d, \"tie_word_embeddings\": %s, "
                    "\"torch_dtype\": \"float32\"%s}\n",
-                r->C, r->F, r->L, r->H, r->Hkv, r->V, r->T, o->tie_flag ? "true" : "false",
-                o->config_extra ? o->config_extra : "");
+                cls, mt, r->C, r->F, r->L, r->H, r->Hkv, r->V, r->T,
+                o->tie_flag ? "true" : "false", o->config_extra ? o->config_extra : "");
         fclose(f);
     }
     *model_path = mp;
@@ -980,6 +998,65 @@ START_TEST(test_safetensors_tiny) {
     check_llama(&m, &r, 0, 6);
     ad_model_free(&m);
     buf_free(&b);
+    ref_free(&r);
+}
+END_TEST
+
+/* Mistral (sliding_window), Qwen2 (q/k/v biases, its unused sliding_window ignored) and
+ * Llama 3 (rope_scaling llama3) from config.json: the switches set, the weights and
+ * biases in place (q/k biases permuted back like their rows); refusals named. */
+START_TEST(test_safetensors_families) {
+    Ref r;
+    ref_init(&r, 16, 12, 2, 4, 2, 11, 6, 8);
+    size_t QKV = (size_t)r.C + 2 * (size_t)r.kvd;
+    float *bias = malloc((size_t)r.L * QKV * sizeof *bias);
+    for (size_t i = 0; i < (size_t)r.L * QKV; i++) bias[i] = 0.01f * (float)i - 0.3f;
+    Buf b = {0};
+    const char *path;
+    AdModel m;
+    StOpt mis = {.lm_head = 1, .model_type = "mistral", .config_extra = ", \"sliding_window\": 3"};
+    build_safetensors(&r, &mis, "hf_mistral", &b, &path);
+    ck_assert_msg(ad_import(path, AD_IMPORT_AUTO, NULL, &m, NULL) == AD_OK, "%s", ad_errmsg());
+    check_llama(&m, &r, 0, 6);
+    ck_assert_int_eq(m.cfg.sliding_window, 3);
+    ck_assert_int_eq(m.cfg.qkv_bias, 0);
+    ad_model_free(&m);
+    buf_free(&b);
+
+    StOpt qw = {.lm_head = 1, .model_type = "qwen2", .qkv_bias = bias,
+                .config_extra = ", \"use_sliding_window\": false, \"sliding_window\": 4096"};
+    build_safetensors(&r, &qw, "hf_qwen2", &b, &path);
+    ck_assert_msg(ad_import(path, AD_IMPORT_AUTO, NULL, &m, NULL) == AD_OK, "%s", ad_errmsg());
+    check_llama(&m, &r, 0, 6);
+    ck_assert_int_eq(m.cfg.qkv_bias, 1);
+    ck_assert_int_eq(m.cfg.sliding_window, 0);
+    same(m.params.t[AD_P_QKVB], bias, (size_t)r.L * QKV, "qkv_b", -1);
+    ck_assert_ptr_null(m.params.t[AD_P_ATTPROJB]);
+    ad_model_free(&m);
+    buf_free(&b);
+    StOpt qsw = qw;
+    qsw.config_extra = ", \"use_sliding_window\": true, \"sliding_window\": 4096";
+    build_safetensors(&r, &qsw, "hf_qwen2_sw", &b, &path);
+    AdImportOptions o = {.format = AD_IMPORT_SAFETENSORS};
+    expect_fail(path, &o, AD_ERR_FORMAT, "use_sliding_window", NULL);
+    buf_free(&b);
+    StOpt qnb = {.lm_head = 1, .model_type = "qwen2"}; /* biases missing */
+    build_safetensors(&r, &qnb, "hf_qwen2_nb", &b, &path);
+    expect_fail(path, &o, AD_ERR_FORMAT, "model.layers.0.self_attn.q_proj.bias is missing", NULL);
+    buf_free(&b);
+
+    StOpt l3 = {.lm_head = 1, .config_extra = ", \"rope_scaling\": {\"rope_type\": \"llama3\", "
+                "\"factor\": 8.0, \"low_freq_factor\": 1.0, \"high_freq_factor\": 4.0, "
+                "\"original_max_position_embeddings\": 8192}"};
+    build_safetensors(&r, &l3, "hf_llama3", &b, &path);
+    ck_assert_msg(ad_import(path, AD_IMPORT_AUTO, NULL, &m, NULL) == AD_OK, "%s", ad_errmsg());
+    check_llama(&m, &r, 0, 6);
+    ck_assert_int_eq(m.cfg.rope_scaling, AD_ROPE_SCALING_LLAMA3);
+    ck_assert(m.cfg.rope_factor == 8.0f && m.cfg.rope_low_freq_factor == 1.0f);
+    ck_assert(m.cfg.rope_high_freq_factor == 4.0f && m.cfg.rope_original_max_pos == 8192);
+    ad_model_free(&m);
+    buf_free(&b);
+    free(bias);
     ref_free(&r);
 }
 END_TEST
@@ -1299,6 +1376,7 @@ static Suite *importers_suite(void) {
         {"safetensors", test_safetensors_tiny},
         {"safetensors_rope", test_safetensors_rope_scores},
         {"safetensors_malformed", test_safetensors_malformed},
+        {"safetensors_families", test_safetensors_families},
         {"stories_bin_vs_gguf", test_stories_bin_vs_gguf},
         {"stories_gguf_vocab", test_stories_gguf_vocab},
         {"stories_first_token", test_stories_first_token},

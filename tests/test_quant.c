@@ -2,7 +2,9 @@
  * importer expands them: hand-packed blocks against values computed by hand, a simple
  * reference quantizer (written here from the block layouts) round-tripped on stories260K's
  * weights within an error bound, GGUF files with quantized tensors imported and compared,
- * malformed quantized tensors, and a Q8_0 stories260K whose greedy text matches F32's. */
+ * malformed quantized tensors, and a Q8_0 stories260K whose greedy text matches F32's.
+ * Also the GGUF files of later families this writer makes: qwen2 (q/k/v biases) and
+ * Llama 3.1's rope_freqs.weight with a sliding-window key. */
 #include <check.h>
 #include <math.h>
 #include <stdint.h>
@@ -390,22 +392,28 @@ static int model_tensors(const AdModel *m, ImpDtype qt, QT *ts) {
     return n;
 }
 
-/* Writes a GGUF v3 llama file of the tensors ts, quantized with quantize(). */
-static void write_gguf(const char *path, const AdModelConfig *c, const QT *ts, int n) {
+/* Writes a GGUF v3 file of architecture `arch` ("llama", "qwen2") of the tensors ts,
+ * quantized with quantize(), with n_extra more metadata entries already encoded in extra. */
+static void write_gguf_arch(const char *path, const char *arch, const AdModelConfig *c,
+                            const QT *ts, int n, const Buf *extra, int n_extra) {
     Buf b = {0};
     put(&b, "GGUF", 4);
     put_u32(&b, 3);
     put_u64(&b, (uint64_t)n);
-    put_u64(&b, 8);
-    put_gstr(&b, "general.architecture"), put_u32(&b, 8), put_gstr(&b, "llama");
-    kv_u32(&b, "llama.context_length", (uint32_t)c->max_seq_len);
-    kv_u32(&b, "llama.embedding_length", (uint32_t)c->d_model);
-    kv_u32(&b, "llama.feed_forward_length", (uint32_t)c->d_ff);
-    kv_u32(&b, "llama.block_count", (uint32_t)c->n_layer);
-    kv_u32(&b, "llama.attention.head_count", (uint32_t)c->n_head);
-    kv_u32(&b, "llama.attention.head_count_kv", (uint32_t)c->n_kv_head);
-    put_gstr(&b, "llama.attention.layer_norm_rms_epsilon"), put_u32(&b, 6);
+    put_u64(&b, 8 + (uint64_t)n_extra);
+    put_gstr(&b, "general.architecture"), put_u32(&b, 8), put_gstr(&b, arch);
+    char k[96];
+    const char *names[6] = {"context_length", "embedding_length", "feed_forward_length",
+                            "block_count", "attention.head_count", "attention.head_count_kv"};
+    const int vals[6] = {c->max_seq_len, c->d_model, c->d_ff, c->n_layer, c->n_head, c->n_kv_head};
+    for (int i = 0; i < 6; i++) {
+        snprintf(k, sizeof k, "%s.%s", arch, names[i]);
+        kv_u32(&b, k, (uint32_t)vals[i]);
+    }
+    snprintf(k, sizeof k, "%s.attention.layer_norm_rms_epsilon", arch);
+    put_gstr(&b, k), put_u32(&b, 6);
     put(&b, &c->norm_eps, 4);
+    if (n_extra) put(&b, extra->p, extra->n);
     size_t off = 0, *offs = calloc((size_t)n, sizeof *offs);
     for (int i = 0; i < n; i++) {
         offs[i] = off;
@@ -444,6 +452,10 @@ static void write_gguf(const char *path, const AdModelConfig *c, const QT *ts, i
     fclose(f);
     free(offs);
     free(b.p);
+}
+
+static void write_gguf(const char *path, const AdModelConfig *c, const QT *ts, int n) {
+    write_gguf_arch(path, "llama", c, ts, n, NULL, 0);
 }
 
 /* A random model whose rows (256) fit every block size. */
@@ -589,6 +601,124 @@ START_TEST(test_stories_quantized_greedy) {
 }
 END_TEST
 
+/* ---- later families through GGUF ----------------------------------------------------- */
+
+/* (heads * hs, cols) rows from interleaved pairs to rotate-half order (as Hugging Face and
+ * qwen2 GGUF files store q and k): row h hs + i hs/2 + j holds interleaved row h hs + 2j + i. */
+static float *rotate_half_rows(const float *w, int heads, int hs, int cols) {
+    float *out = malloc((size_t)heads * hs * cols * sizeof *out);
+    for (int h = 0; h < heads; h++)
+        for (int i = 0; i < 2; i++)
+            for (int j = 0; j < hs / 2; j++)
+                memcpy(out + ((size_t)h * hs + i * (hs / 2) + j) * cols,
+                       w + ((size_t)h * hs + 2 * j + i) * cols, (size_t)cols * sizeof *out);
+    return out;
+}
+
+/* qwen2: q/k/v biases (q, k rotate-half like their weight rows), read back exactly. */
+START_TEST(test_gguf_qwen2) {
+    AdModelConfig c;
+    ad_model_config_preset(&c, "llama");
+    c.vocab_size = 40, c.d_model = 64, c.n_layer = 2, c.n_head = 4, c.n_kv_head = 2;
+    c.d_ff = 96, c.max_seq_len = 64, c.tied = 1, c.qkv_bias = 1;
+    AdModel m;
+    ck_assert_int_eq(ad_model_init(&m, &c, 0), AD_OK);
+    AdRng rng;
+    ad_rng_init(&rng, 5, 0, 0);
+    ad_model_init_weights(&m, &rng);
+    for (size_t i = 0; i < m.info[AD_P_QKVB].size; i++) m.params.t[AD_P_QKVB][i] = 0.001f * (float)i;
+    QT ts[64];
+    int n = model_tensors(&m, IMP_F32, ts);
+    float *owned[16];
+    int n_owned = 0, hs = 16, kv = 32, QKV = 64 + 2 * kv;
+    for (int i = 0; i < n; i++) {
+        int l;
+        char what[16];
+        if (sscanf(ts[i].name, "blk.%d.%15[^.]", &l, what) != 2) continue;
+        if (strcmp(what, "attn_q") == 0 || strcmp(what, "attn_k") == 0) {
+            int heads = what[5] == 'q' ? 4 : 2;
+            ts[i].x = owned[n_owned++] = rotate_half_rows(ts[i].x, heads, hs, 64);
+        }
+    }
+    for (int l = 0; l < 2; l++) {
+        const float *bl = m.params.t[AD_P_QKVB] + (size_t)l * QKV;
+        owned[n_owned] = rotate_half_rows(bl, 4, hs, 1);
+        ts[n] = (QT){"", owned[n_owned++], 64, 0, IMP_F32, IMP_F32};
+        snprintf(ts[n++].name, sizeof ts[0].name, "blk.%d.attn_q.bias", l);
+        owned[n_owned] = rotate_half_rows(bl + 64, 2, hs, 1);
+        ts[n] = (QT){"", owned[n_owned++], kv, 0, IMP_F32, IMP_F32};
+        snprintf(ts[n++].name, sizeof ts[0].name, "blk.%d.attn_k.bias", l);
+        ts[n] = (QT){"", bl + 64 + kv, kv, 0, IMP_F32, IMP_F32};
+        snprintf(ts[n++].name, sizeof ts[0].name, "blk.%d.attn_v.bias", l);
+    }
+    const char *path = ad_test_path(ad_test_tmpdir(), "qwen2.gguf");
+    write_gguf_arch(path, "qwen2", &c, ts, n, NULL, 0);
+    AdModel b;
+    ck_assert_msg(ad_import(path, AD_IMPORT_GGUF, NULL, &b, NULL) == AD_OK, "%s", ad_errmsg());
+    ck_assert_int_eq(b.cfg.qkv_bias, 1);
+    ck_assert_uint_eq(b.n_params, m.n_params);
+    ck_assert_mem_eq(b.params_mem, m.params_mem, m.n_params * sizeof(float));
+    ad_model_free(&b);
+    /* without the biases: refused, naming the first missing one */
+    write_gguf_arch(path, "qwen2", &c, ts, n - 6, NULL, 0);
+    expect_import_fail(path, "tensor blk.0.attn_q.bias is missing", NULL);
+    for (int i = 0; i < n_owned; i++) free(owned[i]);
+    ad_model_free(&m);
+}
+END_TEST
+
+/* Llama 3.1 as llama.cpp writes it: rope_freqs.weight holds each pair's divisor (1 for
+ * wavelengths below 8192/4, the factor above 8192/1, 1 / ((1 - s) / factor + s) between,
+ * s = (8192 / wavelength - 1) / 3), which the importer maps back to llama3 scaling; a
+ * divisor off by 1% is refused naming its pair. llama.attention.sliding_window sets the
+ * window. */
+START_TEST(test_gguf_llama3_rope_freqs) {
+    AdModel m;
+    random_model(&m);
+    QT ts[64];
+    int n = model_tensors(&m, IMP_F32, ts);
+    enum { HALF = 32 }; /* hs 64 */
+    float div[HALF];
+    const double theta = 500000.0, pi = 3.14159265358979323846;
+    int regimes[3] = {0, 0, 0};
+    for (int j = 0; j < HALF; j++) {
+        double f = pow(theta, -2.0 * j / 64), wl = 2 * pi / f;
+        if (wl < 8192.0 / 4) div[j] = 1.0f, regimes[0]++;
+        else if (wl > 8192.0) div[j] = 8.0f, regimes[2]++;
+        else {
+            double s = (8192.0 / wl - 1) / 3;
+            div[j] = (float)(1.0 / ((1 - s) / 8 + s)), regimes[1]++;
+        }
+    }
+    ck_assert(regimes[0] && regimes[1] && regimes[2]);
+    ts[n++] = (QT){"rope_freqs.weight", div, HALF, 0, IMP_F32, IMP_F32};
+    Buf extra = {0};
+    put_gstr(&extra, "llama.rope.freq_base"), put_u32(&extra, 6);
+    float th = (float)theta;
+    put(&extra, &th, 4);
+    kv_u32(&extra, "llama.attention.sliding_window", 48);
+    const char *path = ad_test_path(ad_test_tmpdir(), "llama3.gguf");
+    write_gguf_arch(path, "llama", &m.cfg, ts, n, &extra, 2);
+    AdModel b;
+    ck_assert_msg(ad_import(path, AD_IMPORT_GGUF, NULL, &b, NULL) == AD_OK, "%s", ad_errmsg());
+    ck_assert_int_eq(b.cfg.rope_scaling, AD_ROPE_SCALING_LLAMA3);
+    ck_assert(b.cfg.rope_factor == 8.0f && b.cfg.rope_low_freq_factor == 1.0f);
+    ck_assert(b.cfg.rope_high_freq_factor == 4.0f && b.cfg.rope_original_max_pos == 8192);
+    ck_assert(b.cfg.rope_theta == 500000.0f);
+    ck_assert_int_eq(b.cfg.sliding_window, 48);
+    ck_assert_mem_eq(b.params_mem, m.params_mem, m.n_params * sizeof(float));
+    ad_model_free(&b);
+    int j = regimes[0]; /* the first interpolated pair */
+    div[j] *= 1.01f;
+    write_gguf_arch(path, "llama", &m.cfg, ts, n, &extra, 2);
+    char want[64];
+    snprintf(want, sizeof want, "rope_freqs.weight[%d]", j);
+    expect_import_fail(path, want, "other RoPE frequency factors are not supported");
+    free(extra.p);
+    ad_model_free(&m);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("quant");
     const AdTestCase cases[] = {
@@ -601,6 +731,8 @@ int main(void) {
         {"gguf_quantized_import", test_gguf_quantized_import},
         {"gguf_quantized_malformed", test_gguf_quantized_malformed},
         {"stories_quantized_greedy", test_stories_quantized_greedy},
+        {"gguf_qwen2", test_gguf_qwen2},
+        {"gguf_llama3_rope_freqs", test_gguf_llama3_rope_freqs},
     };
     ad_test_add_cases(s, cases, sizeof cases / sizeof cases[0], TIMEOUT);
     return ad_test_run(s);
