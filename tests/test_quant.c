@@ -16,6 +16,7 @@
 #include "autodidact/importers.h"
 #include "autodidact/model.h"
 #include "autodidact/rng.h"
+#include "testbuf.h"
 #include "testutil.h"
 
 #define TIMEOUT 120
@@ -323,21 +324,6 @@ END_TEST
 
 /* ---- GGUF files with quantized tensors --------------------------------------------- */
 
-typedef struct {
-    unsigned char *p;
-    size_t n, cap;
-} Buf;
-static void put(Buf *b, const void *d, size_t n) {
-    if (b->n + n > b->cap) {
-        b->cap = (b->n + n) * 2 + 256;
-        b->p = realloc(b->p, b->cap);
-        ck_assert_ptr_nonnull(b->p);
-    }
-    memcpy(b->p + b->n, d, n);
-    b->n += n;
-}
-static void put_u32(Buf *b, uint32_t v) { put(b, &v, 4); }
-static void put_u64(Buf *b, uint64_t v) { put(b, &v, 8); }
 static void put_gstr(Buf *b, const char *s) {
     put_u64(b, strlen(s));
     put(b, s, strlen(s));
@@ -603,18 +589,6 @@ END_TEST
 
 /* ---- later families through GGUF ----------------------------------------------------- */
 
-/* (heads * hs, cols) rows from interleaved pairs to rotate-half order (as Hugging Face and
- * qwen2 GGUF files store q and k): row h hs + i hs/2 + j holds interleaved row h hs + 2j + i. */
-static float *rotate_half_rows(const float *w, int heads, int hs, int cols) {
-    float *out = malloc((size_t)heads * hs * cols * sizeof *out);
-    for (int h = 0; h < heads; h++)
-        for (int i = 0; i < 2; i++)
-            for (int j = 0; j < hs / 2; j++)
-                memcpy(out + ((size_t)h * hs + i * (hs / 2) + j) * cols,
-                       w + ((size_t)h * hs + 2 * j + i) * cols, (size_t)cols * sizeof *out);
-    return out;
-}
-
 /* qwen2: q/k/v biases (q, k rotate-half like their weight rows), read back exactly. */
 START_TEST(test_gguf_qwen2) {
     AdModelConfig c;
@@ -637,15 +611,15 @@ START_TEST(test_gguf_qwen2) {
         if (sscanf(ts[i].name, "blk.%d.%15[^.]", &l, what) != 2) continue;
         if (strcmp(what, "attn_q") == 0 || strcmp(what, "attn_k") == 0) {
             int heads = what[5] == 'q' ? 4 : 2;
-            ts[i].x = owned[n_owned++] = rotate_half_rows(ts[i].x, heads, hs, 64);
+            ts[i].x = owned[n_owned++] = hf_permute(ts[i].x, heads, hs, 64);
         }
     }
     for (int l = 0; l < 2; l++) {
         const float *bl = m.params.t[AD_P_QKVB] + (size_t)l * QKV;
-        owned[n_owned] = rotate_half_rows(bl, 4, hs, 1);
+        owned[n_owned] = hf_permute(bl, 4, hs, 1);
         ts[n] = (QT){"", owned[n_owned++], 64, 0, IMP_F32, IMP_F32};
         snprintf(ts[n++].name, sizeof ts[0].name, "blk.%d.attn_q.bias", l);
-        owned[n_owned] = rotate_half_rows(bl + 64, 2, hs, 1);
+        owned[n_owned] = hf_permute(bl + 64, 2, hs, 1);
         ts[n] = (QT){"", owned[n_owned++], kv, 0, IMP_F32, IMP_F32};
         snprintf(ts[n++].name, sizeof ts[0].name, "blk.%d.attn_k.bias", l);
         ts[n] = (QT){"", bl + 64 + kv, kv, 0, IMP_F32, IMP_F32};
