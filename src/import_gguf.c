@@ -62,12 +62,14 @@ typedef struct {
     uint64_t n_kv, n_tensors;
     GgufKv *kv;               /* (n_kv) sorted by key */
     GgufTensor *tensors;      /* (n_tensors) sorted by name */
+    uint64_t *offsets;        /* (n_tensors) the tensors' offsets, ascending */
     size_t data_off;          /* start of the data section */
 } Gguf;
 
 static void gguf_free(Gguf *g) {
     free(g->kv);
     free(g->tensors);
+    free(g->offsets);
     memset(g, 0, sizeof *g);
 }
 
@@ -159,6 +161,10 @@ static int cmp_name(const char *a, size_t alen, const char *b, size_t blen) {
 static int cmp_kv(const void *x, const void *y) {
     const GgufKv *a = x, *b = y;
     return cmp_name(a->name, a->len, b->name, b->len);
+}
+static int cmp_u64(const void *x, const void *y) {
+    uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
+    return a < b ? -1 : a > b;
 }
 static int cmp_tensor(const void *x, const void *y) {
     const GgufTensor *a = x, *b = y;
@@ -275,6 +281,10 @@ static AdStatus parse_header(Gguf *g) {
         return ad_fail(AD_ERR_FORMAT, "%s: truncated GGUF file: the data section would start at "
                        "offset %zu, past the end (%zu bytes)", f->path, g->off + pad, f->size);
     g->data_off = g->off + pad;
+    g->offsets = ad_calloc((size_t)g->n_tensors + 1, sizeof *g->offsets, "GGUF tensor offsets");
+    if (!g->offsets) return AD_ERR_NOMEM;
+    for (uint64_t i = 0; i < g->n_tensors; i++) g->offsets[i] = g->tensors[i].offset;
+    qsort(g->offsets, (size_t)g->n_tensors, sizeof *g->offsets, cmp_u64);
     return AD_OK;
 }
 
@@ -367,9 +377,13 @@ static const char *ggml_type_name(uint32_t t) {
  * section: the most t may occupy. */
 static uint64_t tensor_room(const Gguf *g, const GgufTensor *t) {
     uint64_t end = g->f->size - g->data_off;
-    for (uint64_t i = 0; i < g->n_tensors; i++)
-        if (g->tensors[i].offset > t->offset && g->tensors[i].offset < end)
-            end = g->tensors[i].offset;
+    size_t lo = 0, hi = (size_t)g->n_tensors; /* first offset > t->offset */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (g->offsets[mid] <= t->offset) lo = mid + 1;
+        else hi = mid;
+    }
+    if (lo < g->n_tensors && g->offsets[lo] < end) end = g->offsets[lo];
     return end - (t->offset < end ? t->offset : end);
 }
 
