@@ -75,9 +75,15 @@ static AdStatus check_save_args(const char *path, const AdModel *m, const AdToke
     return AD_OK;
 }
 
-static AdStatus write_root(hid_t f) {
+/* Version 1 for a model without the version-2 switches, so that older programs read it;
+ * version 2 otherwise, so that they refuse it rather than ignore a switch. */
+static int format_version_for(const AdModelConfig *c) {
+    return c->qkv_bias || c->sliding_window || c->rope_scaling != AD_ROPE_SCALING_NONE ? 2 : 1;
+}
+
+static AdStatus write_root(hid_t f, const AdModelConfig *c) {
     AdStatus s = ad_h5_attr_write_str(f, "format", AD_CHECKPOINT_FORMAT);
-    if (s == AD_OK) s = ad_h5_attr_write_i64(f, "format_version", AD_CHECKPOINT_VERSION);
+    if (s == AD_OK) s = ad_h5_attr_write_i64(f, "format_version", format_version_for(c));
     if (s == AD_OK) s = ad_h5_attr_write_str(f, "program_version", AD_VERSION_STRING);
     if (s == AD_OK) s = ad_h5_attr_write_str(f, "git_commit", ad_git_commit());
     return s;
@@ -100,6 +106,14 @@ static AdStatus write_model(hid_t f, const AdModel *m) {
     if (s == AD_OK) s = ad_h5_attr_write_str(g, "pos", ad_pos_name(c->pos));
     if (s == AD_OK) s = ad_h5_attr_write_f64(g, "norm_eps", c->norm_eps);
     if (s == AD_OK) s = ad_h5_attr_write_f64(g, "rope_theta", c->rope_theta);
+    /* version 2: written whenever present in the struct (zero = off) */
+    if (s == AD_OK) s = ad_h5_attr_write_i64(g, "qkv_bias", c->qkv_bias);
+    if (s == AD_OK) s = ad_h5_attr_write_i64(g, "sliding_window", c->sliding_window);
+    if (s == AD_OK) s = ad_h5_attr_write_str(g, "rope_scaling", ad_rope_scaling_name(c->rope_scaling));
+    if (s == AD_OK) s = ad_h5_attr_write_f64(g, "rope_factor", c->rope_factor);
+    if (s == AD_OK) s = ad_h5_attr_write_f64(g, "rope_low_freq_factor", c->rope_low_freq_factor);
+    if (s == AD_OK) s = ad_h5_attr_write_f64(g, "rope_high_freq_factor", c->rope_high_freq_factor);
+    if (s == AD_OK) s = ad_h5_attr_write_i64(g, "rope_original_max_pos", c->rope_original_max_pos);
     s = ad_h5_close_after(g, s);
     g = -1;
     if (s == AD_OK) s = ad_h5_group_create(f, "weights", &g);
@@ -194,7 +208,7 @@ static AdStatus build_image(const char *name, const AdModel *m, const AdTokenize
     hid_t f;
     AdStatus s = ad_h5_create_mem(name, estimate_size(m, tok, st), &f);
     if (s != AD_OK) return s;
-    s = write_root(f);
+    s = write_root(f, &m->cfg);
     if (s == AD_OK) s = write_model(f, m);
     if (s == AD_OK && tok) s = write_tokenizer(f, tok);
     if (s == AD_OK && st) s = write_train(f, st, m->n_params);
@@ -307,6 +321,28 @@ static AdStatus read_enum_attr(hid_t g, const char *path, const char *name, int 
     return s;
 }
 
+/* The /model attributes of format version 2 (later families' switches). A file written
+ * before them has none: the switches stay off (zero), as that file's model had them. */
+static AdStatus read_v2_config(hid_t g, const char *path, AdModelConfig *c) {
+    int present;
+    AdStatus s = ad_h5_attr_exists(g, "qkv_bias", &present);
+    if (s != AD_OK || !present) return s;
+    int64_t v;
+    s = read_int_attr(g, path, "/model", "qkv_bias", 0, 1, &v);
+    if (s == AD_OK) c->qkv_bias = (int)v;
+    if (s == AD_OK) s = read_int_attr(g, path, "/model", "sliding_window", 0, INT_MAX, &v);
+    if (s == AD_OK) c->sliding_window = (int)v;
+    int e;
+    if (s == AD_OK) s = read_enum_attr(g, path, "rope_scaling", ad_rope_scaling_parse, "none, llama3", &e);
+    if (s == AD_OK) c->rope_scaling = (AdRopeScalingKind)e;
+    if (s == AD_OK) s = read_float_attr(g, path, "/model", "rope_factor", &c->rope_factor);
+    if (s == AD_OK) s = read_float_attr(g, path, "/model", "rope_low_freq_factor", &c->rope_low_freq_factor);
+    if (s == AD_OK) s = read_float_attr(g, path, "/model", "rope_high_freq_factor", &c->rope_high_freq_factor);
+    if (s == AD_OK) s = read_int_attr(g, path, "/model", "rope_original_max_pos", 0, INT_MAX, &v);
+    if (s == AD_OK) c->rope_original_max_pos = (int)v;
+    return s;
+}
+
 /* Reads /model into *c and checks it: validated, parameter count as stored and bounded. */
 static AdStatus read_config(hid_t f, const char *path, AdModelConfig *c) {
     memset(c, 0, sizeof *c);
@@ -334,6 +370,7 @@ static AdStatus read_config(hid_t f, const char *path, AdModelConfig *c) {
     if (s == AD_OK) c->pos = (AdPosKind)e;
     if (s == AD_OK) s = read_float_attr(g, path, "/model", "norm_eps", &c->norm_eps);
     if (s == AD_OK) s = read_float_attr(g, path, "/model", "rope_theta", &c->rope_theta);
+    if (s == AD_OK) s = read_v2_config(g, path, c);
     int64_t stored_n = 0;
     if (s == AD_OK) s = read_int_attr(g, path, "/model", "n_params", 1, INT64_MAX, &stored_n);
     ad_h5_close_quietly(g);

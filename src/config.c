@@ -10,7 +10,7 @@
 #include "config_schema.h"
 
 _Static_assert(sizeof(AdNormKind) == sizeof(int) && sizeof(AdMlpKind) == sizeof(int) &&
-                   sizeof(AdPosKind) == sizeof(int),
+                   sizeof(AdPosKind) == sizeof(int) && sizeof(AdRopeScalingKind) == sizeof(int),
                "the schema stores C enums as int");
 
 /* Task names as in tasks.h (kept here so that parsing a config needs no task code). */
@@ -27,6 +27,9 @@ const char *ad_config_norm_name(int k) { return ad_norm_name((AdNormKind)k); }
 const char *ad_config_mlp_name(int k) { return ad_mlp_name((AdMlpKind)k); }
 const char *ad_config_pos_name(int k) { return ad_pos_name((AdPosKind)k); }
 const char *ad_config_init_name(int k) { return ad_init_name((AdInitKind)k); }
+const char *ad_config_rope_scaling_name(int k) {
+    return ad_rope_scaling_name((AdRopeScalingKind)k);
+}
 
 AdStatus ad_config_model_family(AdModelConfig *m, const char *family, const char *source) {
     AdModelConfig keep = *m;

@@ -80,13 +80,21 @@ AdStatus imp_check_field(const ImpFile *f, const char *field, int64_t v, int64_t
 
 /* ---------------------------------------------------------------- conversion */
 
-size_t imp_dtype_size(ImpDtype t) { return t == IMP_F32 ? 4 : 2; }
+size_t imp_dtype_size(ImpDtype t) {
+    AD_ASSERT(imp_dtype_block(t) == 1);
+    return imp_dtype_block_bytes(t);
+}
 
 const char *imp_dtype_name(ImpDtype t) {
     switch (t) {
     case IMP_F32: return "F32";
     case IMP_F16: return "F16";
     case IMP_BF16: return "BF16";
+    case IMP_Q8_0: return "Q8_0";
+    case IMP_Q4_0: return "Q4_0";
+    case IMP_Q4_K: return "Q4_K";
+    case IMP_Q5_K: return "Q5_K";
+    case IMP_Q6_K: return "Q6_K";
     }
     return "?";
 }
@@ -128,6 +136,7 @@ AdStatus imp_convert(float *dst, const unsigned char *src, ImpDtype t, size_t n,
         for (size_t i = 0; i < n; i++)
             dst[i] = imp_bf16_to_f32((uint16_t)(src[2 * i] | src[2 * i + 1] << 8));
         break;
+    default: imp_dequantize(dst, src, t, n); break;
     }
     for (size_t i = 0; i < n; i++)
         if (!isfinite(dst[i]))
@@ -139,7 +148,7 @@ AdStatus imp_convert(float *dst, const unsigned char *src, ImpDtype t, size_t n,
 AdStatus imp_convert_rows_unpermute(float *dst, const unsigned char *src, ImpDtype t,
                                     int n_heads, int hs, int cols, const ImpFile *f,
                                     const char *tensor) {
-    size_t row_bytes = (size_t)cols * imp_dtype_size(t);
+    size_t row_bytes = imp_dtype_bytes(t, (size_t)cols);
     for (int h = 0; h < n_heads; h++)
         for (int i = 0; i < 2; i++)
             for (int j = 0; j < hs / 2; j++) {

@@ -769,9 +769,11 @@ static const char *IMPORT_HELP =
     "                         [--tokenizer FILE] [--config config.json] [--max-seq-len N]\n"
     "\n"
     "Converts an open model into an autodidact checkpoint (weights, config, vocabulary).\n"
-    "Formats: llama2.c .bin (with its tokenizer file), GGUF v3 llama (F32/F16, vocabulary\n"
-    "embedded), llm.c GPT-2 (magic 20240326), Hugging Face safetensors + config.json (Llama;\n"
-    "F32/F16/BF16). The format is detected from the file unless --format is given.\n"
+    "Formats: llama2.c .bin (with its tokenizer file), GGUF v2/v3 llama or qwen2 (F32, F16,\n"
+    "BF16, and Q8_0, Q4_0, Q4_K, Q5_K, Q6_K expanded to F32; vocabulary embedded), llm.c GPT-2\n"
+    "(magic 20240326), Hugging Face safetensors + config.json (Llama incl. Llama 3 RoPE\n"
+    "scaling, Mistral, Qwen2; F32/F16/BF16). The format is detected from the file unless\n"
+    "--format is given.\n"
     "  --tokenizer FILE   llama2.c tokenizer .bin, llm.c GPT-2 tokenizer file or a Hugging Face\n"
     "                     tokenizer.json (safetensors: the tokenizer.json beside SRC by default)\n"
     "  --config FILE      safetensors only: the config.json (default: the one beside SRC)\n"
@@ -1174,7 +1176,8 @@ static int cmd_generate(int argc, char **argv) {
     for (long p = 0; p < np; p++) {
         int *row = ids + (size_t)p * S, n = 0;
         row[0] = tok.bos_id >= 0 ? tok.bos_id : 0;
-        if (ad_tokenizer_encode(&tok, plist[p], strlen(plist[p]), row + 1, S - 1, &n)) {
+        /* "" is <bos> alone: no encoding, so decode-only vocabularies can generate too */
+        if (plist[p][0] && ad_tokenizer_encode(&tok, plist[p], strlen(plist[p]), row + 1, S - 1, &n)) {
             fprintf(stderr, "autodidact generate: prompt %ld: %s\n", p, ad_errmsg());
             goto done;
         }

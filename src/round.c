@@ -953,7 +953,9 @@ static int model_key_diff(const AdModelConfig *a, const AdModelConfig *b, char *
         {"n_layer", a->n_layer, b->n_layer},          {"n_head", a->n_head, b->n_head},
         {"n_kv_head", a->n_kv_head, b->n_kv_head},    {"d_model", a->d_model, b->d_model},
         {"d_ff", a->d_ff, b->d_ff},                   {"bias", a->bias, b->bias},
-        {"tied", a->tied, b->tied}};
+        {"tied", a->tied, b->tied},                   {"qkv_bias", a->qkv_bias, b->qkv_bias},
+        {"sliding_window", a->sliding_window, b->sliding_window},
+        {"rope_original_max_pos", a->rope_original_max_pos, b->rope_original_max_pos}};
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
         if (ints[i].x != ints[i].y) {
             snprintf(buf, cap, "model.%s: %ld in the checkpoint, %ld in the config", ints[i].key,
@@ -963,7 +965,8 @@ static int model_key_diff(const AdModelConfig *a, const AdModelConfig *b, char *
     struct { const char *key; const char *x, *y; } names[] = {
         {"norm", ad_norm_name(a->norm), ad_norm_name(b->norm)},
         {"mlp", ad_mlp_name(a->mlp), ad_mlp_name(b->mlp)},
-        {"pos", ad_pos_name(a->pos), ad_pos_name(b->pos)}};
+        {"pos", ad_pos_name(a->pos), ad_pos_name(b->pos)},
+        {"rope_scaling", ad_rope_scaling_name(a->rope_scaling), ad_rope_scaling_name(b->rope_scaling)}};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (strcmp(names[i].x, names[i].y) != 0) {
             snprintf(buf, cap, "model.%s: \"%s\" in the checkpoint, \"%s\" in the config",
@@ -971,7 +974,10 @@ static int model_key_diff(const AdModelConfig *a, const AdModelConfig *b, char *
             return 1;
         }
     struct { const char *key; float x, y; } floats[] = {
-        {"norm_eps", a->norm_eps, b->norm_eps}, {"rope_theta", a->rope_theta, b->rope_theta}};
+        {"norm_eps", a->norm_eps, b->norm_eps}, {"rope_theta", a->rope_theta, b->rope_theta},
+        {"rope_factor", a->rope_factor, b->rope_factor},
+        {"rope_low_freq_factor", a->rope_low_freq_factor, b->rope_low_freq_factor},
+        {"rope_high_freq_factor", a->rope_high_freq_factor, b->rope_high_freq_factor}};
     for (size_t i = 0; i < sizeof floats / sizeof floats[0]; i++)
         if (floats[i].x != floats[i].y) {
             snprintf(buf, cap, "model.%s: %.9g in the checkpoint, %.9g in the config",

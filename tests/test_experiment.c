@@ -665,6 +665,9 @@ START_TEST(test_print_keys) {
     static const char *const model[] = {"family", "vocab_size", "max_seq_len", "n_layer",
                                         "n_head", "n_kv_head", "d_model", "d_ff", "norm", "mlp",
                                         "pos", "bias", "tied", "norm_eps", "rope_theta",
+                                        "qkv_bias", "sliding_window", "rope_scaling",
+                                        "rope_factor", "rope_low_freq_factor",
+                                        "rope_high_freq_factor", "rope_original_max_pos",
                                         "init_from", "init", "tokenizer_from"};
     static const char *const task[] = {"source", "name", "path", "train_min_len",
                                        "train_max_len", "eval_min_len", "eval_max_len",
@@ -685,7 +688,7 @@ START_TEST(test_print_keys) {
                                          "policy", "scorer", "threshold", "k", "frac",
                                          "one_per_prompt"};
     struct { const char *group; const char *const *keys; int n; } groups[] = {
-        {"", top, 4},          {"model.", model, 18},       {"task.", task, 10},
+        {"", top, 4},          {"model.", model, 25},       {"task.", task, 10},
         {"pretrain.", phase, 20}, {"train.", phase, 20},    {"rounds.", rounds, 11},
         {"generate.", generate, 7}, {"score.", score, 7},   {"select.", select, 9},
     };

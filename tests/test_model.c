@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "autodidact/kernels.h"
 #include "autodidact/losses.h"
 #include "autodidact/model.h"
 #include "autodidact/rng.h"
@@ -327,6 +328,111 @@ START_TEST(test_mixed_switches) {
     d.mlp = AD_MLP_GELU;
     d.pos = AD_POS_LEARNED;
     check_against_reference("ln+nobias+untie", d, 2, 6, 0);
+}
+END_TEST
+
+/* ---- later families' switches ------------------------------------------------------ */
+
+/* Qwen2: biases on q, k, v only; the output projection and the MLP have none. */
+START_TEST(test_qwen2_qkv_bias) {
+    AdModelConfig c = cfg_llama(2);
+    c.qkv_bias = 1;
+    AdTensorInfo info[AD_P_COUNT];
+    ad_model_param_info(&c, info);
+    ck_assert_uint_eq(info[AD_P_QKVB].size, 2 * (4 + 2 * 2) * 4); /* L x QKV, hs 4 */
+    ck_assert_uint_eq(info[AD_P_ATTPROJB].size, 0);
+    ck_assert_uint_eq(info[AD_P_FCB].size, 0);
+    ck_assert_uint_eq(info[AD_P_FCPROJB].size, 0);
+    ck_assert_uint_eq(info[AD_P_LN1B].size, 0);
+    check_against_reference("qwen2 qkv bias", c, 2, 7, 1);
+}
+END_TEST
+
+/* Llama 3 RoPE scaling: a pair in each regime (hs 8, theta 10000, original context 200,
+ * low 1, high 4, factor 8: wavelengths 6.28 < 50 unchanged, 62.8 interpolated, 628 and
+ * 6283 > 200 divided by 8); then the whole model against the reference. */
+START_TEST(test_llama3_rope_scaling) {
+    AdRopeScaling s = {8.0f, 1.0f, 4.0f, 200};
+    ck_assert_double_eq_tol(ad_rope_freq(0, 8, 10000.0f, &s), 1.0, 1e-15);
+    /* s = (200 / 62.83 - 1) / 3 = 0.72770; (1 - s) 0.1 / 8 + s 0.1 = 0.0761737 */
+    ck_assert_double_eq_tol(ad_rope_freq(1, 8, 10000.0f, &s), 0.0761737168, 1e-9);
+    ck_assert_double_eq_tol(ad_rope_freq(2, 8, 10000.0f, &s), 0.01 / 8, 1e-12);
+    ck_assert_double_eq_tol(ad_rope_freq(3, 8, 10000.0f, &s), 0.001 / 8, 1e-13);
+    ck_assert_double_eq_tol(ad_rope_freq(2, 8, 10000.0f, NULL), 0.01, 1e-12);
+
+    AdModelConfig c = make_cfg("llama", 11, 8, 2, 2, 1, 16, 12); /* hs 8 */
+    c.rope_scaling = AD_ROPE_SCALING_LLAMA3;
+    c.rope_factor = 8.0f, c.rope_low_freq_factor = 1.0f, c.rope_high_freq_factor = 4.0f;
+    c.rope_original_max_pos = 200;
+    check_against_reference("llama3 rope", c, 2, 7, 0);
+    /* the scaling changes the logits (the comparison above is not of the unscaled model) */
+    AdModelConfig u = c;
+    u.rope_scaling = AD_ROPE_SCALING_NONE;
+    AdModel m;
+    setup_model(&m, &c, 5);
+    int tok[7] = {1, 2, 3, 4, 5, 6, 7}, tgt[7] = {2, 3, 4, 5, 6, 7, 8};
+    double *a = malloc(7 * 11 * sizeof(double)), *b = malloc(7 * 11 * sizeof(double));
+    ref_forward_loss(&c, m.params_mem, tok, tgt, 1, 7, a);
+    ref_forward_loss(&u, m.params_mem, tok, tgt, 1, 7, b);
+    double d = 0;
+    for (int i = 0; i < 7 * 11; i++) d = fmax(d, fabs(a[i] - b[i]));
+    ck_assert_msg(d > 1e-3, "llama3 scaling moved the logits by only %g", d);
+    free(a), free(b);
+    ad_model_free(&m);
+    AdModelConfig bad = c;
+    bad.rope_high_freq_factor = 0.5f; /* below low */
+    ck_assert_int_eq(ad_model_config_validate(&bad), AD_ERR_ARG);
+    ck_assert_ptr_nonnull(strstr(ad_errmsg(), "rope_high_freq_factor"));
+}
+END_TEST
+
+/* Mistral's sliding window: logits, loss and finite-difference gradients against the
+ * reference's naive windowed attention for windows shorter than the sequence (1, 3);
+ * a window at least as long as the sequence is full causal attention, bit for bit. */
+START_TEST(test_sliding_window) {
+    static const int windows[] = {1, 3};
+    for (int k = 0; k < 2; k++) {
+        AdModelConfig c = cfg_llama(2);
+        c.sliding_window = windows[k];
+        char label[32];
+        snprintf(label, sizeof label, "window %d", windows[k]);
+        check_against_reference(label, c, 2, 7, k);
+        AdModelConfig g = cfg_gpt2();
+        g.sliding_window = windows[k];
+        snprintf(label, sizeof label, "gpt2 window %d", windows[k]);
+        check_against_reference(label, g, 2, 6, 0);
+    }
+    AdModelConfig full = cfg_llama(2), wide = full;
+    wide.sliding_window = 7;
+    check_against_reference("window 7 = T", wide, 2, 7, 0);
+    AdModel m;
+    setup_model(&m, &full, 9);
+    AdActs a;
+    ck_assert_int_eq(ad_acts_init(&a, &full, 2, 7), AD_OK);
+    int tok[14], tgt[14];
+    make_batch(tok, tgt, 2, 7, full.vocab_size, 0, 3);
+    size_t n = (size_t)14 * full.vocab_size;
+    float *l0 = malloc(n * sizeof(float));
+    ad_model_forward(&m, &a, tok, 2, 7);
+    memcpy(l0, a.logits, n * sizeof(float));
+    m.cfg.sliding_window = 7;
+    ad_model_forward(&m, &a, tok, 2, 7);
+    ck_assert_msg(memcmp(l0, a.logits, n * sizeof(float)) == 0, "window 7 over 7 tokens differs "
+                  "from full attention");
+    m.cfg.sliding_window = 6; /* shorter than the sequence: the last position changes */
+    ad_model_forward(&m, &a, tok, 2, 7);
+    ck_assert_msg(memcmp(l0, a.logits, 6 * full.vocab_size * sizeof(float)) == 0,
+                  "window 6: positions 0..5 should not change");
+    double d = 0;
+    for (int v = 0; v < full.vocab_size; v++)
+        d = fmax(d, fabs(l0[6 * full.vocab_size + v] - a.logits[6 * full.vocab_size + v]));
+    ck_assert_msg(d > 1e-4, "window 6: position 6 moved by only %g", d);
+    free(l0);
+    ad_acts_free(&a);
+    ad_model_free(&m);
+    AdModelConfig bad = full;
+    bad.sliding_window = -1;
+    ck_assert_int_eq(ad_model_config_validate(&bad), AD_ERR_ARG);
 }
 END_TEST
 
@@ -801,6 +907,8 @@ static Suite *model_suite(void) {
         {"llama_gqa2", test_llama_gqa2},             {"llama_gqa1", test_llama_gqa1},
         {"llama_pos_none", test_llama_pos_none},     {"llama_odd", test_llama_odd},
         {"mixed_switches", test_mixed_switches},     {"small_batch", test_small_batch},
+        {"qwen2_qkv_bias", test_qwen2_qkv_bias},     {"llama3_rope_scaling", test_llama3_rope_scaling},
+        {"sliding_window", test_sliding_window},
         {"accumulation", test_accumulation},         {"determinism", test_determinism},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

@@ -44,6 +44,11 @@ typedef struct {
  * - llama2.c, GGUF, safetensors -> "llama" switches: RMSNorm, SwiGLU, RoPE on interleaved
  *   pairs (llama2.c's layout; Hugging Face's rotate-half q/k rows are permuted back),
  *   no biases; qkv_w rows [wq | wk | wv], fc_w rows [w1 (gate) | w3 (up)], fcproj_w = w2.
+ *   Later families set their switches (model.h): Qwen2 (GGUF qwen2, Qwen2ForCausalLM)
+ *   qkv_bias; Mistral (config.json sliding_window, GGUF {arch}.attention.sliding_window)
+ *   sliding_window; Llama 3.1+ (config.json rope_scaling llama3, GGUF rope_freqs.weight or
+ *   {arch}.rope.scaling.*) rope_scaling. GGUF Q8_0, Q4_0, Q4_K, Q5_K, Q6_K tensors are
+ *   dequantized to F32.
  * - llm.c -> "gpt2" switches, tied, with the padded vocabulary rows dropped.
  * The classifier is tied when the file shares it (llama2.c vocab_size > 0, GGUF without
  * output.weight, safetensors without lm_head.weight or with tie_word_embeddings) and
