@@ -453,7 +453,7 @@ static void random_model(AdModel *m) {
     ck_assert_int_eq(ad_model_init(m, &c, 0), AD_OK);
     AdRng rng;
     ad_rng_init(&rng, 17, 0, 0);
-    ad_model_init_weights(m, &rng);
+    ad_model_init_weights(m, &rng, AD_INIT_GPT2);
     for (int i = 0; i < 256; i++) m->params.t[AD_P_LNFW][i] = 1.0f + 0.01f * (float)(i % 7);
 }
 
@@ -599,7 +599,7 @@ START_TEST(test_gguf_qwen2) {
     ck_assert_int_eq(ad_model_init(&m, &c, 0), AD_OK);
     AdRng rng;
     ad_rng_init(&rng, 5, 0, 0);
-    ad_model_init_weights(&m, &rng);
+    ad_model_init_weights(&m, &rng, AD_INIT_GPT2);
     for (size_t i = 0; i < m.info[AD_P_QKVB].size; i++) m.params.t[AD_P_QKVB][i] = 0.001f * (float)i;
     QT ts[64];
     int n = model_tensors(&m, IMP_F32, ts);
