@@ -14,6 +14,7 @@
 #include "autodidact/common.h"
 #include "autodidact/config.h"
 #include "autodidact/data.h"
+#include "autodidact/dist.h"
 #include "autodidact/generate.h"
 #include "autodidact/importers.h"
 #include "autodidact/losses.h"
@@ -31,6 +32,7 @@
 #define MAX_OVERRIDES 128
 
 static int die(const char *what) {
+    if (!ad_dist_is_root() && ad_dist_failure_shared()) return 1; /* rank 0 prints it */
     fprintf(stderr, "autodidact: %s%s%s\n", what ? what : "", what ? ": " : "", ad_errmsg());
     return 1;
 }
@@ -1143,8 +1145,8 @@ static int cmd_run(int argc, char **argv) {
     AdStatus st = ad_run_start(&cfg, orig, overwrite, &o);
     free(orig);
     if (st) return die("run");
-    ad_run_report(cfg.run_file, stdout); /* --quiet drops the progress lines, not the results */
-    if (!o.quiet)
+    if (ad_dist_is_root()) ad_run_report(cfg.run_file, stdout); /* --quiet drops the progress lines, not the results */
+    if (!o.quiet && ad_dist_is_root())
         printf("\nrun file: %s\nplots:    /usr/bin/python3 analysis/plot_run.py %s\n", cfg.run_file, cfg.run_file);
     return 0;
 }
@@ -1174,7 +1176,7 @@ static int cmd_resume(int argc, char **argv) {
     }
     if (!path) return usage_error("resume", "missing RUN.h5", NULL);
     if (ad_run_resume(path, overrides, n_over, &o)) return die("resume");
-    ad_run_report(path, stdout);
+    if (ad_dist_is_root()) ad_run_report(path, stdout);
     return 0;
 }
 
@@ -1431,7 +1433,7 @@ static const char *MAIN_HELP =
     "\n"
     "'autodidact <command> --help' describes each command.\n";
 
-int main(int argc, char **argv) {
+static int dispatch(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         fputs(MAIN_HELP, argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
@@ -1452,9 +1454,17 @@ int main(int argc, char **argv) {
             return 0;
         }
         if (argc > 2) return usage_error("version", "unexpected argument", argv[2]);
-        printf("autodidact %s (git %s)\nthreads %d\nBLAS %s\n", AD_VERSION_STRING, ad_git_commit(), ad_get_threads(), ad_blas_info());
+        printf("autodidact %s (git %s)\nthreads %d\nBLAS %s\nprocesses %s\n", AD_VERSION_STRING,
+               ad_git_commit(), ad_get_threads(), ad_blas_info(), ad_dist_info());
         return 0;
     }
     fprintf(stderr, "autodidact: unknown command \"%s\"\n%s", cmd, MAIN_HELP);
     return 2;
+}
+
+/* Under mpirun every rank runs the same command (dist.h): run, resume and train share
+ * their work; the other commands are repeated by each rank. */
+int main(int argc, char **argv) {
+    if (ad_dist_init(&argc, &argv)) return die("starting MPI");
+    return ad_dist_finish(dispatch(argc, argv));
 }

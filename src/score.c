@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "autodidact/data.h"
+#include "autodidact/dist.h"
 #include "autodidact/losses.h"
 
 static const char *const SCORE_NAMES[AD_SCORE_COUNT] = {
@@ -363,12 +364,15 @@ AdStatus ad_score_logprobs(AdCandidates *c, AdModel *model, const AdTokenizer *t
         c->scores[AD_SCORE_LOGPROB_MEAN][i] = c->scores[AD_SCORE_LOGPROB_MIN][i] =
             c->scores[AD_SCORE_PERPLEXITY][i] = NAN;
     Rows r;
-    AdStatus st = rows_init(&r, model, tok, ROWS_LOGPROB, batch_size, seq_len, c->n, "log-prob scorer");
-    if (st) return st;
-    for (long i = 0; i < c->n && !st; i++)
+    long lo, hi; /* this rank's candidates */
+    ad_dist_range(c->n, &lo, &hi);
+    AdStatus st = rows_init(&r, model, tok, ROWS_LOGPROB, batch_size, seq_len, hi - lo, "log-prob scorer");
+    for (long i = lo; i < hi && !st; i++)
         st = rows_add(&r, c, i, prompt_of(c, i), c->answer[i], c->ended[i]);
     if (!st) rows_flush(&r, c);
     rows_free(&r);
+    for (int k = AD_SCORE_LOGPROB_MEAN; k <= AD_SCORE_PERPLEXITY; k++)
+        st = ad_dist_gather_floats(st, c->scores[k], c->n, 1);
     return st;
 }
 
@@ -400,11 +404,13 @@ AdStatus ad_score_judge(AdCandidates *c, AdModel *model, const AdTokenizer *tok,
     if (!judge_template || !verdict)
         return ad_fail(AD_ERR_ARG, "judge scorer: the template and the verdict must not be NULL");
     Rows r;
-    AdStatus st = rows_init(&r, model, tok, ROWS_JUDGE, batch_size, seq_len, c->n, "judge scorer");
-    if (st) return st;
+    long lo, hi; /* this rank's candidates */
+    ad_dist_range(c->n, &lo, &hi);
+    AdStatus st = rows_init(&r, model, tok, ROWS_JUDGE, batch_size, seq_len, hi - lo, "judge scorer");
+    if (st) return ad_dist_gather_floats(st, c->scores[AD_SCORE_JUDGE], c->n, 1);
     char *text = NULL;
     size_t cap = 0;
-    for (long i = 0; i < c->n && !st; i++) {
+    for (long i = lo; i < hi && !st; i++) {
         size_t need = fill_template(NULL, judge_template, prompt_of(c, i), c->answer[i]) + 1;
         if (need > cap) {
             free(text);
@@ -423,7 +429,7 @@ AdStatus ad_score_judge(AdCandidates *c, AdModel *model, const AdTokenizer *tok,
     if (!st) rows_flush(&r, c);
     free(text);
     rows_free(&r);
-    return st;
+    return ad_dist_gather_floats(st, c->scores[AD_SCORE_JUDGE], c->n, 1);
 }
 
 /* ---- selection ---- */
