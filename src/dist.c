@@ -8,6 +8,8 @@
 
 #ifdef AD_MPI
 #include <mpi.h>
+#include <signal.h>
+#include <unistd.h>
 #endif
 
 /* Set once by ad_dist_init and read-only afterwards: the process's place in the job,
@@ -81,6 +83,19 @@ static AdStatus mpi_check(int rc, const char *what) {
                    "resume')", what, g_rank, g_size, msg);
 }
 
+/* The launcher ends the surviving ranks with SIGTERM when one rank dies: say what is
+ * left on disk. Rank 0 writes files by temp + rename, so the run file holds its last
+ * complete round whatever moment this comes at. */
+static void on_terminate(int sig) {
+    static const char msg[] = "autodidact: stopped by the MPI launcher (a rank of this job ended "
+                              "or the job was cancelled); the run file keeps its last complete "
+                              "round: continue it with 'autodidact resume RUN.h5' on any number "
+                              "of ranks\n";
+    if (g_rank == 0 && write(2, msg, sizeof msg - 1) < 0) { /* nothing more to do */
+    }
+    _exit(128 + sig);
+}
+
 AdStatus ad_dist_init(int *argc, char ***argv) {
     int provided = 0;
     if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
@@ -90,6 +105,12 @@ AdStatus ad_dist_init(int *argc, char ***argv) {
     MPI_Comm_size(MPI_COMM_WORLD, &g_size);
     snprintf(g_info, sizeof g_info, "MPI, %d rank%s", g_size, g_size == 1 ? "" : "s");
     if (g_rank != 0) ad_log_set_level(AD_LOG_WARN);
+    if (g_size > 1) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_terminate;
+        sigaction(SIGTERM, &sa, NULL);
+    }
     return AD_OK;
 }
 
@@ -161,10 +182,29 @@ static AdStatus gather_blocks(void *buf, long n, size_t unit, const char *what) 
     return st;
 }
 
-AdStatus ad_dist_gather_floats(AdStatus st, float *a, long n, int width) {
+AdStatus ad_dist_gather_floats(AdStatus st, float *a, long lo, long hi) {
     if (g_size == 1) return st;
     if ((st = ad_dist_agree(st))) return st;
-    return gather_blocks(a, n, sizeof(float) * (size_t)width, "MPI_Allgatherv (scores)");
+    long *ends = ad_calloc((size_t)g_size * 2, sizeof(long), "gather blocks");
+    int *counts = ad_calloc((size_t)g_size * 2, sizeof(int), "gather blocks");
+    long mine[2] = {lo, hi};
+    st = ends && counts ? AD_OK : AD_ERR_NOMEM;
+    st = ad_dist_agree(st);
+    if (!st) st = mpi_check(MPI_Allgather(mine, 2, MPI_LONG, ends, 2, MPI_LONG, MPI_COMM_WORLD),
+                            "MPI_Allgather (score blocks)");
+    for (int r = 0; r < g_size && !st; r++) {
+        if (ends[2 * r + 1] - ends[2 * r] > 2147483647L || ends[2 * r] > 2147483647L)
+            st = ad_fail(AD_ERR_ARG, "scores: a block of %ld values is more than one MPI gather "
+                         "carries", ends[2 * r + 1] - ends[2 * r]);
+        counts[r] = (int)(ends[2 * r + 1] - ends[2 * r]);
+        counts[g_size + r] = (int)ends[2 * r];
+    }
+    if (!st)
+        st = mpi_check(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, a, counts, counts + g_size,
+                                      MPI_FLOAT, MPI_COMM_WORLD), "MPI_Allgatherv (scores)");
+    free(ends);
+    free(counts);
+    return st;
 }
 
 AdStatus ad_dist_generate(AdGenerator *g, const AdTokenizer *tok, const AdGenRequest *reqs, long n,
@@ -195,7 +235,7 @@ const char *ad_dist_info(void) { return "no MPI (built without AD_MPI)"; }
 AdStatus ad_dist_agree(AdStatus st) { return st; }
 AdStatus ad_dist_sum_floats(float *a, size_t n) { return AD_OK; }
 AdStatus ad_dist_sum_doubles(double *a, size_t n) { return AD_OK; }
-AdStatus ad_dist_gather_floats(AdStatus st, float *a, long n, int width) { return st; }
+AdStatus ad_dist_gather_floats(AdStatus st, float *a, long lo, long hi) { return st; }
 
 AdStatus ad_dist_generate(AdGenerator *g, const AdTokenizer *tok, const AdGenRequest *reqs, long n,
                           const AdSampleConfig *sc, AdGenSink sink, void *sink_user,

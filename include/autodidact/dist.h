@@ -48,9 +48,10 @@ AdStatus ad_dist_sum_floats(float *a, size_t n);
 AdStatus ad_dist_sum_doubles(double *a, size_t n);
 
 /* Collective: agrees on st first; if every rank passed AD_OK, each rank's block
- * ad_dist_range(n) of a (n items of `width` floats each) is copied to every other rank,
- * so that all ranks hold the whole array. */
-AdStatus ad_dist_gather_floats(AdStatus st, float *a, long n, int width);
+ * a[lo, hi) is copied to every other rank, so that all ranks hold the whole array. The
+ * ranks' blocks must tile it in rank order (rank 0's starts at 0, each next one where the
+ * last ended). */
+AdStatus ad_dist_gather_floats(AdStatus st, float *a, long lo, long hi);
 
 /* Collective: ad_generate with the n requests sharded across ranks by ad_dist_range;
  * every rank then receives every output, and sink is called for all n requests in
