@@ -352,12 +352,13 @@ static int cmd_train(int argc, char **argv) {
     char ckpt[AD_PATH_MAX + 32], cpath[AD_PATH_MAX + 32], lpath[AD_PATH_MAX + 32];
     snprintf(ckpt, sizeof ckpt, "%s/checkpoint.h5", cfg.out_dir);
     snprintf(lpath, sizeof lpath, "%s/train_log.jsonl", cfg.out_dir);
-    if (curve_log_open(&curve, lpath, st.step)) {
+    /* under MPI, rank 0 alone writes the outputs (ad_train saves its checkpoints) */
+    if (ad_dist_is_root() && curve_log_open(&curve, lpath, st.step)) {
         die(NULL);
         goto done;
     }
     snprintf(cpath, sizeof cpath, "%s/config.json", cfg.out_dir);
-    if (write_text(cpath, st.config_json)) {
+    if (ad_dist_is_root() && write_text(cpath, st.config_json)) {
         die(NULL);
         goto done;
     }
