@@ -1143,7 +1143,7 @@ static int cmd_run(int argc, char **argv) {
     size_t k = (size_t)snprintf(orig, cap, "%s", text);
     for (int i = 0; i < n_over; i++) k += (size_t)snprintf(orig + k, cap - k, "\n--set %s", overrides[i]);
     free(text);
-    AdStatus st = ad_run_start(&cfg, orig, overwrite, &o);
+    AdStatus st = ad_dist_agree(ad_run_start(&cfg, orig, overwrite, &o)); /* one message for all ranks */
     free(orig);
     if (st) return die("run");
     if (ad_dist_is_root()) ad_run_report(cfg.run_file, stdout); /* --quiet drops the progress lines, not the results */
@@ -1176,7 +1176,7 @@ static int cmd_resume(int argc, char **argv) {
         else return usage_error("resume", "unexpected argument", argv[i]);
     }
     if (!path) return usage_error("resume", "missing RUN.h5", NULL);
-    if (ad_run_resume(path, overrides, n_over, &o)) return die("resume");
+    if (ad_dist_agree(ad_run_resume(path, overrides, n_over, &o))) return die("resume");
     if (ad_dist_is_root()) ad_run_report(path, stdout);
     return 0;
 }
