@@ -385,7 +385,7 @@ static int cmd_train(int argc, char **argv) {
     o.quiet = quiet;
     o.observer = curve_log;
     o.observer_user = &curve;
-    if (dump_dir) {
+    if (dump_dir && ad_dist_is_root()) {
         char p[AD_PATH_MAX + 32];
         snprintf(p, sizeof p, "%s/init.h5", dump_dir);
         if (make_dirs(dump_dir) || ad_checkpoint_save(p, &m, &tok, NULL)) {
