@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# mpi_run.sh: short runs on 1 and 2 MPI ranks (one thread each), checking that
-#  - with a fixed teacher, the candidates, scores, selections and evaluation of a 2-rank run
-#    equal a 1-rank run's bit for bit, and its training losses to relative TRAIN_RTOL
+# mpi_run.sh: short runs on 1, 2 and 3 MPI ranks (one thread each), checking that
+#  - with a fixed teacher, the candidates, scores, selections and evaluation of a 2-rank (and
+#    a 3-rank) run equal a 1-rank run's bit for bit, and its training losses to relative TRAIN_RTOL
 #    (the gradient sums of two ranks add in another order);
 #  - a 2-rank run is bit-identical to itself on rerun (self-teaching, several scorers);
 #  - a run started on 2 ranks resumes on 1 and the other way round;
@@ -45,6 +45,9 @@ grep -q "2 rank(s) x 1 thread(s)" report.txt || fail "the report does not give 2
 $SAME --train-rtol $TRAIN_RTOL one.h5 two.h5 || fail "1 and 2 ranks differ"
 mpi 2 run base.json --quiet "${FIXED[@]}" --set run_file=two_again.h5 >/dev/null || fail "the 2-rank rerun failed"
 $SAME two.h5 two_again.h5 || fail "a 2-rank run differs from itself"
+# 3 ranks: blocks of unequal size (33 prompts x 2 samples, 15 rows a batch) and a 3-way sum
+mpi 3 run base.json --quiet "${FIXED[@]}" --set run_file=three.h5 >/dev/null || fail "the 3-rank run failed"
+$SAME --train-rtol $TRAIN_RTOL one.h5 three.h5 || fail "1 and 3 ranks differ"
 
 # self-teaching: the student trained on 2 ranks generates; a rerun is the same bit for bit
 for f in self_a self_b; do
