@@ -15,6 +15,7 @@
 #include "autodidact/common.h"
 #include "autodidact/config.h"
 #include "autodidact/data.h"
+#include "autodidact/dist.h"
 #include "autodidact/generate.h"
 #include "autodidact/importers.h"
 #include "autodidact/losses.h"
@@ -32,6 +33,7 @@
 #define MAX_OVERRIDES 128
 
 static int die(const char *what) {
+    if (!ad_dist_is_root() && ad_dist_failure_shared()) return 1; /* rank 0 prints it */
     fprintf(stderr, "autodidact: %s%s%s\n", what ? what : "", what ? ": " : "", ad_errmsg());
     return 1;
 }
@@ -351,12 +353,13 @@ static int cmd_train(int argc, char **argv) {
     char ckpt[AD_PATH_MAX + 32], cpath[AD_PATH_MAX + 32], lpath[AD_PATH_MAX + 32];
     snprintf(ckpt, sizeof ckpt, "%s/checkpoint.h5", cfg.out_dir);
     snprintf(lpath, sizeof lpath, "%s/train_log.jsonl", cfg.out_dir);
-    if (curve_log_open(&curve, lpath, st.step)) {
+    /* under MPI, rank 0 alone writes the outputs (ad_train saves its checkpoints) */
+    if (ad_dist_is_root() && curve_log_open(&curve, lpath, st.step)) {
         die(NULL);
         goto done;
     }
     snprintf(cpath, sizeof cpath, "%s/config.json", cfg.out_dir);
-    if (write_text(cpath, st.config_json)) {
+    if (ad_dist_is_root() && write_text(cpath, st.config_json)) {
         die(NULL);
         goto done;
     }
@@ -383,7 +386,7 @@ static int cmd_train(int argc, char **argv) {
     o.quiet = quiet;
     o.observer = curve_log;
     o.observer_user = &curve;
-    if (dump_dir) {
+    if (dump_dir && ad_dist_is_root()) {
         char p[AD_PATH_MAX + 32];
         snprintf(p, sizeof p, "%s/init.h5", dump_dir);
         if (make_dirs(dump_dir) || ad_checkpoint_save(p, &m, &tok, NULL)) {
@@ -1299,11 +1302,11 @@ static int cmd_run(int argc, char **argv) {
     size_t k = (size_t)snprintf(orig, cap, "%s", text);
     for (int i = 0; i < n_over; i++) k += (size_t)snprintf(orig + k, cap - k, "\n--set %s", overrides[i]);
     free(text);
-    AdStatus st = ad_run_start(&cfg, orig, overwrite, &o);
+    AdStatus st = ad_dist_agree(ad_run_start(&cfg, orig, overwrite, &o)); /* one message for all ranks */
     free(orig);
     if (st) return die("run");
-    ad_run_report(cfg.run_file, stdout); /* --quiet drops the progress lines, not the results */
-    if (!o.quiet)
+    if (ad_dist_is_root()) ad_run_report(cfg.run_file, stdout); /* --quiet drops the progress lines, not the results */
+    if (!o.quiet && ad_dist_is_root())
         printf("\nrun file: %s\nplots:    /usr/bin/python3 analysis/plot_run.py %s\n", cfg.run_file, cfg.run_file);
     return 0;
 }
@@ -1332,8 +1335,8 @@ static int cmd_resume(int argc, char **argv) {
         else return usage_error("resume", "unexpected argument", argv[i]);
     }
     if (!path) return usage_error("resume", "missing RUN.h5", NULL);
-    if (ad_run_resume(path, overrides, n_over, &o)) return die("resume");
-    ad_run_report(path, stdout);
+    if (ad_dist_agree(ad_run_resume(path, overrides, n_over, &o))) return die("resume");
+    if (ad_dist_is_root()) ad_run_report(path, stdout);
     return 0;
 }
 
@@ -1590,7 +1593,7 @@ static const char *MAIN_HELP =
     "\n"
     "'autodidact <command> --help' describes each command.\n";
 
-int main(int argc, char **argv) {
+static int dispatch(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         fputs(MAIN_HELP, argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
@@ -1612,9 +1615,17 @@ int main(int argc, char **argv) {
             return 0;
         }
         if (argc > 2) return usage_error("version", "unexpected argument", argv[2]);
-        printf("autodidact %s (git %s)\nthreads %d\nBLAS %s\n", AD_VERSION_STRING, ad_git_commit(), ad_get_threads(), ad_blas_info());
+        printf("autodidact %s (git %s)\nthreads %d\nBLAS %s\nprocesses %s\n", AD_VERSION_STRING,
+               ad_git_commit(), ad_get_threads(), ad_blas_info(), ad_dist_info());
         return 0;
     }
     fprintf(stderr, "autodidact: unknown command \"%s\"\n%s", cmd, MAIN_HELP);
     return 2;
+}
+
+/* Under mpirun every rank runs the same command (dist.h): run, resume and train share
+ * their work; the other commands are repeated by each rank. */
+int main(int argc, char **argv) {
+    if (ad_dist_init(&argc, &argv)) return die("starting MPI");
+    return ad_dist_finish(dispatch(argc, argv));
 }

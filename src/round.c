@@ -16,6 +16,7 @@
 
 #include "autodidact/checkpoint.h"
 #include "autodidact/data.h"
+#include "autodidact/dist.h"
 #include "autodidact/generate.h"
 #include "autodidact/losses.h"
 #include "autodidact/runlog.h"
@@ -271,7 +272,7 @@ static AdStatus evaluate(Run *r, AdModel *m, double *acc, double *loss, long *n_
     AdSampleConfig sc;
     ad_sample_config_default(&sc);
     sc.temperature = 0.0f, sc.max_new_tokens = max_new, sc.seed = c->seed;
-    if ((st = ad_generate(&g, &r->tok, reqs, n, &sc, eval_sink, &sink, NULL, NULL))) goto done;
+    if ((st = ad_dist_generate(&g, &r->tok, reqs, n, &sc, eval_sink, &sink, NULL, NULL))) goto done;
     /* teacher-forced loss of the ground-truth answers */
     int Bl = per < EVAL_LOSS_BATCH ? per : EVAL_LOSS_BATCH;
     if ((st = ad_acts_init(&acts, &m->cfg, Bl, S))) goto done;
@@ -490,7 +491,7 @@ static AdStatus make_candidates(Run *r, int round, int lo, int hi, const AdModel
     sc.top_p = cfg->generate.top_p;
     sc.min_p = cfg->generate.min_p;
     sc.seed = cfg->seed ^ ((uint64_t)round * 0x9E3779B97F4A7C15ull);
-    st = ad_generate(&g, &r->tok, reqs, n, &sc, cand_sink, &sink, gen_progress, r);
+    st = ad_dist_generate(&g, &r->tok, reqs, n, &sc, cand_sink, &sink, gen_progress, r);
     if (!st) st = sink.st;
     *tokens = sink.tokens;
 done:
@@ -1281,7 +1282,7 @@ static AdStatus run_round(Run *r, int round) {
         print_eval(r, round, acc, frontier);
     }
     /* commit: checkpoint first, then the run file (whose counter says the round is done) */
-    if ((st = save_round_state(r, round))) goto done;
+    if ((st = ad_dist_agree(ad_dist_is_root() ? save_round_state(r, round) : AD_OK))) goto done;
     if (round > 0 && (st = ad_runlog_write_candidates(&r->log, round, &cand))) goto done;
     if ((st = ad_runlog_write_train_curve(&r->log, round, curve.rec, curve.n))) goto done;
     if (r->n_eval && (st = ad_runlog_write_eval(&r->log, round, r->eval_len, acc, eloss, en, r->n_eval)))
@@ -1294,7 +1295,7 @@ static AdStatus run_round(Run *r, int round) {
                         t_gen, t_score, t_train, t_eval, ad_time_now() - t0, gen_tps, train_tps,
                         cfg->rounds.teacher};
     st = ad_runlog_commit_round(&r->log, &s);
-    if (!st) prune_round_state(r, round);
+    if (!st && ad_dist_is_root()) prune_round_state(r, round);
     if (!st) {
         char dur[32];
         ad_format_duration(s.time_total, dur, sizeof dur);
@@ -1339,7 +1340,7 @@ static AdStatus run_loop(Run *r, int first_round) {
     double timed = 0.0;
     for (int round = first_round; round < total; round++) {
         double t0 = ad_time_now();
-        AdStatus st = run_round(r, round);
+        AdStatus st = ad_dist_agree(run_round(r, round));
         if (st) return failure_advice(r, round, st);
         say_run_eta(r, round, total, &timed, &n_timed, ad_time_now() - t0);
         if (r->opt && r->opt->stop_after > 0 && ++done_here >= r->opt->stop_after) break;
