@@ -2,7 +2,8 @@
 # smollm_shape.sh: a random-weight model of SmolLM2's kind (Llama architecture, grouped-query
 # attention, tied classifier; scripts/random_gguf.py --preset smollm2-tiny, a small shape for
 # CI) written as GGUF Q8_0 with the GPT-2 test vocabulary from ../shared/vocab: it imports,
-# samples (seeded) with per-token log-probs (generate --json), and its imported checkpoint
+# encodes text with its BPE merges, samples (seeded) with per-token log-probs (generate --json),
+# and its imported checkpoint
 # samples the same tokens with the same log-probs. Skips (exit 0, with the reason) without the vocabulary.
 set -u
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -20,6 +21,10 @@ fail() { echo "FAIL $*"; exit 1; }
     "$TMP/m.gguf" || fail "random_gguf.py"
 "$BIN" generate --model "$TMP/m.gguf" --prompt "" -n 24 --temperature 1 --seed 3 --no-eos --json \
     > "$TMP/a.json" || fail "generate from the GGUF"
+ids=$("$BIN" tokenize --model "$TMP/m.gguf" --text "Hello world" --no-bos --ids) || fail "tokenize"
+[ "$ids" = "15496 995" ] || fail "the GGUF's BPE vocabulary encodes 'Hello world' as '$ids', not '15496 995'"
+"$BIN" generate --model "$TMP/m.gguf" --prompt "Hello world" -n 4 --temperature 0 --no-eos \
+    > /dev/null || fail "generate from a text prompt"
 "$BIN" import "$TMP/m.gguf" -o "$TMP/m.h5" > /dev/null || fail "import"
 "$BIN" generate --model "$TMP/m.h5" --prompt "" -n 24 --temperature 1 --seed 3 --no-eos --json \
     > "$TMP/b.json" || fail "generate from the checkpoint"
