@@ -342,7 +342,7 @@ AdStatus ad_round_train_phase(Run *r, int round, int member, AdModel *model, AdA
         o.loss_param = (float)(lk == AD_LOSS_JSD ? p->beta : p->alpha);
         o.tau = (float)p->temperature;
     }
-    if (!member && !strcmp(r->cfg->rounds.teacher, "ema")) {
+    if (!member && round > 0 && !strcmp(r->cfg->rounds.teacher, "ema")) { /* round 0 makes the EMA */
         o.ema = &r->ema;
         o.ema_decay = (float)r->cfg->rounds.ema_decay;
     }
