@@ -824,7 +824,9 @@ typedef struct {
 static double phase_bytes(const Run *r, const AdPhaseConfig *p) {
     const AdModelConfig *mc = &r->student.cfg;
     int distill = ad_loss_parse(p->loss) != AD_LOSS_SFT;
-    return ad_acts_bytes(mc, p->batch_size, r->T) * (distill ? 2 : 1) +
+    /* a preference batch holds a chosen and a rejected row per pair */
+    int rows = p == &r->cfg->train && !strcmp(r->cfg->objective, "preference") ? 2 : 1;
+    return ad_acts_bytes(mc, p->batch_size * rows, r->T) * (distill ? 2 : 1) +
            (double)p->batch_size * r->T * p->grad_accum * 2 * sizeof(int);
 }
 
@@ -1077,14 +1079,14 @@ int ad_round_answer_was_cut(const Run *r, const AdCandidates *c, long i) {
 }
 
 /* The method table: a round method is a file (method_*.c) and a row here. */
-static const RoundMethod *const round_methods[] = {&ad_method_sft, &ad_method_distillation};
+static const RoundMethod *const round_methods[] = {&ad_method_sft, &ad_method_distillation,
+                                                   &ad_method_preference};
 
 const RoundMethod *ad_round_method(const AdExperimentConfig *cfg, int round) {
     if (round == 0) return &ad_method_ground_truth;
-    const char *name = ad_loss_parse(cfg->train.loss) == AD_LOSS_SFT ? "sft" : "distillation";
     for (size_t i = 0; i < sizeof round_methods / sizeof round_methods[0]; i++)
-        if (!strcmp(round_methods[i]->name, name)) return round_methods[i];
-    return NULL;
+        if (!strcmp(round_methods[i]->name, cfg->objective)) return round_methods[i];
+    return NULL; /* the config schema admits only the names above */
 }
 
 /* What a round measures besides its method's curve. */
@@ -1182,7 +1184,8 @@ static AdStatus commit_round(Run *r, const RoundMethod *m, const RoundBatch *b, 
                           c && c->n ? (double)b->n_selected / c->n : NAN, s->label_acc, s->cand_acc,
                           b->n_examples, (long)b->curve.n, b->loss, s->acc, s->eloss, s->en,
                           s->frontier, s->t_gen, s->t_score, s->t_train, s->t_eval,
-                          ad_time_now() - t0, s->gen_tps, b->tps, r->cfg->rounds.teacher};
+                          ad_time_now() - t0, s->gen_tps, b->tps, r->cfg->rounds.teacher,
+                          b->n_pairs, b->pairs_dropped, b->pair_accuracy};
     if ((st = ad_runlog_commit_round(&r->log, &sum))) return st;
     prune_round_state(r, b->round);
     char dur[32];
@@ -1206,6 +1209,7 @@ static AdStatus run_round(Run *r, int round) {
     round_lengths(r, round, &b.lo, &b.hi);
     RoundStats s = {0, 0, 0, 0, 0, NAN, NAN, NULL, NULL, NULL, 0};
     b.loss = NAN;
+    b.pair_accuracy = NAN;
     b.curve.cap = phase(r, round)->steps;
     b.curve.rec = ad_calloc(b.curve.cap ? b.curve.cap : 1, sizeof(AdTrainRecord), "training curve");
     int E = r->n_eval ? r->n_eval : 1;
@@ -1502,12 +1506,22 @@ static void print_plan(const Run *r, FILE *f) {
             snprintf(what, sizeof what, "prompts at lengths %d..%d", lo, lo + c->rounds.length_span);
         else
             snprintf(what, sizeof what, "prompts");
+        char how[192];
+        if (!strcmp(c->objective, "preference"))
+            snprintf(how, sizeof how, "%s pairs; %s (beta %g) against %s, %d steps of %d pair(s)",
+                     c->preference.pairs, c->preference.loss, c->preference.beta,
+                     !strcmp(c->preference.loss, "simpo") ? "no reference"
+                     : !strcmp(c->preference.reference, "teacher") ? "the teacher"
+                     : "the previous round's model", c->train.steps,
+                     c->train.batch_size * c->train.grad_accum);
+        else
+            snprintf(how, sizeof how, "select %s%s; %s, %d steps (loss %s)", c->select.policy,
+                     filter ? " after the length filter" : "", c->objective, c->train.steps,
+                     c->train.loss);
         fprintf(f, "round %-4d %d %s, %d sample(s) of up to %d tokens at temperature %g by "
-                "teacher %s; select %s%s; retrain %d steps (%s, init %s)\n", k, c->rounds.prompts,
-                what, c->generate.samples, answer_budget(r, lo + c->rounds.length_span),
-                c->generate.temperature, c->rounds.teacher, c->select.policy,
-                filter ? " after the length filter" : "", c->train.steps, c->train.loss,
-                c->rounds.init);
+                "teacher %s; %s; init %s\n", k, c->rounds.prompts, what, c->generate.samples,
+                answer_budget(r, lo + c->rounds.length_span), c->generate.temperature,
+                c->rounds.teacher, how, c->rounds.init);
     }
 }
 

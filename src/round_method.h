@@ -69,6 +69,8 @@ typedef struct {
     Curve curve;
     double loss, tps;         /* last logged loss, mean tokens/s */
     long n_examples;          /* what the round trained on (rows, or pairs) for the summary */
+    long n_pairs, pairs_dropped; /* preference rounds: pairs built; prompts without one */
+    double pair_accuracy;     /* share of judged pairs with chosen right and rejected wrong */
 } RoundBatch;
 
 typedef struct {
@@ -81,7 +83,8 @@ typedef struct {
 } RoundMethod;
 
 /* The rows of the table (method_*.c). ground_truth is round 0's. */
-extern const RoundMethod ad_method_ground_truth, ad_method_sft, ad_method_distillation;
+extern const RoundMethod ad_method_ground_truth, ad_method_sft, ad_method_distillation,
+    ad_method_preference;
 
 /* The method of round `round` of the run configured by cfg. */
 const RoundMethod *ad_round_method(const AdExperimentConfig *cfg, int round);

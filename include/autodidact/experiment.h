@@ -106,6 +106,20 @@ typedef struct {
     } select;
 
     AdPhaseConfig train;          /* retraining in each round */
+    char objective[16];           /* train.objective: what the rounds train on: sft (selected
+                                     sequences), distillation (the teacher's distributions),
+                                     preference (chosen/rejected pairs); "auto" resolves to sft
+                                     or distillation by train.loss */
+
+    struct {                      /* rounds with train.objective "preference" */
+        char loss[16];            /* dpo | ipo | simpo */
+        double beta, label_smoothing, gamma, sft_alpha;
+        char pairs[16];           /* best_worst (by scorer) | verifier (right vs wrong) |
+                                     spin (ground truth vs own sample) */
+        char scorer[32];          /* what best_worst ranks by */
+        double min_margin;        /* best_worst: best minus worst score must exceed this */
+        char reference[16];       /* previous (the student at the round's start) | teacher */
+    } preference;
 } AdExperimentConfig;
 
 void ad_experiment_config_defaults(AdExperimentConfig *c);
