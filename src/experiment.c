@@ -26,6 +26,7 @@ static const char *policy_name(int k) { return ad_select_name((AdSelectPolicy)k)
 static const char *const source_names[] = {"task", "file", "bos", "jsonl", NULL};
 static const char *const teacher_names[] = {"self", "snapshot", "ema", "checkpoint", NULL};
 static const char *const init_names[] = {"continue", "restart", NULL};
+static const char *const prompt_source_names[] = {"task", "seed", NULL};
 static const char *const objective_names[] = {"auto", "sft", "distillation", "preference", NULL};
 static const char *const pair_names[] = {"best_worst", "verifier", "spin", NULL};
 static const char *const reference_names[] = {"previous", "teacher", NULL};
@@ -158,6 +159,9 @@ static const AdSchemaRow experiment_rows[] = {
     NUM("rounds.replay_frac", rounds.replay_frac, -1, 1, 0, "-1",
         "fraction of each batch drawn from round 0's ground truth; -1 = in proportion to "
         "its size"),
+    CHOICE("rounds.prompt_source", rounds.prompt_source, prompt_source_names, "task",
+           "the rounds' prompts: task (fresh ones at the round's lengths) or seed (drawn from "
+           "round 0's task.seed_examples, e.g. SPIN on the same limited data)"),
 
     INT("generate.samples", generate.samples, 1, 1024, "1", "candidates per prompt"),
     FLT("generate.temperature", generate.temperature, 0, 100, 0, "0",
@@ -449,6 +453,11 @@ static AdStatus check(const void *cfg, const char *src) {
         return ad_fail(AD_ERR_CONFIG, "%s: rounds.replay_frac: %g must be -1 (in proportion to "
                        "the ground truth's size) or in [0, 1]", src, c->rounds.replay_frac);
 
+    if (!strcmp(c->rounds.prompt_source, "seed") && (from_file || c->task.seed_examples == 0 ||
+                                                      strcmp(c->task.source, "task") != 0))
+        return ad_fail(AD_ERR_CONFIG, "%s: rounds.prompt_source: \"seed\" draws the rounds' prompts "
+                       "from round 0's task.seed_examples; it needs task.source \"task\" and "
+                       "task.seed_examples > 0", src);
     if (c->generate.samples > 1 && c->generate.temperature == 0)
         return ad_fail(AD_ERR_CONFIG, "%s: generate.samples: %d samples at "
                        "generate.temperature 0 (greedy) are all the same answer; set a "

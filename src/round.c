@@ -401,17 +401,32 @@ static void gen_progress(long done, long total, long tokens, double secs, void *
            tokens / (secs + 1e-9), eta);
 }
 
+/* The k-th ground-truth (origin 0) example's prompt of the pool. */
+static const char *seed_prompt(const Run *r, long k) {
+    for (long i = 0; i < r->pool.n_ex; i++)
+        if (r->pool.ex[i].origin == 0 && k-- == 0) return r->pool.ex[i].prompt;
+    return "";
+}
+
 AdStatus ad_round_candidates(Run *r, int round, int lo, int hi, long np, const AdModel *gen_model,
                              int samples, float temperature, AdCandidates *c, long *tokens) {
     const AdExperimentConfig *cfg = r->cfg;
     AdStatus st = ad_candidates_init(c, np, samples);
     if (st) return st;
+    long n_seed = 0; /* rounds.prompt_source seed: the ground-truth examples of round 0 */
+    for (long i = 0; i < r->pool.n_ex; i++) n_seed += r->pool.ex[i].origin == 0;
+    if (!strcmp(cfg->rounds.prompt_source, "seed") && n_seed == 0)
+        return ad_fail(AD_ERR_CONFIG, "rounds.prompt_source: \"seed\", but the pool holds no "
+                       "seed examples (task.seed_examples)");
     AdRng rng;
     ad_rng_init(&rng, cfg->seed, AD_STREAM_PROMPTS, (uint64_t)round);
     char prompt[AD_TASK_MAX_TEXT], answer[AD_TASK_MAX_TEXT];
     for (long p = 0; p < np; p++) {
         int len = -1;
-        if (r->is_task) {
+        if (r->is_task && !strcmp(cfg->rounds.prompt_source, "seed")) {
+            snprintf(prompt, sizeof prompt, "%s", seed_prompt(r, ad_rng_below(&rng, (uint32_t)n_seed)));
+            len = ad_task_length(r->task, prompt);
+        } else if (r->is_task) {
             len = lo + (int)ad_rng_below(&rng, (uint32_t)(hi - lo + 1));
             if ((st = ad_task_example(r->task, len, &rng, prompt, answer))) return st;
         } else if (r->n_file_lines > 0) {

@@ -258,6 +258,7 @@ START_TEST(test_bad_combinations) {
     expect_config_error("preference.scorer=judge", "preference.pairs=best_worst", "preference.scorer");
     expect_config_error("train.objective=distillation", NULL, "train.objective");
     expect_config_error("preference.loss=kto", NULL, "preference.loss");
+    expect_config_error("rounds.prompt_source=seed", NULL, "rounds.prompt_source");
     /* auto resolves by train.loss */
     const char *ov[] = {"run_file=/tmp/never.h5", "train.objective=auto"};
     AdExperimentConfig c;

@@ -70,6 +70,8 @@ typedef struct {
         int keep_history;         /* 1: train on every earlier round's selected data too */
         double replay_frac;       /* fraction of each training batch drawn from the ground-
                                      truth data of round 0 (-1: in proportion to its size) */
+        char prompt_source[16];   /* task (fresh prompts at the round's lengths) | seed (the
+                                     prompts of round 0's task.seed_examples) */
     } rounds;
 
     struct {
