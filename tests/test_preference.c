@@ -259,6 +259,18 @@ START_TEST(test_bad_combinations) {
     expect_config_error("train.objective=distillation", NULL, "train.objective");
     expect_config_error("preference.loss=kto", NULL, "preference.loss");
     expect_config_error("rounds.prompt_source=seed", NULL, "rounds.prompt_source");
+    /* the dry run names the pairs, the loss and the reference */
+    const char *ov2[] = {"run_file=/tmp/never.h5"};
+    AdExperimentConfig d;
+    ck_assert_int_eq(ad_experiment_config_parse(&d, CFG, "t", ov2, 1), AD_OK);
+    char *plan = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&plan, &len);
+    ck_assert_msg(ad_run_plan(&d, f) == AD_OK, "%s", ad_errmsg());
+    fclose(f);
+    ck_assert_msg(strstr(plan, "spin pairs; dpo (beta 0.1) against the previous round's model, 6 "
+                               "steps of 4 pair(s)") != NULL, "%s", plan);
+    free(plan);
     /* auto resolves by train.loss */
     const char *ov[] = {"run_file=/tmp/never.h5", "train.objective=auto"};
     AdExperimentConfig c;
