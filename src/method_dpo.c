@@ -102,33 +102,6 @@ static int pick_pair(const Run *r, const AdCandidates *c, long p, const char *tr
     return 1;
 }
 
-/* Log-prob sums of rows (tokens, targets: (n, T)) under m, Bf rows per forward pass. */
-static AdStatus rows_logps(const AdModel *m, const int *tokens, const int *targets, long n, int T,
-                           int Bf, double *out) {
-    if (n == 0) return AD_OK;
-    if (Bf > n) Bf = (int)n;
-    AdActs acts;
-    AdStatus st = ad_acts_init(&acts, &m->cfg, Bf, T);
-    if (st) return st;
-    int *tk = ad_calloc((size_t)Bf * T * 2, sizeof(int), "reference rows");
-    if (!tk) {
-        ad_acts_free(&acts);
-        return AD_ERR_NOMEM;
-    }
-    int *tg = tk + (size_t)Bf * T;
-    for (long i0 = 0; i0 < n; i0 += Bf) {
-        int b = n - i0 < Bf ? (int)(n - i0) : Bf;
-        memcpy(tk, tokens + (size_t)i0 * T, sizeof(int) * (size_t)b * T);
-        memcpy(tg, targets + (size_t)i0 * T, sizeof(int) * (size_t)b * T);
-        int Tb = ad_trim_batch(tk, tg, b, T);
-        ad_model_forward(m, &acts, tk, b, Tb);
-        ad_pref_seq_logps(out + i0, NULL, acts.logits, tg, b, Tb, m->cfg.vocab_size);
-    }
-    free(tk);
-    ad_acts_free(&acts);
-    return AD_OK;
-}
-
 static AdStatus pref_build(Run *r, RoundBatch *b) {
     const AdExperimentConfig *cfg = r->cfg;
     const AdCandidates *c = b->cand;
@@ -181,7 +154,7 @@ static AdStatus pref_build(Run *r, RoundBatch *b) {
     const AdModel *ref = !strcmp(cfg->preference.reference, "teacher") ? b->teacher : &r->student;
     double *lp = ad_calloc((size_t)2 * (P->n ? P->n : 1), sizeof(double), "reference log-probs");
     if (!lp) return AD_ERR_NOMEM;
-    st = rows_logps(ref, P->tokens, P->targets, 2 * P->n, T, 2 * cfg->train.batch_size, lp);
+    st = ad_round_rows_logps(ref, P->tokens, P->targets, 2 * P->n, T, 2 * cfg->train.batch_size, lp);
     for (long i = 0; i < P->n && !st; i++) P->ref_c[i] = lp[2 * i], P->ref_r[i] = lp[2 * i + 1];
     free(lp);
     char acc[64] = "";

@@ -19,6 +19,7 @@
 #include "autodidact/data.h"
 #include "autodidact/generate.h"
 #include "autodidact/losses.h"
+#include "autodidact/preference.h"
 #include "autodidact/runlog.h"
 #include "autodidact/score.h"
 #include "autodidact/tasks.h"
@@ -638,6 +639,33 @@ static AdStatus init_student(Run *r) {
     AdRng rng;
     ad_rng_init(&rng, cfg->seed, AD_STREAM_INIT, 0);
     ad_model_init_weights(&r->student, &rng);
+    return AD_OK;
+}
+
+/* Log-prob sums of encoded rows under a frozen model (round_method.h). */
+AdStatus ad_round_rows_logps(const AdModel *m, const int *tokens, const int *targets, long n,
+                             int T, int Bf, double *out) {
+    if (n == 0) return AD_OK;
+    if (Bf > n) Bf = (int)n;
+    AdActs acts;
+    AdStatus st = ad_acts_init(&acts, &m->cfg, Bf, T);
+    if (st) return st;
+    int *tk = ad_calloc((size_t)Bf * T * 2, sizeof(int), "reference rows");
+    if (!tk) {
+        ad_acts_free(&acts);
+        return AD_ERR_NOMEM;
+    }
+    int *tg = tk + (size_t)Bf * T;
+    for (long i0 = 0; i0 < n; i0 += Bf) {
+        int b = n - i0 < Bf ? (int)(n - i0) : Bf;
+        memcpy(tk, tokens + (size_t)i0 * T, sizeof(int) * (size_t)b * T);
+        memcpy(tg, targets + (size_t)i0 * T, sizeof(int) * (size_t)b * T);
+        int Tb = ad_trim_batch(tk, tg, b, T);
+        ad_model_forward(m, &acts, tk, b, Tb);
+        ad_pref_seq_logps(out + i0, NULL, acts.logits, tg, b, Tb, m->cfg.vocab_size);
+    }
+    free(tk);
+    ad_acts_free(&acts);
     return AD_OK;
 }
 

@@ -107,6 +107,11 @@ AdStatus ad_round_train_members(Run *r, int round, const AdData *data, const AdM
 AdStatus ad_round_candidates(Run *r, int round, int lo, int hi, long n_prompts,
                              const AdModel *gen_model, int samples, float temperature,
                              AdCandidates *c, long *tokens);
+/* Log-probability sums of n encoded rows (tokens, targets: (n, T), as ad_data_encode_example
+ * writes them) under m, over the unmasked targets, Bf rows per forward pass: a frozen
+ * model's view of sequences (a preference reference, a policy's old log-probs). */
+AdStatus ad_round_rows_logps(const AdModel *m, const int *tokens, const int *targets, long n,
+                             int T, int Bf, double *out);
 /* 1 if candidate i is text without a task cut at the budget (trains without <eos>). */
 int ad_round_answer_was_cut(const Run *r, const AdCandidates *c, long i);
 
