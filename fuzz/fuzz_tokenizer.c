@@ -1,13 +1,16 @@
 /* fuzz_tokenizer.c: the tokenizer loaders and the encoders they build. The first byte picks
- * the loader (llama2.c tokenizer file, or a GPT-2 vocab.json whose merges.txt is the part
- * after a NUL byte); the text after the second NUL, if any, is encoded and decoded back. */
+ * the loader (llama2.c tokenizer file; a GPT-2 vocab.json whose merges.txt is the part
+ * after a NUL byte; a Hugging Face tokenizer.json, or a GGUF vocabulary, each the part
+ * before the first NUL); the text after the second NUL, if any, is encoded and decoded
+ * back. */
+#include "autodidact/importers.h"
 #include "autodidact/tokenizer.h"
 #include "fuzz_common.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     fuzz_quiet();
     if (size < 2) return 0;
-    int kind = data[0] & 1, vocab = 1 + data[1] * 4;
+    int kind = data[0] & 3, vocab = 1 + data[1] * 4;
     data += 2, size -= 2;
     const uint8_t *nul = memchr(data, 0, size);
     size_t first = nul ? (size_t)(nul - data) : size;
@@ -22,6 +25,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         st = ad_tokenizer_load_llama2c(&t, p, vocab);
         unlink(p);
         nul2 = NULL;
+    } else if (kind >= 2) {
+        const char *p = fuzz_file(data, first, kind == 2 ? ".json" : ".gguf");
+        st = kind == 2 ? ad_tokenizer_load_hf_json(&t, p, NULL) : ad_import_vocab(p, &t);
+        unlink(p);
     } else {
         char vpath[600];
         snprintf(vpath, sizeof vpath, "%s", fuzz_file(data, first, ".vocab.json"));

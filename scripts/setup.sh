@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=(build-essential cmake pkg-config libopenblas-openmp-dev libhdf5-dev libcjson-dev check
-      python3-h5py python3-numpy python3-matplotlib "$@")
+      python3-h5py python3-numpy python3-matplotlib unicode-data bzip2 "$@")
 missing=()
 for p in "${need[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

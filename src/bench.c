@@ -52,7 +52,7 @@ AdStatus ad_bench_train(const AdModelConfig *c, int B, int T, int warmup, int st
     if (st) return st;
     AdRng rng;
     ad_rng_init(&rng, 1, AD_STREAM_INIT, 0);
-    ad_model_init_weights(&m, &rng);
+    ad_model_init_weights(&m, &rng, AD_INIT_GPT2);
     AdAdamWConfig oc = {0.9f, 0.95f, 1e-8f, 0.1f};
     int *tok = NULL;
     if ((st = ad_acts_init(&a, c, B, T)) || (st = ad_adamw_init(&opt, &oc, m.n_params))) goto done;

@@ -75,9 +75,15 @@ static AdStatus check_save_args(const char *path, const AdModel *m, const AdToke
     return AD_OK;
 }
 
-static AdStatus write_root(hid_t f) {
+/* Version 1 for a model without the version-2 switches, so that older programs read it;
+ * version 2 otherwise, so that they refuse it rather than ignore a switch. */
+static int format_version_for(const AdModelConfig *c) {
+    return c->qkv_bias || c->sliding_window || c->rope_scaling != AD_ROPE_SCALING_NONE ? 2 : 1;
+}
+
+static AdStatus write_root(hid_t f, const AdModelConfig *c) {
     AdStatus s = ad_h5_attr_write_str(f, "format", AD_CHECKPOINT_FORMAT);
-    if (s == AD_OK) s = ad_h5_attr_write_i64(f, "format_version", AD_CHECKPOINT_VERSION);
+    if (s == AD_OK) s = ad_h5_attr_write_i64(f, "format_version", format_version_for(c));
     if (s == AD_OK) s = ad_h5_attr_write_str(f, "program_version", AD_VERSION_STRING);
     if (s == AD_OK) s = ad_h5_attr_write_str(f, "git_commit", ad_git_commit());
     return s;
@@ -100,6 +106,14 @@ static AdStatus write_model(hid_t f, const AdModel *m) {
     if (s == AD_OK) s = ad_h5_attr_write_str(g, "pos", ad_pos_name(c->pos));
     if (s == AD_OK) s = ad_h5_attr_write_f64(g, "norm_eps", c->norm_eps);
     if (s == AD_OK) s = ad_h5_attr_write_f64(g, "rope_theta", c->rope_theta);
+    /* version 2: written whenever present in the struct (zero = off) */
+    if (s == AD_OK) s = ad_h5_attr_write_i64(g, "qkv_bias", c->qkv_bias);
+    if (s == AD_OK) s = ad_h5_attr_write_i64(g, "sliding_window", c->sliding_window);
+    if (s == AD_OK) s = ad_h5_attr_write_str(g, "rope_scaling", ad_rope_scaling_name(c->rope_scaling));
+    if (s == AD_OK) s = ad_h5_attr_write_f64(g, "rope_factor", c->rope_factor);
+    if (s == AD_OK) s = ad_h5_attr_write_f64(g, "rope_low_freq_factor", c->rope_low_freq_factor);
+    if (s == AD_OK) s = ad_h5_attr_write_f64(g, "rope_high_freq_factor", c->rope_high_freq_factor);
+    if (s == AD_OK) s = ad_h5_attr_write_i64(g, "rope_original_max_pos", c->rope_original_max_pos);
     s = ad_h5_close_after(g, s);
     g = -1;
     if (s == AD_OK) s = ad_h5_group_create(f, "weights", &g);
@@ -131,7 +145,9 @@ static AdStatus write_tokenizer(hid_t f, const AdTokenizer *t) {
     if (s == AD_OK) s = ad_h5_attr_write_str(g, "kind", ad_tok_kind_name(t->kind));
     const struct { const char *name; int64_t v; } ints[] = {
         {"vocab_size", V},  {"bos_id", t->bos_id}, {"eos_id", t->eos_id},
-        {"pad_id", t->pad_id}, {"sep_id", t->sep_id},
+        {"pad_id", t->pad_id}, {"sep_id", t->sep_id}, {"unk_id", t->unk_id},
+        {"add_bos", t->add_bos}, {"add_eos", t->add_eos},
+        {"add_space_prefix", t->add_space_prefix}, {"nfc", t->nfc},
     };
     for (size_t i = 0; i < sizeof ints / sizeof ints[0] && s == AD_OK; i++)
         s = ad_h5_attr_write_i64(g, ints[i].name, ints[i].v);
@@ -139,6 +155,8 @@ static AdStatus write_tokenizer(hid_t f, const AdTokenizer *t) {
     if (s == AD_OK) s = ad_h5_write_array(g, "piece_bytes", AD_H5_U8, 1, &n_bytes, bytes);
     if (s == AD_OK) s = ad_h5_write_array(g, "piece_offsets", AD_H5_I64, 1, &n_offsets, offsets);
     if (s == AD_OK) s = ad_h5_write_floats(g, "scores", 1, &n_scores, t->scores ? t->scores : zeros);
+    if (s == AD_OK && t->kind == AD_TOK_GPT2) s = ad_h5_attr_write_str(g, "pre", ad_pretok_name(t->pre));
+    if (s == AD_OK && t->types) s = ad_h5_write_array(g, "token_types", AD_H5_U8, 1, &n_scores, t->types);
     if (s == AD_OK && t->kind == AD_TOK_GPT2 && t->merges) {
         _Static_assert(sizeof(int) == sizeof(int32_t), "merges are stored as int32");
         hsize_t shape[2] = {(hsize_t)t->n_merges, 2};
@@ -190,7 +208,7 @@ static AdStatus build_image(const char *name, const AdModel *m, const AdTokenize
     hid_t f;
     AdStatus s = ad_h5_create_mem(name, estimate_size(m, tok, st), &f);
     if (s != AD_OK) return s;
-    s = write_root(f);
+    s = write_root(f, &m->cfg);
     if (s == AD_OK) s = write_model(f, m);
     if (s == AD_OK && tok) s = write_tokenizer(f, tok);
     if (s == AD_OK && st) s = write_train(f, st, m->n_params);
@@ -303,6 +321,28 @@ static AdStatus read_enum_attr(hid_t g, const char *path, const char *name, int 
     return s;
 }
 
+/* The /model attributes of format version 2 (later families' switches). A file written
+ * before them has none: the switches stay off (zero), as that file's model had them. */
+static AdStatus read_v2_config(hid_t g, const char *path, AdModelConfig *c) {
+    int present;
+    AdStatus s = ad_h5_attr_exists(g, "qkv_bias", &present);
+    if (s != AD_OK || !present) return s;
+    int64_t v;
+    s = read_int_attr(g, path, "/model", "qkv_bias", 0, 1, &v);
+    if (s == AD_OK) c->qkv_bias = (int)v;
+    if (s == AD_OK) s = read_int_attr(g, path, "/model", "sliding_window", 0, INT_MAX, &v);
+    if (s == AD_OK) c->sliding_window = (int)v;
+    int e;
+    if (s == AD_OK) s = read_enum_attr(g, path, "rope_scaling", ad_rope_scaling_parse, "none, llama3", &e);
+    if (s == AD_OK) c->rope_scaling = (AdRopeScalingKind)e;
+    if (s == AD_OK) s = read_float_attr(g, path, "/model", "rope_factor", &c->rope_factor);
+    if (s == AD_OK) s = read_float_attr(g, path, "/model", "rope_low_freq_factor", &c->rope_low_freq_factor);
+    if (s == AD_OK) s = read_float_attr(g, path, "/model", "rope_high_freq_factor", &c->rope_high_freq_factor);
+    if (s == AD_OK) s = read_int_attr(g, path, "/model", "rope_original_max_pos", 0, INT_MAX, &v);
+    if (s == AD_OK) c->rope_original_max_pos = (int)v;
+    return s;
+}
+
 /* Reads /model into *c and checks it: validated, parameter count as stored and bounded. */
 static AdStatus read_config(hid_t f, const char *path, AdModelConfig *c) {
     memset(c, 0, sizeof *c);
@@ -330,6 +370,7 @@ static AdStatus read_config(hid_t f, const char *path, AdModelConfig *c) {
     if (s == AD_OK) c->pos = (AdPosKind)e;
     if (s == AD_OK) s = read_float_attr(g, path, "/model", "norm_eps", &c->norm_eps);
     if (s == AD_OK) s = read_float_attr(g, path, "/model", "rope_theta", &c->rope_theta);
+    if (s == AD_OK) s = read_v2_config(g, path, c);
     int64_t stored_n = 0;
     if (s == AD_OK) s = read_int_attr(g, path, "/model", "n_params", 1, INT64_MAX, &stored_n);
     ad_h5_close_quietly(g);
@@ -454,7 +495,7 @@ static AdStatus read_tokenizer(hid_t f, const char *path, int model_vocab, AdTok
     s = ad_h5_group_open(f, "tokenizer", &g);
     if (s != AD_OK) return s;
     int64_t *offsets = NULL;
-    unsigned char *bytes = NULL;
+    unsigned char *bytes = NULL, *types = NULL;
     float *scores = NULL;
     const char **pieces = NULL;
     int *lens = NULL;
@@ -502,10 +543,50 @@ static AdStatus read_tokenizer(hid_t f, const char *path, int model_vocab, AdTok
     }
     if (s == AD_OK) s = ad_h5_read_array(g, "piece_bytes", AD_H5_U8, 1, &n_bytes, bytes);
     if (s == AD_OK) s = ad_h5_read_floats(g, "scores", 1, &n_scores, scores);
+    /* written since byte-level BPE vocabularies came from GGUF; older files lack them */
+    AdTokSpec spec = {.kind = (AdTokKind)kind, .vocab_size = (int)V, .pieces = pieces,
+                      .piece_len = lens, .scores = scores, .unk_id = -1, .pre = AD_PRE_GPT2,
+                      .add_space_prefix = kind == AD_TOK_SPM};
+    const struct { const char *name; int64_t lo, hi; int *dst; } opt_ints[] = {
+        {"unk_id", -1, V - 1, &spec.unk_id}, {"add_bos", 0, 1, &spec.add_bos},
+        {"add_eos", 0, 1, &spec.add_eos}, {"add_space_prefix", 0, 1, &spec.add_space_prefix},
+        {"nfc", 0, 1, &spec.nfc}};
+    for (size_t k = 0; k < sizeof opt_ints / sizeof opt_ints[0] && s == AD_OK; k++) {
+        int present;
+        int64_t v;
+        s = ad_h5_attr_exists(g, opt_ints[k].name, &present);
+        if (s == AD_OK && present)
+            s = read_int_attr(g, path, "/tokenizer", opt_ints[k].name, opt_ints[k].lo,
+                              opt_ints[k].hi, &v);
+        if (s == AD_OK && present) *opt_ints[k].dst = (int)v;
+    }
+    int present = 0;
+    if (s == AD_OK) s = ad_h5_attr_exists(g, "pre", &present);
+    if (s == AD_OK && present) {
+        char *pre = NULL;
+        s = ad_h5_attr_read_str(g, "pre", CKPT_MAX_NAME, &pre);
+        int k = s == AD_OK ? ad_pretok_parse(pre) : 0;
+        if (k < 0)
+            s = ad_fail(AD_ERR_FORMAT, "%s:/tokenizer: attribute pre = \"%.64s\" is not a known "
+                        "pre-tokenizer", path, pre);
+        else
+            spec.pre = (AdPreTok)k;
+        free(pre);
+    }
+    if (s == AD_OK) s = ad_h5_exists(g, "token_types", &present);
+    if (s == AD_OK && present) {
+        types = ad_malloc((size_t)V, "tokenizer token types");
+        if (!types) s = AD_ERR_NOMEM;
+        if (s == AD_OK) s = ad_h5_read_array(g, "token_types", AD_H5_U8, 1, &n_scores, types);
+        spec.types = types;
+    }
     if (s == AD_OK) {
         for (int64_t i = 0; i < V; i++) pieces[i] = (const char *)bytes + offsets[i];
-        s = ad_tokenizer_init_from_pieces(tok, (AdTokKind)kind, (int)V, pieces, lens, scores,
-                                          (int)ids[0], (int)ids[1], (int)ids[2], (int)ids[3]);
+        spec.bos_id = (int)ids[0];
+        spec.eos_id = (int)ids[1];
+        spec.pad_id = (int)ids[2];
+        spec.sep_id = (int)ids[3];
+        s = ad_tokenizer_init_spec(tok, &spec);
         if (s != AD_OK) ad_fail_context(AD_ERR_FORMAT, "%s:/tokenizer", path);
         if (s != AD_OK && s != AD_ERR_NOMEM) s = AD_ERR_FORMAT;
     }
@@ -514,6 +595,7 @@ static AdStatus read_tokenizer(hid_t f, const char *path, int model_vocab, AdTok
     free(kind_name);
     free(offsets);
     free(bytes);
+    free(types);
     free(scores);
     free(pieces);
     free(lens);

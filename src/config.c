@@ -10,7 +10,7 @@
 #include "config_schema.h"
 
 _Static_assert(sizeof(AdNormKind) == sizeof(int) && sizeof(AdMlpKind) == sizeof(int) &&
-                   sizeof(AdPosKind) == sizeof(int),
+                   sizeof(AdPosKind) == sizeof(int) && sizeof(AdRopeScalingKind) == sizeof(int),
                "the schema stores C enums as int");
 
 /* Task names as in tasks.h (kept here so that parsing a config needs no task code). */
@@ -26,6 +26,10 @@ const char *const ad_config_family_names[] = {"gpt2", "llama", NULL};
 const char *ad_config_norm_name(int k) { return ad_norm_name((AdNormKind)k); }
 const char *ad_config_mlp_name(int k) { return ad_mlp_name((AdMlpKind)k); }
 const char *ad_config_pos_name(int k) { return ad_pos_name((AdPosKind)k); }
+const char *ad_config_init_name(int k) { return ad_init_name((AdInitKind)k); }
+const char *ad_config_rope_scaling_name(int k) {
+    return ad_rope_scaling_name((AdRopeScalingKind)k);
+}
 
 AdStatus ad_config_model_family(AdModelConfig *m, const char *family, const char *source) {
     AdModelConfig keep = *m;
@@ -99,6 +103,10 @@ static const AdSchemaRow train_rows[] = {
     CHOICE("data.task", data.task, task_names, "radd", "task when data.source is \"task\""),
     INT("data.min_len", data.min_len, 1, 512, "1", "shortest task length (digits or symbols)"),
     INT("data.max_len", data.max_len, 1, 512, "5", "longest task length; >= data.min_len"),
+    {.key = "data.pad_answer", .type = AD_SCHEMA_BOOL, .offset = OFF(data.pad_answer),
+     .def = "false",
+     .help = "add, radd, mul: write every answer at its longest length, zero-padded on the most "
+             "significant side (radd 5+3 -> \"80\")"},
     STR("data.path", data.path, "", "text file; required when data.source is \"text\""),
     CHOICE("data.tokenizer", data.tokenizer, tokenizer_names, "char",
            "tokenizer of a new model when model.tokenizer_from is empty"),

@@ -152,8 +152,10 @@ const AdSchema *ad_experiment_config_schema(void);
 extern const char *const ad_config_family_names[]; /* "gpt2", "llama", NULL */
 /* AdNormKind / AdMlpKind / AdPosKind names with an int argument, for ENUM rows. */
 const char *ad_config_norm_name(int k);
+const char *ad_config_rope_scaling_name(int k);
 const char *ad_config_mlp_name(int k);
 const char *ad_config_pos_name(int k);
+const char *ad_config_init_name(int k);
 
 /* The body of T's model.family hook: resets the architecture switches of *m to the
  * family's preset, keeping the sizes. */
@@ -212,8 +214,32 @@ AdStatus ad_config_model_check(const AdModelConfig *m, const char *source);
     {.key = "model.rope_theta", .type = AD_SCHEMA_FLOAT, .offset = offsetof(T, model.rope_theta),  \
      .min = 0, .max = 1e12, .flags = AD_SCHEMA_MIN_OPEN,                                           \
      .help = "RoPE base frequency (family preset)"},                                               \
+    {.key = "model.qkv_bias", .type = AD_SCHEMA_BOOL, .offset = offsetof(T, model.qkv_bias),       \
+     .help = "biases on the q, k, v projections only, even with bias false (Qwen2)"},              \
+    {.key = "model.sliding_window", .type = AD_SCHEMA_INT,                                         \
+     .offset = offsetof(T, model.sliding_window), .min = 0, .max = 1 << 24,                        \
+     .help = "W > 0: each position attends to the last W positions only (Mistral); 0 = all"},      \
+    {.key = "model.rope_scaling", .type = AD_SCHEMA_ENUM, .offset = offsetof(T, model.rope_scaling), \
+     .enum_parse = ad_rope_scaling_parse, .enum_name = ad_config_rope_scaling_name, .n_enum = 2,   \
+     .help = "RoPE frequency scaling: none, or llama3 (Llama 3.1+; the four rope_* keys below)"},  \
+    {.key = "model.rope_factor", .type = AD_SCHEMA_FLOAT, .offset = offsetof(T, model.rope_factor), \
+     .min = 0, .max = 1e6, .help = "llama3 scaling: divisor of the low frequencies (>= 1)"},       \
+    {.key = "model.rope_low_freq_factor", .type = AD_SCHEMA_FLOAT,                                 \
+     .offset = offsetof(T, model.rope_low_freq_factor), .min = 0, .max = 1e6,                      \
+     .help = "llama3 scaling: wavelengths above original_max_pos / this are divided"},             \
+    {.key = "model.rope_high_freq_factor", .type = AD_SCHEMA_FLOAT,                                \
+     .offset = offsetof(T, model.rope_high_freq_factor), .min = 0, .max = 1e6,                     \
+     .help = "llama3 scaling: wavelengths below original_max_pos / this are kept"},                \
+    {.key = "model.rope_original_max_pos", .type = AD_SCHEMA_INT,                                  \
+     .offset = offsetof(T, model.rope_original_max_pos), .min = 0, .max = 1 << 24,                 \
+     .help = "llama3 scaling: the context length the model was first trained at"},                \
     {.key = "model.init_from", .type = AD_SCHEMA_STRING, .offset = offsetof(T, init_from),         \
      .cap = sizeof(((T *)0)->init_from), .def = "",                                                \
-     .help = "checkpoint to start from; \"\" = random init"}
+     .help = "checkpoint to start from; \"\" = random init"},                                        \
+    {.key = "model.init", .type = AD_SCHEMA_ENUM, .offset = offsetof(T, init),                     \
+     .enum_parse = ad_init_parse, .enum_name = ad_config_init_name, .n_enum = 2, .def = "gpt2",    \
+     .help = "random initialisation: gpt2 = N(0, 0.02), residual projections / sqrt(2L); "       \
+             "torch = PyTorch's module defaults (embeddings N(0, 1), linear layers and their "     \
+             "biases U(+-1/sqrt(fan_in)))"}
 
 #endif

@@ -118,6 +118,10 @@ static const AdSchemaRow experiment_rows[] = {
            "prompt is <bos> alone)"),
     NAMED("task.name", task.name, ad_task_parse, task_name, AD_TASK_COUNT, "copy",
           "built-in task (ground truth of round 0, evaluation, verifier)"),
+    BOOL("task.pad_answer", task.pad_answer, "false",
+         "add, radd, mul: write every answer at its longest length, zero-padded on the most "
+         "significant side (radd 5+3 -> \"80\"), in ground truth, evaluation and the "
+         "verifier; a model trained so answers in that form"),
     STR("task.path", task.path, "",
         "prompts file; required when task.source is \"file\" or \"jsonl\""),
     INT("task.train_min_len", task.train_min_len, 1, MAX_TASK_LEN, "1",

@@ -1,6 +1,7 @@
 /* import_internal.h: what the importer files (importers.c, import_*.c) share: a
  * read-only mapped file, bounded header-field checks, element conversion (F32, F16,
- * BF16, little-endian) and each format's entry point. Not a public header. */
+ * BF16, little-endian; ggml's quantized blocks) and each format's entry point. Not a
+ * public header. */
 #ifndef AUTODIDACT_IMPORT_INTERNAL_H
 #define AUTODIDACT_IMPORT_INTERNAL_H
 
@@ -20,14 +21,30 @@ AdStatus imp_file_open(ImpFile *f, const char *path);
 /* Safe on a zeroed struct. */
 void imp_file_close(ImpFile *f);
 
-typedef enum { IMP_F32 = 0, IMP_F16 = 1, IMP_BF16 = 2 } ImpDtype;
+/* Element types of imported tensors: plain floats, and ggml's block-quantized formats
+ * (import_quant.c), whose values come in blocks of 32 (Q8_0, Q4_0) or 256 (K formats). */
+typedef enum {
+    IMP_F32 = 0, IMP_F16 = 1, IMP_BF16 = 2,
+    IMP_Q8_0, IMP_Q4_0, IMP_Q4_K, IMP_Q5_K, IMP_Q6_K
+} ImpDtype;
 
+/* Bytes per element of a plain type (F32, F16, BF16). */
 size_t imp_dtype_size(ImpDtype t);
+/* Elements per block: 1 for plain types, 32 for Q8_0 and Q4_0, 256 for Q4_K, Q5_K, Q6_K. */
+int imp_dtype_block(ImpDtype t);
+/* Bytes per block (per element for plain types). */
+size_t imp_dtype_block_bytes(ImpDtype t);
+/* Bytes of n elements; n must be a multiple of imp_dtype_block(t) (asserted). */
+size_t imp_dtype_bytes(ImpDtype t, size_t n);
+/* Expands n elements of a quantized type (n a multiple of its block) to float32 as
+ * ggml's dequantize_row_* does. No checks: the caller has bounded src. */
+void imp_dequantize(float *dst, const unsigned char *src, ImpDtype t, size_t n);
 const char *imp_dtype_name(ImpDtype t);
 float imp_f16_to_f32(uint16_t h);  /* exact for every half value, incl. subnormals */
 float imp_bf16_to_f32(uint16_t h); /* exact: bf16 is the top half of a float32 */
 
-/* Converts n little-endian elements of type t at src (any alignment) into dst.
+/* Converts n little-endian elements of type t at src (any alignment) into dst; for a
+ * quantized type n is a multiple of its block.
  * A non-finite value is AD_ERR_FORMAT naming the file, the tensor and the index. */
 AdStatus imp_convert(float *dst, const unsigned char *src, ImpDtype t, size_t n,
                      const ImpFile *f, const char *tensor);
@@ -79,6 +96,9 @@ AdStatus imp_model_init(AdModel *m, const AdModelConfig *cfg, const ImpFile *f);
 /* Format readers. Each initialises m; those with an embedded vocabulary fill tok when
  * it is non-NULL (otherwise tok is untouched). On error they free what they made. */
 AdStatus imp_load_llama2c(const ImpFile *f, const AdImportOptions *opt, AdModel *m);
+/* The vocabulary of a GGUF file alone (tensors may be absent): AD_ERR_FORMAT if it has
+ * none. */
+AdStatus imp_load_gguf_vocab(const ImpFile *f, AdTokenizer *tok);
 AdStatus imp_load_gguf(const ImpFile *f, const AdImportOptions *opt, AdModel *m,
                        AdTokenizer *tok);
 AdStatus imp_load_llmc(const ImpFile *f, const AdImportOptions *opt, AdModel *m);

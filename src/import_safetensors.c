@@ -1,8 +1,9 @@
-/* import_safetensors.c: reads a Hugging Face LlamaForCausalLM checkpoint (one
- * .safetensors file with F32, F16 or BF16 tensors, plus its config.json) into a
- * Llama-family AdModel, permuting q/k rows from rotate-half back to interleaved pairs;
- * one of the readers behind importers.h. Sharded checkpoints, RoPE scaling, biased
- * projections and tokenizer.json are out of scope. */
+/* import_safetensors.c: reads a Hugging Face LlamaForCausalLM, MistralForCausalLM or
+ * Qwen2ForCausalLM checkpoint (one .safetensors file with F32, F16 or BF16 tensors, plus
+ * its config.json: Llama 3 RoPE scaling, Mistral's sliding window, Qwen2's q/k/v biases)
+ * into a Llama-family AdModel, permuting q/k rows from rotate-half back to interleaved
+ * pairs; one of the readers behind importers.h. Sharded checkpoints, other RoPE scalings,
+ * other biased projections and tokenizer.json are out of scope. */
 #include "import_internal.h"
 
 #include <math.h>
@@ -216,30 +217,74 @@ static AdStatus cfg_num(const cJSON *root, const char *path, const char *key, do
     return AD_OK;
 }
 
-/* Refuses configs that describe something other than a plain Llama. */
-static AdStatus check_llama_config(const cJSON *root, const char *path) {
+/* What config.json says beyond the sizes: the family and its switches. */
+typedef struct {
+    int qwen2;           /* Qwen2ForCausalLM: q/k/v biases */
+    int sliding_window;  /* Mistral's sliding_window (0: none) */
+    int llama3;          /* rope_scaling {rope_type: llama3} */
+    double factor, low, high;
+    int64_t orig;
+} StArch;
+
+/* Reads the architecture from config.json: Llama (with Llama 3 RoPE scaling when
+ * rope_scaling says rope_type "llama3"), Mistral (its sliding_window) or Qwen2 (biases
+ * on q, k, v). Refuses what the model cannot represent, naming the key. */
+static AdStatus read_arch(const cJSON *root, const char *path, StArch *a) {
+    memset(a, 0, sizeof *a);
     const char *type = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(root, "model_type"));
     const cJSON *archs = cJSON_GetObjectItemCaseSensitive(root, "architectures");
-    int is_llama = type && strcmp(type, "llama") == 0;
-    for (const cJSON *a = cJSON_IsArray(archs) ? archs->child : NULL; a; a = a->next)
-        if (cJSON_IsString(a) && strcmp(a->valuestring, "LlamaForCausalLM") == 0) is_llama = 1;
-    if (!is_llama)
-        return ad_fail(AD_ERR_FORMAT, "%s: model_type is \"%.40s\" and architectures does not "
-                       "list LlamaForCausalLM: only Llama checkpoints are read", path,
-                       type ? type : "(none)");
+    static const char *const types[3] = {"llama", "mistral", "qwen2"};
+    static const char *const classes[3] = {"LlamaForCausalLM", "MistralForCausalLM",
+                                           "Qwen2ForCausalLM"};
+    int kind = -1;
+    for (int i = 0; i < 3; i++)
+        if (type && strcmp(type, types[i]) == 0) kind = i;
+    for (const cJSON *x = cJSON_IsArray(archs) ? archs->child : NULL; x && kind < 0; x = x->next)
+        for (int i = 0; i < 3; i++)
+            if (cJSON_IsString(x) && strcmp(x->valuestring, classes[i]) == 0) kind = i;
+    if (kind < 0)
+        return ad_fail(AD_ERR_FORMAT, "%s: model_type is \"%.40s\" and architectures lists none "
+                       "of LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM: only Llama, "
+                       "Mistral and Qwen2 checkpoints are read", path, type ? type : "(none)");
+    a->qwen2 = kind == 2;
     const char *act = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(root, "hidden_act"));
     if (act && strcmp(act, "silu") != 0)
         return ad_fail(AD_ERR_FORMAT, "%s: hidden_act = \"%.40s\"; only silu (SwiGLU) is "
                        "supported", path, act);
     const cJSON *scaling = cJSON_GetObjectItemCaseSensitive(root, "rope_scaling");
-    if (scaling && !cJSON_IsNull(scaling))
-        return ad_fail(AD_ERR_FORMAT, "%s: rope_scaling is set; RoPE scaling is not supported",
-                       path);
+    if (scaling && !cJSON_IsNull(scaling)) {
+        const char *rt = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(scaling, "rope_type"));
+        if (!rt) rt = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(scaling, "type"));
+        if (!cJSON_IsObject(scaling) || !rt || strcmp(rt, "llama3") != 0)
+            return ad_fail(AD_ERR_FORMAT, "%s: rope_scaling has rope_type \"%.40s\"; only llama3 "
+                           "RoPE scaling is supported", path, rt ? rt : "(none)");
+        AdStatus st;
+        a->llama3 = 1;
+        if ((st = cfg_num(scaling, path, "factor", 0, &a->factor)) ||
+            (st = cfg_num(scaling, path, "low_freq_factor", 1.0, &a->low)) ||
+            (st = cfg_num(scaling, path, "high_freq_factor", 4.0, &a->high)) ||
+            (st = cfg_int(scaling, path, "original_max_position_embeddings", 1, 0, 1, INT32_MAX,
+                          &a->orig)))
+            return ad_fail_context(st, "%s: rope_scaling", path);
+        if (!(a->factor > 0))
+            return ad_fail(AD_ERR_FORMAT, "%s: rope_scaling (llama3) has no factor", path);
+    }
+    /* Mistral: sliding_window (null: none). Qwen2 carries one too, used only with
+     * use_sliding_window, and then only above max_window_layers: refused. */
+    if (a->qwen2 && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "use_sliding_window")))
+        return ad_fail(AD_ERR_FORMAT, "%s: use_sliding_window = true (a window on some layers "
+                       "only) is not supported", path);
+    if (kind == 1) {
+        int64_t w;
+        AdStatus st = cfg_int(root, path, "sliding_window", 0, 0, 0, 1 << 24, &w);
+        if (st != AD_OK) return st;
+        a->sliding_window = (int)w;
+    }
     const char *flags[2] = {"attention_bias", "mlp_bias"};
     for (int i = 0; i < 2; i++)
         if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, flags[i])))
-            return ad_fail(AD_ERR_FORMAT, "%s: %s = true; biased projections are not supported",
-                           path, flags[i]);
+            return ad_fail(AD_ERR_FORMAT, "%s: %s = true; biased projections are not supported "
+                           "(Qwen2's q/k/v biases are)", path, flags[i]);
     return AD_OK;
 }
 
@@ -265,7 +310,8 @@ AdStatus imp_load_safetensors(const ImpFile *f, const AdImportOptions *opt, AdMo
     AdStatus st = cp ? AD_OK : AD_ERR_NOMEM;
     if (st == AD_OK) st = parse_header(&s);
     if (st == AD_OK) st = read_config(cp, &conf);
-    if (st == AD_OK) st = check_llama_config(conf, cp);
+    StArch arch;
+    if (st == AD_OK) st = read_arch(conf, cp, &arch);
     int64_t C = 0, F = 0, L = 0, H = 0, Hkv = 0, V = 0, ctx = 0, head_dim = 0;
     double eps = 0, theta = 0;
     if (st != AD_OK ||
@@ -286,6 +332,17 @@ AdStatus imp_load_safetensors(const ImpFile *f, const AdImportOptions *opt, AdMo
     if ((st = imp_llama_config(&cfg, &dims, opt, f)) != AD_OK) goto cleanup;
     int64_t hs = C / H, kvd = Hkv * hs;
     if ((st = cfg_int(conf, cp, "head_dim", 0, hs, hs, hs, &head_dim)) != AD_OK) goto cleanup;
+    cfg.qkv_bias = arch.qwen2;
+    cfg.sliding_window = arch.sliding_window;
+    if (arch.llama3) {
+        cfg.rope_scaling = AD_ROPE_SCALING_LLAMA3;
+        cfg.rope_factor = (float)arch.factor, cfg.rope_low_freq_factor = (float)arch.low;
+        cfg.rope_high_freq_factor = (float)arch.high, cfg.rope_original_max_pos = (int)arch.orig;
+    }
+    if ((st = ad_model_config_validate(&cfg)) != AD_OK) {
+        st = ad_fail_context(AD_ERR_FORMAT, "%s", cp);
+        goto cleanup;
+    }
 
     /* Check every tensor before allocating the model. */
     const unsigned char *emb, *head;
@@ -317,6 +374,18 @@ AdStatus imp_load_safetensors(const ImpFile *f, const AdImportOptions *opt, AdMo
             snprintf(name, sizeof name, "model.layers.%d.%s", l, layer_names[k]);
             st = get_tensor(&s, name, 1, shapes[k][0], shapes[k][1], &d, &dt);
             if (st != AD_OK) goto cleanup;
+        }
+
+    /* Qwen2: q, k, v biases, (H hs), (Hkv hs), (Hkv hs) */
+    const char *bias_names[3] = {"self_attn.q_proj.bias", "self_attn.k_proj.bias",
+                                 "self_attn.v_proj.bias"};
+    const int64_t bias_rows[3] = {C, kvd, kvd};
+    for (int l = 0; l < (int)L && cfg.qkv_bias; l++)
+        for (int k = 0; k < 3; k++) {
+            const unsigned char *d;
+            ImpDtype dt;
+            snprintf(name, sizeof name, "model.layers.%d.%s", l, bias_names[k]);
+            if ((st = get_tensor(&s, name, 1, bias_rows[k], 0, &d, &dt)) != AD_OK) goto cleanup;
         }
 
     if ((st = imp_model_init(m, &cfg, f)) != AD_OK) goto cleanup;
@@ -351,6 +420,19 @@ AdStatus imp_load_safetensors(const ImpFile *f, const AdImportOptions *opt, AdMo
             else
                 st = imp_convert(dst[k], d, dt, (size_t)shapes[k][0] *
                                  (size_t)(shapes[k][1] ? shapes[k][1] : 1), f, name);
+        }
+        for (int k = 0; k < 3 && cfg.qkv_bias && st == AD_OK; k++) {
+            const unsigned char *d;
+            ImpDtype dt;
+            float *dst_b = t[AD_P_QKVB] + ll * QKV + (k == 0 ? 0 : k == 1 ? c : c + kv);
+            snprintf(name, sizeof name, "model.layers.%d.%s", l, bias_names[k]);
+            st = get_tensor(&s, name, 1, bias_rows[k], 0, &d, &dt);
+            if (st != AD_OK) break;
+            if (k < 2) /* q, k biases: the rows' rotate-half order, as their weights */
+                st = imp_convert_rows_unpermute(dst_b, d, dt, k == 0 ? (int)H : (int)Hkv, (int)hs,
+                                                1, f, name);
+            else
+                st = imp_convert(dst_b, d, dt, (size_t)kvd, f, name);
         }
     }
     if (st != AD_OK) goto cleanup;

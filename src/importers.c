@@ -80,13 +80,21 @@ AdStatus imp_check_field(const ImpFile *f, const char *field, int64_t v, int64_t
 
 /* ---------------------------------------------------------------- conversion */
 
-size_t imp_dtype_size(ImpDtype t) { return t == IMP_F32 ? 4 : 2; }
+size_t imp_dtype_size(ImpDtype t) {
+    AD_ASSERT(imp_dtype_block(t) == 1);
+    return imp_dtype_block_bytes(t);
+}
 
 const char *imp_dtype_name(ImpDtype t) {
     switch (t) {
     case IMP_F32: return "F32";
     case IMP_F16: return "F16";
     case IMP_BF16: return "BF16";
+    case IMP_Q8_0: return "Q8_0";
+    case IMP_Q4_0: return "Q4_0";
+    case IMP_Q4_K: return "Q4_K";
+    case IMP_Q5_K: return "Q5_K";
+    case IMP_Q6_K: return "Q6_K";
     }
     return "?";
 }
@@ -128,6 +136,7 @@ AdStatus imp_convert(float *dst, const unsigned char *src, ImpDtype t, size_t n,
         for (size_t i = 0; i < n; i++)
             dst[i] = imp_bf16_to_f32((uint16_t)(src[2 * i] | src[2 * i + 1] << 8));
         break;
+    default: imp_dequantize(dst, src, t, n); break;
     }
     for (size_t i = 0; i < n; i++)
         if (!isfinite(dst[i]))
@@ -139,7 +148,7 @@ AdStatus imp_convert(float *dst, const unsigned char *src, ImpDtype t, size_t n,
 AdStatus imp_convert_rows_unpermute(float *dst, const unsigned char *src, ImpDtype t,
                                     int n_heads, int hs, int cols, const ImpFile *f,
                                     const char *tensor) {
-    size_t row_bytes = (size_t)cols * imp_dtype_size(t);
+    size_t row_bytes = imp_dtype_bytes(t, (size_t)cols);
     for (int h = 0; h < n_heads; h++)
         for (int i = 0; i < 2; i++)
             for (int j = 0; j < hs / 2; j++) {
@@ -302,7 +311,37 @@ cleanup:
     return st;
 }
 
+/* path's directory + "/" + name (malloc'd), or NULL when out of memory. */
+static char *beside(const char *path, const char *name) {
+    const char *slash = strrchr(path, '/');
+    size_t dir = slash ? (size_t)(slash - path) + 1 : 0;
+    char *out = malloc(dir + strlen(name) + 1);
+    if (out) {
+        memcpy(out, path, dir);
+        strcpy(out + dir, name);
+    }
+    return out;
+}
+
+/* A Hugging Face tokenizer.json, with the tokenizer_config.json beside it if any. */
+static AdStatus load_hf_json(const char *path, AdTokenizer *tok) {
+    char *cfg = beside(path, "tokenizer_config.json");
+    if (!cfg) return AD_ERR_NOMEM;
+    AdStatus st = ad_tokenizer_load_hf_json(tok, path, cfg);
+    free(cfg);
+    return st;
+}
+
 static AdStatus load_tokenizer_file(const char *path, int model_vocab, AdTokenizer *tok) {
+    if (ends_with(path, ".json")) {
+        AdStatus st = load_hf_json(path, tok);
+        if (st == AD_OK && tok->vocab_size > model_vocab) {
+            st = ad_fail(AD_ERR_FORMAT, "%s: %d pieces, more than the model's %d", path,
+                         tok->vocab_size, model_vocab);
+            ad_tokenizer_free(tok);
+        }
+        return st;
+    }
     ImpFile f;
     AdStatus st = imp_file_open(&f, path);
     if (st != AD_OK) return st;
@@ -356,6 +395,17 @@ AdStatus ad_import_opts(const char *path, const AdImportOptions *opt, AdModel *m
     imp_file_close(&f);
     if (st == AD_OK && tok && o.tokenizer_path)
         st = load_tokenizer_file(o.tokenizer_path, m->cfg.vocab_size, tok);
+    if (st == AD_OK && tok && !o.tokenizer_path && o.format == AD_IMPORT_SAFETENSORS) {
+        /* the tokenizer.json of the model's directory, when there is one */
+        char *tj = beside(path, "tokenizer.json");
+        FILE *probe = tj ? fopen(tj, "rb") : NULL;
+        if (!tj) st = AD_ERR_NOMEM;
+        if (probe) {
+            fclose(probe);
+            st = load_tokenizer_file(tj, m->cfg.vocab_size, tok);
+        }
+        free(tj);
+    }
     if (st == AD_OK && tok && tok->vocab_size > m->cfg.vocab_size)
         st = ad_fail(AD_ERR_FORMAT, "%s: the vocabulary has %d tokens but the model only %d",
                      path, tok->vocab_size, m->cfg.vocab_size);
@@ -365,6 +415,41 @@ AdStatus ad_import_opts(const char *path, const AdImportOptions *opt, AdModel *m
         ad_model_free(m);
         if (tok) ad_tokenizer_free(tok);
     }
+    return st;
+}
+
+AdStatus ad_import_vocab(const char *path, AdTokenizer *tok) {
+    memset(tok, 0, sizeof *tok);
+    if (!path) return ad_fail(AD_ERR_ARG, "ad_import_vocab: path is NULL");
+    if (ends_with(path, ".json")) return load_hf_json(path, tok);
+    AdImportFormat fmt;
+    AdStatus st = ad_import_detect(path, &fmt);
+    if (st != AD_OK) return st;
+    if (fmt == AD_IMPORT_GGUF) {
+        ImpFile f;
+        if ((st = imp_file_open(&f, path)) != AD_OK) return st;
+        st = imp_load_gguf_vocab(&f, tok);
+        imp_file_close(&f);
+        return st;
+    }
+    if (fmt == AD_IMPORT_SAFETENSORS) { /* the tokenizer.json beside it, without the weights */
+        char *tj = beside(path, "tokenizer.json");
+        if (!tj) return AD_ERR_NOMEM;
+        FILE *probe = fopen(tj, "rb");
+        if (probe) {
+            fclose(probe);
+            st = load_hf_json(tj, tok);
+            free(tj);
+            return st;
+        }
+        free(tj);
+    }
+    AdModel m;
+    st = ad_import(path, fmt, NULL, &m, tok);
+    if (st != AD_OK) return st;
+    ad_model_free(&m);
+    if (tok->vocab_size == 0)
+        st = ad_fail(AD_ERR_FORMAT, "%s holds no vocabulary", path);
     return st;
 }
 

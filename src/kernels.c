@@ -384,15 +384,30 @@ void ad_attention_decode(float *out, float *scores, const float *q, const float 
 
 /* ---------------------------------------------------------------- RoPE */
 
-void ad_rope_tables(float *cos_t, float *sin_t, int maxT, int hs, float theta) {
+double ad_rope_freq(int j, int hs, float theta, const AdRopeScaling *llama3) {
+    double f = pow((double)theta, -2.0 * j / hs);
+    if (!llama3) return f;
+    const double pi = 3.14159265358979323846, orig = llama3->original_max_pos;
+    double wavelen = 2.0 * pi / f, low_wl = orig / llama3->low_freq_factor;
+    double high_wl = orig / llama3->high_freq_factor;
+    if (wavelen > low_wl) return f / llama3->factor;
+    if (wavelen < high_wl) return f;
+    double smooth = (orig / wavelen - llama3->low_freq_factor) /
+                    (llama3->high_freq_factor - llama3->low_freq_factor);
+    return (1.0 - smooth) * f / llama3->factor + smooth * f;
+}
+
+void ad_rope_tables(float *cos_t, float *sin_t, int maxT, int hs, float theta,
+                    const AdRopeScaling *llama3) {
     int half = hs / 2;
-    for (int t = 0; t < maxT; t++)
-        for (int j = 0; j < half; j++) {
-            double freq = pow((double)theta, -2.0 * j / hs);
-            double a = (double)t * (double)(float)freq;
+    for (int j = 0; j < half; j++) {
+        float freq = (float)ad_rope_freq(j, hs, theta, llama3);
+        for (int t = 0; t < maxT; t++) {
+            double a = (double)t * (double)freq;
             cos_t[(size_t)t * half + j] = (float)cos(a);
             sin_t[(size_t)t * half + j] = (float)sin(a);
         }
+    }
 }
 
 static void rope_apply(float *qkv, const float *cos_t, const float *sin_t, int B, int T, int H,
@@ -427,23 +442,31 @@ void ad_rope_backward(float *dqkv, const float *cos_t, const float *sin_t, int B
 
 /* ---------------------------------------------------------------- attention */
 
-/* Softmax of row[0..i] in place, zeroing row[i+1..n). */
-static inline void causal_softmax_row(float *row, int i, int n) {
-    float mx = row[0];
-    for (int j = 1; j <= i; j++) mx = row[j] > mx ? row[j] : mx;
+/* First key position query i attends to: 0, or i - window + 1 with a sliding window. */
+static inline int window_start(int i, int window) {
+    return window > 0 && i >= window ? i - window + 1 : 0;
+}
+
+/* Softmax of row[lo..i] in place (lo = window_start), zeroing row[0..lo) and row[i+1..n):
+ * a masked probability is exactly 0, so backward (which reads P at j <= i) needs no mask. */
+static inline void causal_softmax_row(float *row, int i, int n, int window) {
+    int lo = window_start(i, window);
+    for (int j = 0; j < lo; j++) row[j] = 0.0f;
+    float mx = row[lo];
+    for (int j = lo + 1; j <= i; j++) mx = row[j] > mx ? row[j] : mx;
     float sum = 0.0f;
-    for (int j = 0; j <= i; j++) {
+    for (int j = lo; j <= i; j++) {
         float e = ad_expf(row[j] - mx);
         row[j] = e;
         sum += e;
     }
     float inv = 1.0f / sum;
-    for (int j = 0; j <= i; j++) row[j] *= inv;
+    for (int j = lo; j <= i; j++) row[j] *= inv;
     for (int j = i + 1; j < n; j++) row[j] = 0.0f;
 }
 
 void ad_attention_forward(float *out, float *att, const float *qkv, int B, int T, int H, int Hkv,
-                          int hs) {
+                          int hs, int window) {
     int QKV = (H + 2 * Hkv) * hs, C = H * hs, group = H / Hkv;
     float scale = 1.0f / sqrtf((float)hs);
 #pragma omp parallel for collapse(2) schedule(static) if((long)B * H * T * T * hs >= AD_PAR_MIN)
@@ -461,7 +484,7 @@ void ad_attention_forward(float *out, float *att, const float *qkv, int B, int T
                 float *Pb = P + (size_t)i0 * T;
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, kn, hs, scale,
                             q + (size_t)i0 * QKV, QKV, k, QKV, 0.0f, Pb, T);
-                for (int r = 0; r < m; r++) causal_softmax_row(Pb + (size_t)r * T, i0 + r, kn);
+                for (int r = 0; r < m; r++) causal_softmax_row(Pb + (size_t)r * T, i0 + r, kn, window);
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, hs, kn, 1.0f, Pb, T, v,
                             QKV, 0.0f, o + (size_t)i0 * C, C);
             }
@@ -638,7 +661,7 @@ void ad_matmul_backward_naive(float *dinp, float *dw, float *db, const float *do
 }
 
 void ad_attention_forward_naive(float *out, float *att, const float *qkv, int B, int T, int H,
-                                int Hkv, int hs) {
+                                int Hkv, int hs, int window) {
     int QKV = (H + 2 * Hkv) * hs, C = H * hs, group = H / Hkv;
     double scale = 1.0 / sqrt((double)hs);
     for (int b = 0; b < B; b++)
@@ -648,20 +671,22 @@ void ad_attention_forward_naive(float *out, float *att, const float *qkv, int B,
             for (int i = 0; i < T; i++) {
                 const float *q = qkv + ((size_t)b * T + i) * QKV + h * hs;
                 double mx = -INFINITY, sum = 0.0;
-                for (int j = 0; j <= i; j++) {
+                int lo = window > 0 && i >= window ? i - window + 1 : 0;
+                for (int j = 0; j < lo; j++) P[(size_t)i * T + j] = 0.0f;
+                for (int j = lo; j <= i; j++) {
                     const float *k = qkv + ((size_t)b * T + j) * QKV + C + g * hs;
                     double s = 0.0;
                     for (int d = 0; d < hs; d++) s += (double)q[d] * k[d];
                     P[(size_t)i * T + j] = (float)(s * scale);
                     if (s * scale > mx) mx = s * scale;
                 }
-                for (int j = 0; j <= i; j++) sum += exp(P[(size_t)i * T + j] - mx);
-                for (int j = 0; j <= i; j++)
+                for (int j = lo; j <= i; j++) sum += exp(P[(size_t)i * T + j] - mx);
+                for (int j = lo; j <= i; j++)
                     P[(size_t)i * T + j] = (float)(exp(P[(size_t)i * T + j] - mx) / sum);
                 float *o = out + ((size_t)b * T + i) * C + h * hs;
                 for (int d = 0; d < hs; d++) {
                     double s = 0.0;
-                    for (int j = 0; j <= i; j++)
+                    for (int j = lo; j <= i; j++)
                         s += (double)P[(size_t)i * T + j] *
                              qkv[((size_t)b * T + j) * QKV + C + Hkv * hs + g * hs + d];
                     o[d] = (float)s;

@@ -2,6 +2,7 @@
  * together for each command, prints progress and results, and is the only place that
  * decides to exit. No model math, no file formats. */
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include "autodidact/common.h"
 #include "autodidact/config.h"
 #include "autodidact/data.h"
+#include "autodidact/dist.h"
 #include "autodidact/generate.h"
 #include "autodidact/importers.h"
 #include "autodidact/losses.h"
@@ -31,6 +33,7 @@
 #define MAX_OVERRIDES 128
 
 static int die(const char *what) {
+    if (!ad_dist_is_root() && ad_dist_failure_shared()) return 1; /* rank 0 prints it */
     fprintf(stderr, "autodidact: %s%s%s\n", what ? what : "", what ? ": " : "", ad_errmsg());
     return 1;
 }
@@ -105,6 +108,9 @@ static const char *TRAIN_HELP =
     "  --resume CKPT         continue the run saved in CKPT with its own resolved config;\n"
     "                        same seed and thread count give exactly the uninterrupted losses\n"
     "  --quiet               no progress lines\n"
+    "  --dump-batches DIR    debugging: write the starting weights (DIR/init.h5) and every\n"
+    "                        micro-batch used (DIR/batches.bin, int32; see train.h) for\n"
+    "                        bench/torch_parity.py to replay\n"
     "  --keys                list every config key with its default and meaning\n";
 
 static AdStatus build_tokenizer(const AdTrainConfig *c, const char *text, size_t len,
@@ -187,9 +193,10 @@ static void warn_warmup(const char *phase, int warmup, int steps) {
 }
 
 static int cmd_train(int argc, char **argv) {
-    const char *config_path = NULL, *resume = NULL;
+    const char *config_path = NULL, *resume = NULL, *dump_dir = NULL;
     const char *overrides[MAX_OVERRIDES];
     int n_over = 0, quiet = 0;
+    FILE *dump = NULL;
     for (int i = 0; i < argc; i++) {
         int k = take_override("train", argc, argv, &i, overrides, &n_over);
         if (k < 0) return 2;
@@ -205,6 +212,9 @@ static int cmd_train(int argc, char **argv) {
             resume = argv[++i];
         } else if (!strcmp(argv[i], "--quiet")) {
             quiet = 1;
+        } else if (!strcmp(argv[i], "--dump-batches")) {
+            if (i + 1 >= argc) return usage_error("train", "--dump-batches needs a directory", NULL);
+            dump_dir = argv[++i];
         } else if (argv[i][0] == '-') {
             return usage_error("train", "unknown option", argv[i]);
         } else if (!config_path) {
@@ -296,7 +306,7 @@ static int cmd_train(int argc, char **argv) {
             }
             AdRng init_rng;
             ad_rng_init(&init_rng, cfg.seed, AD_STREAM_INIT, 0);
-            ad_model_init_weights(&m, &init_rng);
+            ad_model_init_weights(&m, &init_rng, (AdInitKind)cfg.init);
         }
         AdAdamWConfig oc = {(float)cfg.train.beta1, (float)cfg.train.beta2, (float)cfg.train.eps,
                             (float)cfg.train.weight_decay};
@@ -330,7 +340,7 @@ static int cmd_train(int argc, char **argv) {
         goto done;
     }
     AdStatus s = is_text ? ad_data_init_text(&data, &tok, text, text_len, T, cfg.data.val_frac)
-                         : ad_data_init_task(&data, &tok, (AdTaskKind)ad_task_parse(cfg.data.task),
+                         : ad_data_init_task(&data, &tok, (AdTaskKind)(ad_task_parse(cfg.data.task) | (cfg.data.pad_answer ? AD_TASK_PADDED : 0)),
                                              cfg.data.min_len, cfg.data.max_len, T);
     if (s) {
         die("data");
@@ -343,12 +353,13 @@ static int cmd_train(int argc, char **argv) {
     char ckpt[AD_PATH_MAX + 32], cpath[AD_PATH_MAX + 32], lpath[AD_PATH_MAX + 32];
     snprintf(ckpt, sizeof ckpt, "%s/checkpoint.h5", cfg.out_dir);
     snprintf(lpath, sizeof lpath, "%s/train_log.jsonl", cfg.out_dir);
-    if (curve_log_open(&curve, lpath, st.step)) {
+    /* under MPI, rank 0 alone writes the outputs (ad_train saves its checkpoints) */
+    if (ad_dist_is_root() && curve_log_open(&curve, lpath, st.step)) {
         die(NULL);
         goto done;
     }
     snprintf(cpath, sizeof cpath, "%s/config.json", cfg.out_dir);
-    if (write_text(cpath, st.config_json)) {
+    if (ad_dist_is_root() && write_text(cpath, st.config_json)) {
         die(NULL);
         goto done;
     }
@@ -375,6 +386,20 @@ static int cmd_train(int argc, char **argv) {
     o.quiet = quiet;
     o.observer = curve_log;
     o.observer_user = &curve;
+    if (dump_dir && ad_dist_is_root()) {
+        char p[AD_PATH_MAX + 32];
+        snprintf(p, sizeof p, "%s/init.h5", dump_dir);
+        if (make_dirs(dump_dir) || ad_checkpoint_save(p, &m, &tok, NULL)) {
+            die("--dump-batches");
+            goto done;
+        }
+        snprintf(p, sizeof p, "%s/batches.bin", dump_dir);
+        if (!(dump = fopen(p, "wb"))) {
+            fprintf(stderr, "autodidact: cannot write %s: %s\n", p, strerror(errno));
+            goto done;
+        }
+        o.batch_dump = dump;
+    }
 
     if (!quiet) {
         const AdModelConfig *mc = &m.cfg;
@@ -418,6 +443,10 @@ static int cmd_train(int argc, char **argv) {
     curve.f = NULL;
 done:
     if (curve.f) fclose(curve.f);
+    if (dump && fclose(dump) != 0) {
+        fprintf(stderr, "autodidact: writing the batch dump in %s failed\n", dump_dir);
+        rc = 1;
+    }
     ad_data_free(&data);
     ad_train_state_free(&st);
     ad_tokenizer_free(&tok);
@@ -430,7 +459,8 @@ done:
 /* ------------------------------------------------------------------ eval */
 
 static const char *EVAL_HELP =
-    "usage: autodidact eval --model CKPT.h5 (--task NAME [--min-len N] [--max-len N] | --text FILE)\n"
+    "usage: autodidact eval --model CKPT.h5 (--task NAME [--min-len N] [--max-len N]\n"
+    "                       [--pad-answer] | --text FILE)\n"
     "                       [--batches N] [--batch-size B] [--seq-len T] [--seed S]\n"
     "                       [--per-len N] [--logprobs OUT.jsonl]\n"
     "\n"
@@ -442,6 +472,8 @@ static const char *EVAL_HELP =
     "log-probability of each unmasked target token (null where masked); docs/OUTPUTS.md.\n"
     "\n"
     "  --min-len N      shortest task length (default 1)\n"
+    "  --pad-answer     add/radd/mul answers zero-padded to their longest length, as a model\n"
+    "                   trained with data.pad_answer (or task.pad_answer) writes them\n"
     "  --max-len N      longest task length (default 5)\n"
     "  --per-len N      task examples per length for the accuracy (default 100; 0 = none)\n"
     "  --batches N      number of batches (default 8)\n"
@@ -536,6 +568,7 @@ static AdStatus eval_task_accuracy(const AdModel *m, const AdTokenizer *tok, AdT
 static int cmd_eval(int argc, char **argv) {
     const char *model = NULL, *task = NULL, *textf = NULL, *lp_path = NULL;
     long min_len = 1, max_len = 5, batches = 8, bs = 16, T = 0, seed = 1337, per_len = 100;
+    int pad = 0;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -543,6 +576,10 @@ static int cmd_eval(int argc, char **argv) {
             return 0;
         }
         int ok = 1;
+        if (!strcmp(a, "--pad-answer")) {
+            pad = 1;
+            continue;
+        }
         if (!strcmp(a, "--model")) model = v, i++;
         else if (!strcmp(a, "--task")) task = v, i++;
         else if (!strcmp(a, "--text")) textf = v, i++;
@@ -561,6 +598,7 @@ static int cmd_eval(int argc, char **argv) {
     if (!model) return usage_error("eval", "missing --model", NULL);
     if (!task == !textf) return usage_error("eval", "give exactly one of --task and --text", NULL);
     if (task && ad_task_parse(task) < 0) return usage_error("eval", "unknown task", task);
+    AdTaskKind kind = task ? (AdTaskKind)(ad_task_parse(task) | (pad ? AD_TASK_PADDED : 0)) : AD_TASK_COPY;
 
     const char *inputs[] = {model, textf};
     if (lp_path && ad_check_output_path(lp_path, "--logprobs", AD_OUT_FILE, inputs, 2))
@@ -601,7 +639,7 @@ static int cmd_eval(int argc, char **argv) {
         if (!s && (s = ad_data_init_text(&data, &tok, text, text_len, (int)T, 0.0)))
             ad_fail_context(s, "--text %s with --seq-len %ld", textf, T);
     } else {
-        s = ad_data_init_task(&data, &tok, (AdTaskKind)ad_task_parse(task), (int)min_len, (int)max_len, (int)T);
+        s = ad_data_init_task(&data, &tok, kind, (int)min_len, (int)max_len, (int)T);
     }
     if (s || ad_acts_init(&acts, &m.cfg, (int)bs, (int)T)) {
         die("eval");
@@ -674,7 +712,7 @@ static int cmd_eval(int argc, char **argv) {
                windows, T);
     else printf("data  %s, %ld windows of %ld tokens\n", textf, windows, T);
     printf("loss  %.6f nats/token over %ld target tokens\nperplexity %.4f\n", mean, count, exp(mean));
-    if (task && per_len > 0 && eval_task_accuracy(&m, &tok, (AdTaskKind)ad_task_parse(task),
+    if (task && per_len > 0 && eval_task_accuracy(&m, &tok, kind,
                                                   (int)min_len, (int)max_len, (int)per_len,
                                                   (uint64_t)seed)) {
         die("eval");
@@ -698,14 +736,23 @@ done:
 /* ------------------------------------------------------------------ model loading */
 
 /* A checkpoint (HDF5) or any importable open-model file. */
-static AdStatus load_any_model(const char *path, const char *tokenizer, int max_seq, AdModel *m,
-                               AdTokenizer *tok) {
+/* *yes = 1 when path is an HDF5 file (a checkpoint), 0 for anything else. */
+static AdStatus is_checkpoint(const char *path, int *yes) {
     unsigned char magic[8] = {0};
     FILE *f = fopen(path, "rb");
     if (!f) return ad_fail(AD_ERR_IO, "cannot open %s: %s", path, strerror(errno));
     size_t got = fread(magic, 1, 8, f);
     fclose(f);
-    if (got == 8 && !memcmp(magic, "\x89HDF\r\n\x1a\n", 8)) {
+    *yes = got == 8 && !memcmp(magic, "\x89HDF\r\n\x1a\n", 8);
+    return AD_OK;
+}
+
+static AdStatus load_any_model(const char *path, const char *tokenizer, int max_seq, AdModel *m,
+                               AdTokenizer *tok) {
+    int ckpt;
+    AdStatus cs = is_checkpoint(path, &ckpt);
+    if (cs != AD_OK) return cs;
+    if (ckpt) {
         if (tokenizer) ad_log(AD_LOG_WARN, "--tokenizer is ignored: %s carries its own", path);
         return ad_checkpoint_load(path, m, 0, tok, NULL);
     }
@@ -725,10 +772,13 @@ static const char *IMPORT_HELP =
     "                         [--tokenizer FILE] [--config config.json] [--max-seq-len N]\n"
     "\n"
     "Converts an open model into an autodidact checkpoint (weights, config, vocabulary).\n"
-    "Formats: llama2.c .bin (with its tokenizer file), GGUF v3 llama (F32/F16, vocabulary\n"
-    "embedded), llm.c GPT-2 (magic 20240326), Hugging Face safetensors + config.json (Llama;\n"
-    "F32/F16/BF16). The format is detected from the file unless --format is given.\n"
-    "  --tokenizer FILE   llama2.c tokenizer .bin or llm.c GPT-2 tokenizer file\n"
+    "Formats: llama2.c .bin (with its tokenizer file), GGUF v2/v3 llama or qwen2 (F32, F16,\n"
+    "BF16, and Q8_0, Q4_0, Q4_K, Q5_K, Q6_K expanded to F32; vocabulary embedded), llm.c GPT-2\n"
+    "(magic 20240326), Hugging Face safetensors + config.json (Llama incl. Llama 3 RoPE\n"
+    "scaling, Mistral, Qwen2; F32/F16/BF16). The format is detected from the file unless\n"
+    "--format is given.\n"
+    "  --tokenizer FILE   llama2.c tokenizer .bin, llm.c GPT-2 tokenizer file or a Hugging Face\n"
+    "                     tokenizer.json (safetensors: the tokenizer.json beside SRC by default)\n"
     "  --config FILE      safetensors only: the config.json (default: the one beside SRC)\n"
     "  --max-seq-len N    replace the file's context length (e.g. a model trained shorter)\n";
 
@@ -788,6 +838,151 @@ static int cmd_import(int argc, char **argv) {
                tok.vocab_size ? ad_tok_kind_name(tok.kind) : "none", tok.vocab_size, out);
     ad_tokenizer_free(&tok);
     ad_model_free(&m);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ tokenize */
+
+/* The options of tokenize: parsed and described from this one table. */
+static const struct {
+    const char *name, *arg, *help;
+} TOKENIZE_OPTS[] = {
+    {"--model", "M", "checkpoint, or any file 'autodidact import' reads (also a vocabulary-only "
+                     "GGUF)"},
+    {"--text", "S", "the text to tokenize"},
+    {"--file", "F", "tokenize the bytes of file F verbatim (a trailing newline included)"},
+    {"--no-bos", NULL, "do not add the BOS (and EOS) the vocabulary asks for"},
+    {"--ids", NULL, "print only the ids, space-separated on one line"},
+};
+enum { TOK_OPT_MODEL, TOK_OPT_TEXT, TOK_OPT_FILE, TOK_OPT_NO_BOS, TOK_OPT_IDS, TOK_OPT_N };
+
+static void tokenize_help(FILE *out) {
+    fputs("usage: autodidact tokenize --model M (--text S | --file F) [--no-bos] [--ids]\n\n"
+          "Prints the tokens of a text with their ids, as the model's vocabulary encodes it\n"
+          "(byte-level BPE with the vocabulary's pre-tokenizer and added tokens, or\n"
+          "sentencepiece BPE); BOS is added when the vocabulary asks for it.\n", out);
+    for (int k = 0; k < TOK_OPT_N; k++) {
+        char lhs[32];
+        snprintf(lhs, sizeof lhs, "%s%s%s", TOKENIZE_OPTS[k].name,
+                 TOKENIZE_OPTS[k].arg ? " " : "", TOKENIZE_OPTS[k].arg ? TOKENIZE_OPTS[k].arg : "");
+        fprintf(out, "  %-12s %s\n", lhs, TOKENIZE_OPTS[k].help);
+    }
+}
+
+/* Reads a whole file's bytes (malloc'd, NUL after the n bytes). */
+static AdStatus read_file_bytes(const char *path, char **buf, size_t *n) {
+    *buf = NULL;
+    *n = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return ad_fail(AD_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    size_t cap = 4096, len = 0;
+    char *b = malloc(cap);
+    while (b) {
+        len += fread(b + len, 1, cap - len - 1, f);
+        if (len < cap - 1) break;
+        char *nb = realloc(b, cap *= 2);
+        if (!nb) free(b);
+        b = nb;
+    }
+    int err = ferror(f);
+    fclose(f);
+    if (!b) return ad_fail(AD_ERR_NOMEM, "reading %s: out of memory", path);
+    if (err) {
+        free(b);
+        return ad_fail(AD_ERR_IO, "reading %s failed", path);
+    }
+    b[len] = '\0';
+    *buf = b;
+    *n = len;
+    return AD_OK;
+}
+
+/* The vocabulary of a checkpoint or of anything import reads. */
+static AdStatus load_any_vocab(const char *path, AdTokenizer *tok) {
+    int ckpt;
+    AdStatus st = is_checkpoint(path, &ckpt);
+    if (st != AD_OK) return st;
+    if (ckpt) {
+        AdModel m;
+        st = ad_checkpoint_load(path, &m, 0, tok, NULL);
+        if (st == AD_OK) ad_model_free(&m);
+        return st;
+    }
+    return ad_import_vocab(path, tok);
+}
+
+static int cmd_tokenize(int argc, char **argv) {
+    const char *val[TOK_OPT_N] = {0};
+    int flag[TOK_OPT_N] = {0};
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            tokenize_help(stdout);
+            return 0;
+        }
+        int k = 0;
+        while (k < TOK_OPT_N && strcmp(argv[i], TOKENIZE_OPTS[k].name)) k++;
+        if (k == TOK_OPT_N)
+            return usage_error("tokenize", argv[i][0] == '-' ? "unknown option"
+                                                             : "unexpected argument", argv[i]);
+        if (TOKENIZE_OPTS[k].arg) {
+            if (i + 1 >= argc) return usage_error("tokenize", "missing value for", argv[i]);
+            val[k] = argv[++i];
+        }
+        flag[k] = 1;
+    }
+    if (!val[TOK_OPT_MODEL]) return usage_error("tokenize", "need --model M", NULL);
+    if (!!val[TOK_OPT_TEXT] == !!val[TOK_OPT_FILE])
+        return usage_error("tokenize", "give exactly one of --text S and --file F", NULL);
+    char *text = NULL;
+    size_t len;
+    if (val[TOK_OPT_FILE]) {
+        if (read_file_bytes(val[TOK_OPT_FILE], &text, &len)) return die("--file");
+    } else {
+        len = strlen(val[TOK_OPT_TEXT]);
+        text = malloc(len + 1);
+        if (!text) return die("--text");
+        memcpy(text, val[TOK_OPT_TEXT], len + 1);
+    }
+    AdTokenizer tok;
+    if (load_any_vocab(val[TOK_OPT_MODEL], &tok)) {
+        free(text);
+        return die("--model");
+    }
+    int rc = 0, n = 0, bos = !flag[TOK_OPT_NO_BOS] && tok.add_bos && tok.bos_id >= 0;
+    int eos = !flag[TOK_OPT_NO_BOS] && tok.add_eos && tok.eos_id >= 0;
+    /* at most one token per byte, plus SPM's prefix before each stretch between added
+     * tokens, plus BOS and EOS */
+    if (len > (size_t)(INT_MAX - 4) / 2) {
+        free(text);
+        ad_tokenizer_free(&tok);
+        return usage_error("tokenize", "the text is too long", NULL);
+    }
+    int cap = 2 * (int)len + 4;
+    int *ids = malloc((size_t)cap * sizeof *ids);
+    if (!ids) rc = die("tokenize");
+    if (!rc && bos) ids[n++] = tok.bos_id;
+    int k = 0;
+    if (!rc && ad_tokenizer_encode(&tok, text, len, ids + n, cap - n - 1, &k)) rc = die("tokenize");
+    n += k;
+    if (!rc && eos) ids[n++] = tok.eos_id;
+    for (int i = 0; i < n && !rc; i++) {
+        if (flag[TOK_OPT_IDS]) {
+            printf(i ? " %d" : "%d", ids[i]);
+            continue;
+        }
+        int id = ids[i];
+        const char *p = tok.pieces[id];
+        char buf[4 * 1024 + 1];
+        if (id != tok.bos_id && id != tok.eos_id) { /* the piece as text */
+            size_t m = ad_tokenizer_decode(&tok, &id, 1, buf, sizeof buf);
+            if (m < sizeof buf) p = buf;
+        }
+        printf("%6d -> '%s'\n", id, p);
+    }
+    if (!rc && flag[TOK_OPT_IDS]) printf("\n");
+    free(ids);
+    free(text);
+    ad_tokenizer_free(&tok);
     return rc;
 }
 
@@ -984,7 +1179,8 @@ static int cmd_generate(int argc, char **argv) {
     for (long p = 0; p < np; p++) {
         int *row = ids + (size_t)p * S, n = 0;
         row[0] = tok.bos_id >= 0 ? tok.bos_id : 0;
-        if (ad_tokenizer_encode(&tok, plist[p], strlen(plist[p]), row + 1, S - 1, &n)) {
+        /* "" is <bos> alone: no encoding, so decode-only vocabularies can generate too */
+        if (plist[p][0] && ad_tokenizer_encode(&tok, plist[p], strlen(plist[p]), row + 1, S - 1, &n)) {
             fprintf(stderr, "autodidact generate: prompt %ld: %s\n", p, ad_errmsg());
             goto done;
         }
@@ -1106,11 +1302,11 @@ static int cmd_run(int argc, char **argv) {
     size_t k = (size_t)snprintf(orig, cap, "%s", text);
     for (int i = 0; i < n_over; i++) k += (size_t)snprintf(orig + k, cap - k, "\n--set %s", overrides[i]);
     free(text);
-    AdStatus st = ad_run_start(&cfg, orig, overwrite, &o);
+    AdStatus st = ad_dist_agree(ad_run_start(&cfg, orig, overwrite, &o)); /* one message for all ranks */
     free(orig);
     if (st) return die("run");
-    ad_run_report(cfg.run_file, stdout); /* --quiet drops the progress lines, not the results */
-    if (!o.quiet)
+    if (ad_dist_is_root()) ad_run_report(cfg.run_file, stdout); /* --quiet drops the progress lines, not the results */
+    if (!o.quiet && ad_dist_is_root())
         printf("\nrun file: %s\nplots:    /usr/bin/python3 analysis/plot_run.py %s\n", cfg.run_file, cfg.run_file);
     return 0;
 }
@@ -1139,8 +1335,8 @@ static int cmd_resume(int argc, char **argv) {
         else return usage_error("resume", "unexpected argument", argv[i]);
     }
     if (!path) return usage_error("resume", "missing RUN.h5", NULL);
-    if (ad_run_resume(path, overrides, n_over, &o)) return die("resume");
-    ad_run_report(path, stdout);
+    if (ad_dist_agree(ad_run_resume(path, overrides, n_over, &o))) return die("resume");
+    if (ad_dist_is_root()) ad_run_report(path, stdout);
     return 0;
 }
 
@@ -1234,7 +1430,7 @@ static int load_generate_model(int which, const char *dir, AdModel *m, AdTokeniz
         if (ad_model_init(m, &c, 0)) return -1;
         AdRng rng;
         ad_rng_init(&rng, 1, AD_STREAM_INIT, 0);
-        ad_model_init_weights(m, &rng);
+        ad_model_init_weights(m, &rng, AD_INIT_GPT2);
         snprintf(targs, cap, "--family gpt2 --vocab 512 --d-model 128 --n-layer 4 --n-head 4 "
                  "--seq-len 128");
         return 1;
@@ -1397,7 +1593,7 @@ static const char *MAIN_HELP =
     "\n"
     "'autodidact <command> --help' describes each command.\n";
 
-int main(int argc, char **argv) {
+static int dispatch(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         fputs(MAIN_HELP, argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
@@ -1411,6 +1607,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 2, argv + 2);
     if (!strcmp(cmd, "generate")) return cmd_generate(argc - 2, argv + 2);
     if (!strcmp(cmd, "import")) return cmd_import(argc - 2, argv + 2);
+    if (!strcmp(cmd, "tokenize")) return cmd_tokenize(argc - 2, argv + 2);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         if (argc > 2 && (!strcmp(argv[2], "--help") || !strcmp(argv[2], "-h"))) {
             fputs("usage: autodidact version\n\nPrints the program version and git commit, the "
@@ -1418,9 +1615,17 @@ int main(int argc, char **argv) {
             return 0;
         }
         if (argc > 2) return usage_error("version", "unexpected argument", argv[2]);
-        printf("autodidact %s (git %s)\nthreads %d\nBLAS %s\n", AD_VERSION_STRING, ad_git_commit(), ad_get_threads(), ad_blas_info());
+        printf("autodidact %s (git %s)\nthreads %d\nBLAS %s\nprocesses %s\n", AD_VERSION_STRING,
+               ad_git_commit(), ad_get_threads(), ad_blas_info(), ad_dist_info());
         return 0;
     }
     fprintf(stderr, "autodidact: unknown command \"%s\"\n%s", cmd, MAIN_HELP);
     return 2;
+}
+
+/* Under mpirun every rank runs the same command (dist.h): run, resume and train share
+ * their work; the other commands are repeated by each rank. */
+int main(int argc, char **argv) {
+    if (ad_dist_init(&argc, &argv)) return die("starting MPI");
+    return ad_dist_finish(dispatch(argc, argv));
 }

@@ -16,10 +16,16 @@
 static const char *norm_names[] = {"layernorm", "rmsnorm"};
 static const char *mlp_names[] = {"gelu", "swiglu"};
 static const char *pos_names[] = {"learned", "rope", "none"};
+static const char *init_names[] = {"gpt2", "torch"};
+static const char *rope_scaling_names[] = {"none", "llama3"};
 
 const char *ad_norm_name(AdNormKind k) { return (unsigned)k < 2 ? norm_names[k] : "?"; }
 const char *ad_mlp_name(AdMlpKind k) { return (unsigned)k < 2 ? mlp_names[k] : "?"; }
 const char *ad_pos_name(AdPosKind k) { return (unsigned)k < 3 ? pos_names[k] : "?"; }
+const char *ad_init_name(AdInitKind k) { return (unsigned)k < 2 ? init_names[k] : "?"; }
+const char *ad_rope_scaling_name(AdRopeScalingKind k) {
+    return (unsigned)k < 2 ? rope_scaling_names[k] : "?";
+}
 
 static int parse_name(const char *s, const char **names, int n) {
     for (int i = 0; i < n; i++)
@@ -29,6 +35,8 @@ static int parse_name(const char *s, const char **names, int n) {
 int ad_norm_parse(const char *s) { return parse_name(s, norm_names, 2); }
 int ad_mlp_parse(const char *s) { return parse_name(s, mlp_names, 2); }
 int ad_pos_parse(const char *s) { return parse_name(s, pos_names, 3); }
+int ad_init_parse(const char *s) { return parse_name(s, init_names, 2); }
+int ad_rope_scaling_parse(const char *s) { return parse_name(s, rope_scaling_names, 2); }
 
 AdStatus ad_model_config_preset(AdModelConfig *c, const char *family) {
     AdModelConfig d = {.vocab_size = 256, .max_seq_len = 128, .n_layer = 4, .n_head = 4,
@@ -72,7 +80,34 @@ AdStatus ad_model_config_validate(const AdModelConfig *c) {
         return ad_fail(AD_ERR_ARG, "model.norm_eps = %g must be in (0, 1)", c->norm_eps);
     if (c->pos == AD_POS_ROPE && !(c->rope_theta > 1.0f))
         return ad_fail(AD_ERR_ARG, "model.rope_theta = %g must be > 1", c->rope_theta);
+    if ((unsigned)c->qkv_bias > 1)
+        return ad_fail(AD_ERR_ARG, "model.qkv_bias = %d must be 0 or 1", c->qkv_bias);
+    if (c->sliding_window < 0 || c->sliding_window > (1 << 24))
+        return ad_fail(AD_ERR_ARG, "model.sliding_window = %d must be in [0, 2^24] (0: off)",
+                       c->sliding_window);
+    if ((unsigned)c->rope_scaling > 1)
+        return ad_fail(AD_ERR_ARG, "model.rope_scaling = %d is out of range", (int)c->rope_scaling);
+    if (c->rope_scaling == AD_ROPE_SCALING_LLAMA3) {
+        if (!(c->rope_factor >= 1.0f && c->rope_factor <= 1e6f))
+            return ad_fail(AD_ERR_ARG, "model.rope_factor = %g must be in [1, 1e6] for llama3 "
+                           "RoPE scaling", c->rope_factor);
+        if (!(c->rope_low_freq_factor > 0.0f && c->rope_high_freq_factor > c->rope_low_freq_factor &&
+              c->rope_high_freq_factor < 1e6f))
+            return ad_fail(AD_ERR_ARG, "model.rope_low_freq_factor = %g and rope_high_freq_factor = "
+                           "%g must satisfy 0 < low < high", c->rope_low_freq_factor,
+                           c->rope_high_freq_factor);
+        if (c->rope_original_max_pos < 1)
+            return ad_fail(AD_ERR_ARG, "model.rope_original_max_pos = %d must be >= 1",
+                           c->rope_original_max_pos);
+    }
     return AD_OK;
+}
+
+void ad_model_rope_tables(const AdModelConfig *c, float *cos_t, float *sin_t, int maxT) {
+    AdRopeScaling llama3 = {c->rope_factor, c->rope_low_freq_factor, c->rope_high_freq_factor,
+                            c->rope_original_max_pos};
+    ad_rope_tables(cos_t, sin_t, maxT, c->d_model / c->n_head, c->rope_theta,
+                   c->rope_scaling == AD_ROPE_SCALING_LLAMA3 ? &llama3 : NULL);
 }
 
 /* ---------------------------------------------------------------- parameters */
@@ -98,7 +133,7 @@ size_t ad_model_param_info(const AdModelConfig *c, AdTensorInfo info[AD_P_COUNT]
     set_info(&info[AD_P_LN1W], "ln1_w", 0, 2, L, C, 0, 1);
     set_info(&info[AD_P_LN1B], "ln1_b", 0, 2, L, C, 0, ln_b);
     set_info(&info[AD_P_QKVW], "qkv_w", 1, 3, L, QKV, C, 1);
-    set_info(&info[AD_P_QKVB], "qkv_b", 0, 2, L, QKV, 0, b);
+    set_info(&info[AD_P_QKVB], "qkv_b", 0, 2, L, QKV, 0, b || c->qkv_bias);
     set_info(&info[AD_P_ATTPROJW], "attproj_w", 1, 3, L, C, C, 1);
     set_info(&info[AD_P_ATTPROJB], "attproj_b", 0, 2, L, C, 0, b);
     set_info(&info[AD_P_LN2W], "ln2_w", 0, 2, L, C, 0, 1);
@@ -193,16 +228,32 @@ void ad_model_free(AdModel *m) {
     memset(m, 0, sizeof *m);
 }
 
-void ad_model_init_weights(AdModel *m, AdRng *rng) {
+/* fan_in of a linear layer's weight or bias tensor; 0 for the others. */
+static int linear_fan_in(const AdModelConfig *c, int i) {
+    switch (i) {
+    case AD_P_QKVW: case AD_P_QKVB: case AD_P_ATTPROJW: case AD_P_ATTPROJB:
+    case AD_P_FCW: case AD_P_FCB: case AD_P_LM_HEAD: return c->d_model;
+    case AD_P_FCPROJW: case AD_P_FCPROJB: return c->d_ff;
+    default: return 0;
+    }
+}
+
+void ad_model_init_weights(AdModel *m, AdRng *rng, AdInitKind kind) {
     const AdModelConfig *c = &m->cfg;
     float resid_std = 0.02f / sqrtf(2.0f * c->n_layer);
     for (int i = 0; i < AD_P_COUNT; i++) {
         float *p = m->params.t[i];
         size_t n = m->info[i].size;
         if (!n) continue;
+        int fan_in = linear_fan_in(c, i);
         if (i == AD_P_LN1W || i == AD_P_LN2W || i == AD_P_LNFW) {
             for (size_t j = 0; j < n; j++) p[j] = 1.0f;
-        } else if (m->info[i].ndim >= 2 && m->info[i].decay) {
+        } else if (kind == AD_INIT_TORCH && (i == AD_P_WTE || i == AD_P_WPE)) {
+            for (size_t j = 0; j < n; j++) p[j] = ad_rng_normal(rng);
+        } else if (kind == AD_INIT_TORCH && fan_in > 0) {
+            float bound = 1.0f / sqrtf((float)fan_in);
+            for (size_t j = 0; j < n; j++) p[j] = bound * (2.0f * ad_rng_uniform(rng) - 1.0f);
+        } else if (kind == AD_INIT_GPT2 && m->info[i].ndim >= 2 && m->info[i].decay) {
             float std = (i == AD_P_ATTPROJW || i == AD_P_FCPROJW) ? resid_std : 0.02f;
             for (size_t j = 0; j < n; j++) p[j] = std * ad_rng_normal(rng);
         } else {
@@ -279,9 +330,8 @@ AdStatus ad_acts_init(AdActs *a, const AdModelConfig *c, int B, int T) {
         *parts[i] = p;
         p += ((size_t)n[i] + 15) & ~(size_t)15;
     }
-    size_t hs = (size_t)(c->d_model / c->n_head);
     if (c->pos == AD_POS_ROPE)
-        ad_rope_tables(a->rope_cos, a->rope_sin, c->max_seq_len, (int)hs, c->rope_theta);
+        ad_model_rope_tables(c, a->rope_cos, a->rope_sin, c->max_seq_len);
     return AD_OK;
 }
 
@@ -379,7 +429,7 @@ void ad_model_forward(const AdModel *m, AdActs *a, const int *tokens, int B, int
         norm_forward(c, s.ln1, s.ln1_mean, s.ln1_rstd, x, w.ln1w, w.ln1b, N);
         ad_matmul_forward(s.qkv, s.ln1, w.qkvw, w.qkvb, N, C, QKV, 0);
         if (c->pos == AD_POS_ROPE) ad_rope_forward(s.qkv, a->rope_cos, a->rope_sin, B, T, H, Hkv, hs, 0);
-        ad_attention_forward(s.atty, s.att, s.qkv, B, T, H, Hkv, hs);
+        ad_attention_forward(s.atty, s.att, s.qkv, B, T, H, Hkv, hs, c->sliding_window);
         memcpy(s.resid, x, sizeof(float) * N * C);
         ad_matmul_forward(s.resid, s.atty, w.projw, w.projb, N, C, C, 1);
         /* x = x + mlp(norm2(x)) */
@@ -500,8 +550,7 @@ AdStatus ad_kvcache_init(AdKVCache *c, const AdModelConfig *cfg, int max_batch, 
         *parts[i] = p;
         p += ((size_t)n[i] + 15) & ~(size_t)15;
     }
-    int hs = cfg->d_model / cfg->n_head;
-    if (cfg->pos == AD_POS_ROPE) ad_rope_tables(c->rope_cos, c->rope_sin, max_seq, hs, cfg->rope_theta);
+    if (cfg->pos == AD_POS_ROPE) ad_model_rope_tables(cfg, c->rope_cos, c->rope_sin, max_seq);
     return AD_OK;
 }
 
@@ -575,11 +624,13 @@ void ad_model_forward_step(const AdModel *m, AdKVCache *kc, const int *tokens, c
 #pragma omp parallel for collapse(2) schedule(static) if((long)n * H * (pos[0] + 1) * hs >= AD_PAR_MIN)
         for (int i = 0; i < n; i++)
             for (int h = 0; h < H; h++) {
-                int g = h / group, np = pos[i] + 1;
+                /* keys lo .. pos[i]: all of them, or the last sliding_window */
+                int W = c->sliding_window, lo = W > 0 && pos[i] >= W ? pos[i] - W + 1 : 0;
+                int g = h / group, np = pos[i] + 1 - lo;
                 float *sc = kc->scores + (size_t)omp_get_thread_num() * S;
                 const float *q = kc->qkv + (size_t)i * QKV + h * hs;
-                const float *kt = kl + ((size_t)slots[i] * KV + (size_t)g * hs) * S;
-                const float *vb = vl + (size_t)slots[i] * S * KV + g * hs;
+                const float *kt = kl + ((size_t)slots[i] * KV + (size_t)g * hs) * S + lo;
+                const float *vb = vl + ((size_t)slots[i] * S + lo) * KV + g * hs;
                 float *o = kc->atty + (size_t)i * C + h * hs;
                 ad_attention_decode(o, sc, q, kt, vb, np, hs, S, KV);
             }

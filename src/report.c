@@ -46,6 +46,16 @@ AdStatus ad_run_report(const char *run_file, FILE *f) {
         return st;
     }
     if ((int64_t)rows > done) rows = (hsize_t)done;
+    /* processes and threads per process (run files from before MPI have no "ranks": 1) */
+    int64_t ranks = 1, threads = 0;
+    int has_ranks = 0;
+    if (!(st = ad_h5_attr_exists(file, "ranks", &has_ranks)) && has_ranks)
+        st = ad_h5_attr_read_i64(file, "ranks", &ranks);
+    if (!st) st = ad_h5_attr_read_i64(file, "threads", &threads);
+    if (st) {
+        ad_h5_close_quietly(file);
+        return st;
+    }
     const char *cols[] = {"summary/round", "summary/length_lo", "summary/length_hi", "summary/n_candidates",
                           "summary/n_selected", "summary/label_accuracy", "summary/candidate_accuracy",
                           "summary/train_loss", "summary/frontier_90", "summary/time_total"};
@@ -83,7 +93,8 @@ AdStatus ad_run_report(const char *run_file, FILE *f) {
     }
     ad_h5_close_quietly(file);
     if (!st) {
-        fprintf(f, "run %s: %lld complete round(s)\n\n", run_file, (long long)done);
+        fprintf(f, "run %s: %lld complete round(s); %lld rank(s) x %lld thread(s)\n\n", run_file,
+                (long long)done, (long long)ranks, (long long)threads);
         fprintf(f, "%5s %9s %10s %9s %9s %9s %10s %8s %8s\n", "round", "lengths", "candidates",
                 "selected", "label acc", "cand acc", "train loss", "frontier", "time");
         for (hsize_t i = 0; i < rows; i++) {

@@ -17,6 +17,7 @@
 
 #include "autodidact/checkpoint.h"
 #include "autodidact/data.h"
+#include "autodidact/dist.h"
 #include "autodidact/generate.h"
 #include "autodidact/losses.h"
 #include "autodidact/preference.h"
@@ -240,7 +241,7 @@ static AdStatus evaluate(Run *r, AdModel *m, double *acc, double *loss, long *n_
     AdSampleConfig sc;
     ad_sample_config_default(&sc);
     sc.temperature = 0.0f, sc.max_new_tokens = max_new, sc.seed = c->seed;
-    if ((st = ad_generate(&g, &r->tok, reqs, n, &sc, eval_sink, &sink, NULL, NULL))) goto done;
+    if ((st = ad_dist_generate(&g, &r->tok, reqs, n, &sc, eval_sink, &sink, NULL, NULL))) goto done;
     /* teacher-forced loss of the ground-truth answers */
     int Bl = per < EVAL_LOSS_BATCH ? per : EVAL_LOSS_BATCH;
     if ((st = ad_acts_init(&acts, &m->cfg, Bl, S))) goto done;
@@ -467,7 +468,7 @@ AdStatus ad_round_candidates(Run *r, int round, int lo, int hi, long np, const A
     sc.top_p = cfg->generate.top_p;
     sc.min_p = cfg->generate.min_p;
     sc.seed = cfg->seed ^ ((uint64_t)round * 0x9E3779B97F4A7C15ull);
-    st = ad_generate(&g, &r->tok, reqs, n, &sc, cand_sink, &sink, gen_progress, r);
+    st = ad_dist_generate(&g, &r->tok, reqs, n, &sc, cand_sink, &sink, gen_progress, r);
     if (!st) st = sink.st;
     *tokens = sink.tokens;
 done:
@@ -638,7 +639,7 @@ static AdStatus init_student(Run *r) {
     if ((st = ad_model_init(&r->student, &mc, 1))) return st;
     AdRng rng;
     ad_rng_init(&rng, cfg->seed, AD_STREAM_INIT, 0);
-    ad_model_init_weights(&r->student, &rng);
+    ad_model_init_weights(&r->student, &rng, (AdInitKind)cfg->init);
     return AD_OK;
 }
 
@@ -814,7 +815,8 @@ static AdStatus run_setup(Run *r, const AdExperimentConfig *cfg, const AdRunOpti
     AdStatus st;
     ad_set_threads(cfg->threads);
     r->is_task = !strcmp(cfg->task.source, "task");
-    if (r->is_task) r->task = (AdTaskKind)ad_task_parse(cfg->task.name);
+    if (r->is_task)
+        r->task = (AdTaskKind)(ad_task_parse(cfg->task.name) | (cfg->task.pad_answer ? AD_TASK_PADDED : 0));
     snprintf(r->ckpt_dir, sizeof r->ckpt_dir, "%s.ckpt", cfg->run_file);
     if ((st = load_prompts(r))) return st;
     if ((st = init_student(r))) return st;
@@ -840,7 +842,7 @@ static AdStatus run_setup(Run *r, const AdExperimentConfig *cfg, const AdRunOpti
             } else {
                 AdRng rng;
                 ad_rng_init(&rng, cfg->seed, AD_STREAM_INIT, (uint64_t)m + 1);
-                ad_model_init_weights(&r->member[m], &rng);
+                ad_model_init_weights(&r->member[m], &rng, (AdInitKind)cfg->init);
             }
         }
     }
@@ -959,7 +961,9 @@ static int model_key_diff(const AdModelConfig *a, const AdModelConfig *b, char *
         {"n_layer", a->n_layer, b->n_layer},          {"n_head", a->n_head, b->n_head},
         {"n_kv_head", a->n_kv_head, b->n_kv_head},    {"d_model", a->d_model, b->d_model},
         {"d_ff", a->d_ff, b->d_ff},                   {"bias", a->bias, b->bias},
-        {"tied", a->tied, b->tied}};
+        {"tied", a->tied, b->tied},                   {"qkv_bias", a->qkv_bias, b->qkv_bias},
+        {"sliding_window", a->sliding_window, b->sliding_window},
+        {"rope_original_max_pos", a->rope_original_max_pos, b->rope_original_max_pos}};
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
         if (ints[i].x != ints[i].y) {
             snprintf(buf, cap, "model.%s: %ld in the checkpoint, %ld in the config", ints[i].key,
@@ -969,7 +973,8 @@ static int model_key_diff(const AdModelConfig *a, const AdModelConfig *b, char *
     struct { const char *key; const char *x, *y; } names[] = {
         {"norm", ad_norm_name(a->norm), ad_norm_name(b->norm)},
         {"mlp", ad_mlp_name(a->mlp), ad_mlp_name(b->mlp)},
-        {"pos", ad_pos_name(a->pos), ad_pos_name(b->pos)}};
+        {"pos", ad_pos_name(a->pos), ad_pos_name(b->pos)},
+        {"rope_scaling", ad_rope_scaling_name(a->rope_scaling), ad_rope_scaling_name(b->rope_scaling)}};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (strcmp(names[i].x, names[i].y) != 0) {
             snprintf(buf, cap, "model.%s: \"%s\" in the checkpoint, \"%s\" in the config",
@@ -977,7 +982,10 @@ static int model_key_diff(const AdModelConfig *a, const AdModelConfig *b, char *
             return 1;
         }
     struct { const char *key; float x, y; } floats[] = {
-        {"norm_eps", a->norm_eps, b->norm_eps}, {"rope_theta", a->rope_theta, b->rope_theta}};
+        {"norm_eps", a->norm_eps, b->norm_eps}, {"rope_theta", a->rope_theta, b->rope_theta},
+        {"rope_factor", a->rope_factor, b->rope_factor},
+        {"rope_low_freq_factor", a->rope_low_freq_factor, b->rope_low_freq_factor},
+        {"rope_high_freq_factor", a->rope_high_freq_factor, b->rope_high_freq_factor}};
     for (size_t i = 0; i < sizeof floats / sizeof floats[0]; i++)
         if (floats[i].x != floats[i].y) {
             snprintf(buf, cap, "model.%s: %.9g in the checkpoint, %.9g in the config",
@@ -1214,7 +1222,7 @@ static AdStatus restart_learner(Run *r) {
  * done), then prunes old checkpoints. */
 static AdStatus commit_round(Run *r, const RoundMethod *m, const RoundBatch *b, const RoundStats *s,
                              double t0) {
-    AdStatus st = save_round_state(r, b->round);
+    AdStatus st = ad_dist_agree(ad_dist_is_root() ? save_round_state(r, b->round) : AD_OK);
     if (!st && b->cand) st = ad_runlog_write_candidates(&r->log, b->round, b->cand);
     if (!st && m->log) st = m->log(r, b);
     if (!st) st = ad_runlog_write_train_curve(&r->log, b->round, b->curve.rec, b->curve.n);
@@ -1230,7 +1238,7 @@ static AdStatus commit_round(Run *r, const RoundMethod *m, const RoundBatch *b, 
                           ad_time_now() - t0, s->gen_tps, b->tps, r->cfg->rounds.teacher,
                           b->n_pairs, b->pairs_dropped, b->pair_accuracy};
     if ((st = ad_runlog_commit_round(&r->log, &sum))) return st;
-    prune_round_state(r, b->round);
+    if (ad_dist_is_root()) prune_round_state(r, b->round);
     char dur[32];
     ad_format_duration(sum.time_total, dur, sizeof dur);
     ad_round_say(r, "round %d | done in %s (generate %.0fs, score %.0fs, train %.0fs, eval %.0fs); "
@@ -1316,7 +1324,7 @@ static AdStatus run_loop(Run *r, int first_round) {
     double timed = 0.0;
     for (int round = first_round; round < total; round++) {
         double t0 = ad_time_now();
-        AdStatus st = run_round(r, round);
+        AdStatus st = ad_dist_agree(run_round(r, round));
         if (st) return failure_advice(r, round, st);
         say_run_eta(r, round, total, &timed, &n_timed, ad_time_now() - t0);
         if (r->opt && r->opt->stop_after > 0 && ++done_here >= r->opt->stop_after) break;
@@ -1500,11 +1508,12 @@ static void print_plan(const Run *r, FILE *f) {
     const AdModelConfig *m = &r->student.cfg;
     fprintf(f, "run file   %s (checkpoints in %s.ckpt/)\n", c->run_file, c->run_file);
     fprintf(f, "model      %s: %s/%s/%s, %d layers, d_model %d, %d heads (%d kv), d_ff %d, "
-            "vocab %d, context %d, %.2fM parameters (%zu)%s%s\n",
+            "vocab %d, context %d, %.2fM parameters (%zu)%s%s%s\n",
             c->init_from[0] ? "checkpoint" : c->family, ad_norm_name(m->norm), ad_mlp_name(m->mlp),
             ad_pos_name(m->pos), m->n_layer, m->d_model, m->n_head, m->n_kv_head, m->d_ff,
             m->vocab_size, m->max_seq_len, r->student.n_params / 1e6, r->student.n_params,
-            c->init_from[0] ? ", from " : "", c->init_from);
+            c->init_from[0] ? ", from " : "", c->init_from,
+            c->init_from[0] ? "" : c->init == AD_INIT_TORCH ? ", PyTorch-default init" : ", GPT-2 init");
     const char *tok_from = c->init_from[0] ? c->init_from
                            : !strcmp(c->tokenizer_from, "teacher") ? c->rounds.teacher_path
                            : c->tokenizer_from[0] ? c->tokenizer_from
@@ -1525,8 +1534,9 @@ static void print_plan(const Run *r, FILE *f) {
                 : "an average (EMA) of the student's weights");
     }
     if (r->is_task)
-        fprintf(f, "task       %s, ground truth at lengths %d..%d, evaluation at %d..%d (%d per "
-                "length)\n", c->task.name, c->task.train_min_len, c->task.train_max_len,
+        fprintf(f, "task       %s%s, ground truth at lengths %d..%d, evaluation at %d..%d (%d per "
+                "length)\n", c->task.name, c->task.pad_answer ? " (answers zero-padded)" : "",
+                c->task.train_min_len, c->task.train_max_len,
                 c->task.eval_min_len, c->task.eval_max_len, c->task.eval_per_len);
     else if (r->n_file_lines)
         fprintf(f, "prompts    %ld from %s (task.source %s); no verifier or evaluation\n",

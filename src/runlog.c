@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "autodidact/dist.h"
 #include "h5util.h"
 
 
@@ -189,6 +190,7 @@ static AdStatus write_root(hid_t f, uint64_t seed, int threads) {
     if (s == AD_OK) s = ad_h5_attr_write_str(f, "start_time", start);
     if (s == AD_OK) s = ad_h5_attr_write_u64(f, "seed", seed);
     if (s == AD_OK) s = ad_h5_attr_write_i64(f, "threads", threads);
+    if (s == AD_OK) s = ad_h5_attr_write_i64(f, "ranks", ad_dist_size());
     if (s == AD_OK) s = ad_h5_attr_write_str(f, "blas", ad_blas_info());
     if (s == AD_OK) s = ad_h5_attr_write_str(f, "cpu", cpu);
     if (s == AD_OK) s = ad_h5_attr_write_i64(f, "rounds_complete", 0);
@@ -238,7 +240,7 @@ static AdStatus create_summary(hid_t f, int n_eval) {
     return ad_h5_close_after(g, s);
 }
 
-AdStatus ad_runlog_lock(const char *path, int *fd) {
+static AdStatus lock_file(const char *path, int *fd) {
     char lock[PATH_MAX + 8];
     *fd = -1;
     if (snprintf(lock, sizeof lock, "%s.lock", path) >= (int)sizeof lock)
@@ -275,6 +277,12 @@ AdStatus ad_runlog_lock(const char *path, int *fd) {
         return AD_OK;
     }
     return ad_fail(AD_ERR_IO, "cannot lock %s: it keeps being replaced", lock);
+}
+
+/* Rank 0 holds the lock for the whole job; the other ranks learn whether it got it. */
+AdStatus ad_runlog_lock(const char *path, int *fd) {
+    *fd = -1;
+    return ad_dist_agree(ad_dist_is_root() ? lock_file(path, fd) : AD_OK);
 }
 
 void ad_runlog_unlock(const char *path, int fd) {
@@ -715,7 +723,11 @@ AdStatus ad_runlog_commit_round(AdRunLog *r, const AdRoundSummary *s) {
     if (st == AD_OK) st = finish_round_group(r, s);
     if (st == AD_OK) st = append_summary(r->file, s, r->n_eval);
     if (st == AD_OK) st = ad_h5_attr_write_i64(r->file, "rounds_complete", R + 1);
-    if (st == AD_OK) st = write_image(r->file, r->path, &renamed);
+    if (st == AD_OK) st = ad_h5_attr_write_i64(r->file, "ranks", ad_dist_size());
+    /* every rank builds the file in memory; rank 0 alone writes it, and all learn how */
+    if (st == AD_OK && ad_dist_is_root()) st = write_image(r->file, r->path, &renamed);
+    st = ad_dist_agree(st);
+    if (!ad_dist_is_root()) renamed = st == AD_OK;
     if (renamed) {
         r->rounds_complete = R + 1;
     } else if (st != AD_OK) {

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "autodidact/data.h"
+#include "autodidact/dist.h"
 #include "autodidact/losses.h"
 
 static const char *const SCORE_NAMES[AD_SCORE_COUNT] = {
@@ -320,13 +321,15 @@ static void rows_flush(Rows *r, AdCandidates *c) {
     r->rows = 0;
 }
 
-/* Adds the row of candidate i: "<bos> context cont <eos>", with the <eos> target kept
- * only if keep_eos. A row that does not fit T, or that has no target left, scores NAN
- * (left as is). Fitting means bos + context + cont tokens <= T, the room
- * ad_data_encode_example asks for. */
-static AdStatus rows_add(Rows *r, AdCandidates *c, long i, const char *context, const char *cont,
-                         int keep_eos) {
+/* Encodes the row of candidate i, "<bos> context cont <eos>", into row_tok/row_tgt, with
+ * the <eos> target kept only if keep_eos. *width receives the input positions it needs, or
+ * 0 when the row does not fit T or has no target left: such a candidate scores NAN (left as
+ * is). Fitting means bos + context + cont tokens <= T, the room ad_data_encode_example
+ * asks for. */
+static AdStatus row_encode(Rows *r, long i, const char *context, const char *cont, int keep_eos,
+                           int *width_out) {
     int nc = 0, na = 0;
+    *width_out = 0;
     AdStatus st = count_tokens(r, context, 0, &nc);
     if (!st) st = count_tokens(r, cont, 1, &na);
     if (st) return ad_fail_context(st, "scoring candidate %ld", i);
@@ -347,13 +350,74 @@ static AdStatus rows_add(Rows *r, AdCandidates *c, long i, const char *context, 
         r->row_tgt[width - 1] = -1; /* the targets are contiguous: width shrinks by one */
         width--, n_targets--;
     }
-    if (n_targets == 0) return AD_OK;
+    if (n_targets > 0) *width_out = width;
+    return AD_OK;
+}
+
+/* Adds the encoded row of candidate i to the pending batch, running it when full. */
+static void row_push(Rows *r, AdCandidates *c, long i, int width) {
     int b = r->rows++;
     memcpy(r->tok_full + (size_t)b * r->T, r->row_tok, sizeof(int) * (size_t)r->T);
     memcpy(r->tgt_full + (size_t)b * r->T, r->row_tgt, sizeof(int) * (size_t)r->T);
     r->width[b] = width;
     r->cand[b] = i;
     if (r->rows == r->B) rows_flush(r, c);
+}
+
+/* The (context, continuation, keep <eos>) text of candidate i's row. */
+typedef AdStatus (*RowText)(void *user, const AdCandidates *c, long i, const char **context,
+                            const char **cont, int *keep_eos);
+
+/* This rank's candidates [*lo, *hi) when several ranks score (dist.h): whole batches of
+ * the one-process order, so that every row runs in the same batch, and scores the same,
+ * as on one process. Finding the batch boundaries encodes every row once more. */
+static AdStatus batch_shard(Rows *r, const AdCandidates *c, RowText text, void *user, long *lo,
+                            long *hi) {
+    *lo = 0, *hi = c->n;
+    if (ad_dist_size() == 1) return AD_OK;
+    long *kept = ad_calloc((size_t)(c->n > 0 ? c->n : 1), sizeof(long), "scored rows");
+    if (!kept) return AD_ERR_NOMEM;
+    long n_kept = 0;
+    AdStatus st = AD_OK;
+    for (long i = 0; i < c->n && !st; i++) {
+        const char *context, *cont;
+        int keep_eos, width;
+        st = text(user, c, i, &context, &cont, &keep_eos);
+        if (!st) st = row_encode(r, i, context, cont, keep_eos, &width);
+        if (!st && width > 0) kept[n_kept++] = i;
+    }
+    if (!st) {
+        long nb = (n_kept + r->B - 1) / r->B, blo, bhi;
+        ad_dist_range(nb, &blo, &bhi);
+        *lo = blo == 0 ? 0 : kept[blo * r->B];
+        *hi = bhi == nb ? c->n : kept[bhi * r->B];
+    }
+    free(kept);
+    return st;
+}
+
+/* Scores candidates through rows of text(): this rank's share (batch_shard), then every
+ * rank's scores to all ranks. */
+static AdStatus score_rows(Rows *r, AdCandidates *c, RowText text, void *user) {
+    long lo, hi;
+    AdStatus st = batch_shard(r, c, text, user, &lo, &hi);
+    for (long i = lo; i < hi && !st; i++) {
+        const char *context, *cont;
+        int keep_eos, width;
+        st = text(user, c, i, &context, &cont, &keep_eos);
+        if (!st) st = row_encode(r, i, context, cont, keep_eos, &width);
+        if (!st && width > 0) row_push(r, c, i, width);
+    }
+    if (!st) rows_flush(r, c);
+    int first = r->mode == ROWS_JUDGE ? AD_SCORE_JUDGE : AD_SCORE_LOGPROB_MEAN;
+    int last = r->mode == ROWS_JUDGE ? AD_SCORE_JUDGE : AD_SCORE_PERPLEXITY;
+    for (int k = first; k <= last; k++) st = ad_dist_gather_floats(st, c->scores[k], lo, hi);
+    return st;
+}
+
+static AdStatus logprob_text(void *user, const AdCandidates *c, long i, const char **context,
+                             const char **cont, int *keep_eos) {
+    *context = prompt_of(c, i), *cont = c->answer[i], *keep_eos = c->ended[i];
     return AD_OK;
 }
 
@@ -365,9 +429,7 @@ AdStatus ad_score_logprobs(AdCandidates *c, AdModel *model, const AdTokenizer *t
     Rows r;
     AdStatus st = rows_init(&r, model, tok, ROWS_LOGPROB, batch_size, seq_len, c->n, "log-prob scorer");
     if (st) return st;
-    for (long i = 0; i < c->n && !st; i++)
-        st = rows_add(&r, c, i, prompt_of(c, i), c->answer[i], c->ended[i]);
-    if (!st) rows_flush(&r, c);
+    st = score_rows(&r, c, logprob_text, NULL);
     rows_free(&r);
     return st;
 }
@@ -393,6 +455,32 @@ static size_t fill_template(char *out, const char *tmpl, const char *prompt, con
     return n;
 }
 
+typedef struct {
+    const char *tmpl, *verdict;
+    char *text; /* the filled template, grown as needed */
+    size_t cap;
+} JudgeText;
+
+static AdStatus judge_text(void *user, const AdCandidates *c, long i, const char **context,
+                           const char **cont, int *keep_eos) {
+    JudgeText *j = user;
+    size_t need = fill_template(NULL, j->tmpl, prompt_of(c, i), c->answer[i]) + 1;
+    if (need > j->cap) {
+        free(j->text);
+        j->cap = need * 2;
+        j->text = ad_malloc(j->cap, "judge text");
+        if (!j->text) {
+            j->cap = 0;
+            return AD_ERR_NOMEM;
+        }
+    }
+    fill_template(j->text, j->tmpl, prompt_of(c, i), c->answer[i]);
+    /* an empty verdict is the <eos> token: the row's only target; otherwise the verdict's
+     * tokens are the targets and its <eos> is not */
+    *context = j->text, *cont = j->verdict, *keep_eos = j->verdict[0] == '\0';
+    return AD_OK;
+}
+
 AdStatus ad_score_judge(AdCandidates *c, AdModel *model, const AdTokenizer *tok,
                         const char *judge_template, const char *verdict, int batch_size,
                         int seq_len) {
@@ -402,26 +490,9 @@ AdStatus ad_score_judge(AdCandidates *c, AdModel *model, const AdTokenizer *tok,
     Rows r;
     AdStatus st = rows_init(&r, model, tok, ROWS_JUDGE, batch_size, seq_len, c->n, "judge scorer");
     if (st) return st;
-    char *text = NULL;
-    size_t cap = 0;
-    for (long i = 0; i < c->n && !st; i++) {
-        size_t need = fill_template(NULL, judge_template, prompt_of(c, i), c->answer[i]) + 1;
-        if (need > cap) {
-            free(text);
-            cap = need * 2;
-            text = ad_malloc(cap, "judge text");
-            if (!text) {
-                st = AD_ERR_NOMEM;
-                break;
-            }
-        }
-        fill_template(text, judge_template, prompt_of(c, i), c->answer[i]);
-        /* an empty verdict is the <eos> token: the row's only target; otherwise the
-         * verdict's tokens are the targets and its <eos> is not */
-        st = rows_add(&r, c, i, text, verdict, verdict[0] == '\0');
-    }
-    if (!st) rows_flush(&r, c);
-    free(text);
+    JudgeText j = {judge_template, verdict, NULL, 0};
+    st = score_rows(&r, c, judge_text, &j);
+    free(j.text);
     rows_free(&r);
     return st;
 }

@@ -13,10 +13,15 @@ static const char *const TASK_NAMES[AD_TASK_COUNT] = {"copy", "reverse", "add",
  * under one char vocabulary. */
 static const char TASK_ALPHABET[] = "0123456789+*=";
 
-static int task_valid(AdTaskKind k) { return (int)k >= 0 && k < AD_TASK_COUNT; }
+/* The kind without the AD_TASK_PADDED flag; 1 if that flag is set. */
+static AdTaskKind base(AdTaskKind k) { return (AdTaskKind)((unsigned)k & ~(unsigned)AD_TASK_PADDED); }
+static int padded(AdTaskKind k) { return ((unsigned)k & AD_TASK_PADDED) != 0; }
+
+static int task_valid(AdTaskKind k) { return (int)base(k) >= 0 && base(k) < AD_TASK_COUNT; }
 
 /* 1 for the tasks whose prompt is "<digits><op><digits>=". */
 static int two_operands(AdTaskKind k) {
+    k = base(k);
     return k == AD_TASK_ADD || k == AD_TASK_RADD || k == AD_TASK_MUL;
 }
 
@@ -27,7 +32,7 @@ static int max_length(AdTaskKind k) {
     return two_operands(k) ? (AD_TASK_MAX_TEXT - 3) / 2 : AD_TASK_MAX_TEXT - 2;
 }
 
-const char *ad_task_name(AdTaskKind k) { return task_valid(k) ? TASK_NAMES[k] : "unknown"; }
+const char *ad_task_name(AdTaskKind k) { return task_valid(k) ? TASK_NAMES[base(k)] : "unknown"; }
 
 int ad_task_parse(const char *s) {
     if (!s) return -1;
@@ -66,7 +71,7 @@ static int parse_prompt(AdTaskKind k, const char *prompt, Operands *op) {
     if (op->na == 0) return 0;
     const char *p = prompt + op->na;
     if (two_operands(k)) {
-        if (*p != (k == AD_TASK_MUL ? '*' : '+')) return 0;
+        if (*p != (base(k) == AD_TASK_MUL ? '*' : '+')) return 0;
         op->b = p + 1;
         op->nb = count_digits(op->b);
         if (op->nb == 0) return 0;
@@ -84,9 +89,10 @@ static void load_digits(int *d, const char *s, int n, int reversed) {
 }
 
 /* Writes the number d[0..n) (least significant first) without leading zeros ("0" for
- * zero), most significant first, or reversed (least significant first); NUL-terminates. */
-static void write_number(char *out, const int *d, int n, int reversed) {
-    while (n > 1 && d[n - 1] == 0) n--;
+ * zero), or with all n digits when pad is set, most significant first, or reversed (least
+ * significant first); NUL-terminates. */
+static void write_number(char *out, const int *d, int n, int reversed, int pad) {
+    while (!pad && n > 1 && d[n - 1] == 0) n--;
     for (int i = 0; i < n; i++) out[i] = (char)('0' + d[reversed ? i : n - 1 - i]);
     out[n] = '\0';
 }
@@ -101,7 +107,7 @@ AdStatus ad_task_solve(AdTaskKind k, const char *prompt, char *answer) {
                        prompt ? prompt : "(null)");
     }
     int n = op.na;
-    switch (k) {
+    switch (base(k)) {
     case AD_TASK_COPY:
         memcpy(answer, op.a, (size_t)n);
         answer[n] = '\0';
@@ -121,7 +127,7 @@ AdStatus ad_task_solve(AdTaskKind k, const char *prompt, char *answer) {
     }
     case AD_TASK_ADD:
     case AD_TASK_RADD: {
-        int reversed = k == AD_TASK_RADD;
+        int reversed = base(k) == AD_TASK_RADD;
         int a[AD_TASK_MAX_TEXT] = {0}, b[AD_TASK_MAX_TEXT] = {0}, sum[AD_TASK_MAX_TEXT];
         load_digits(a, op.a, op.na, reversed);
         load_digits(b, op.b, op.nb, reversed);
@@ -131,7 +137,7 @@ AdStatus ad_task_solve(AdTaskKind k, const char *prompt, char *answer) {
             sum[i] = s % 10;
             carry = s / 10;
         }
-        write_number(answer, sum, len, reversed);
+        write_number(answer, sum, len, reversed, padded(k));
         return AD_OK;
     }
     case AD_TASK_MUL: {
@@ -148,7 +154,7 @@ AdStatus ad_task_solve(AdTaskKind k, const char *prompt, char *answer) {
             }
             prod[i + op.nb] += carry; /* still zero: row i has not reached it yet */
         }
-        write_number(answer, prod, len, 1);
+        write_number(answer, prod, len, 1, padded(k));
         return AD_OK;
     }
     case AD_TASK_COUNT: break;
@@ -186,9 +192,9 @@ AdStatus ad_task_example(AdTaskKind k, int length, AdRng *rng, char *prompt, cha
     if (two_operands(k)) {
         /* Operands have exactly `length` digits: the most significant one is nonzero
          * unless length is 1. It is written first for add, last for radd and mul. */
-        int lead = length == 1 ? -1 : (k == AD_TASK_ADD ? 0 : length - 1);
+        int lead = length == 1 ? -1 : (base(k) == AD_TASK_ADD ? 0 : length - 1);
         p = random_digits(p, length, lead, rng);
-        *p++ = k == AD_TASK_MUL ? '*' : '+';
+        *p++ = base(k) == AD_TASK_MUL ? '*' : '+';
         p = random_digits(p, length, lead, rng);
     } else {
         p = random_digits(p, length, -1, rng);
@@ -206,16 +212,16 @@ int ad_task_answer_length_ok(AdTaskKind k, const char *prompt, const char *answe
     if (!answer || !parse_prompt(k, prompt, &op)) return 0;
     int n = count_digits(answer);
     if (answer[n] != '\0') return 0;
-    switch (k) {
+    switch (base(k)) {
     case AD_TASK_COPY:
     case AD_TASK_REVERSE:
     case AD_TASK_SORT: return n == op.na;
     case AD_TASK_ADD:
     case AD_TASK_RADD: {
         int m = op.na > op.nb ? op.na : op.nb;
-        return n == m || n == m + 1;
+        return n == m + 1 || (n == m && !padded(k));
     }
-    case AD_TASK_MUL: return n == op.na + op.nb || n == op.na + op.nb - 1;
+    case AD_TASK_MUL: return n == op.na + op.nb || (n == op.na + op.nb - 1 && !padded(k));
     case AD_TASK_COUNT: break;
     }
     return 0;
@@ -224,6 +230,7 @@ int ad_task_answer_length_ok(AdTaskKind k, const char *prompt, const char *answe
 /* 0 for an unknown task or a length below 1. */
 int ad_task_max_answer_len(AdTaskKind k, int length) {
     if (!task_valid(k) || length < 1) return 0;
+    k = base(k);
     if (k == AD_TASK_MUL) return 2 * length;
     if (k == AD_TASK_ADD || k == AD_TASK_RADD) return length + 1;
     return length;

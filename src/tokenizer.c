@@ -3,6 +3,9 @@
  * and generation sit on top, checkpoints store pieces and merges; no model math here. */
 #include "autodidact/tokenizer.h"
 
+#include "pretokenize.h"
+#include "tokenizer_internal.h"
+
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <limits.h>
@@ -10,7 +13,6 @@
 #include <string.h>
 
 enum {
-    TOK_MAX_VOCAB = 1 << 21,  /* bound on vocab_size from a caller or a file */
     TOK_MAX_PIECE = 1024,     /* bound on one piece's byte length */
     TOK_N_CODEPOINTS = 0x110000
 };
@@ -42,42 +44,17 @@ typedef struct {
     int *merge_hash;        /* (merge_cap) merge ranks by their id pair, -1 empty */
     uint32_t merge_cap;     /* a power of two, 0 without merges */
     int *merge_result;      /* (n_merges) id of the piece that merge r creates */
+    /* user-defined pieces (SPM and GPT-2), matched in the text before anything else */
+    int *user_ids;          /* (n_user) longest first, then by id */
+    int n_user;
+    int *user_hash;         /* (user_cap) their ids by bytes, -1 empty */
+    uint32_t user_cap;
 } TokImpl;
 
-/* ---- UTF-8 ---- */
+static AdStatus gpt2_install_merges(AdTokenizer *t, int n, const int *pairs, const int *lines,
+                                    const char *path);
 
-/* Decodes one well-formed UTF-8 sequence (no overlongs, surrogates or values past
- * U+10FFFF) from s[0..n); returns its length, or 0 if it is invalid. */
-static int utf8_decode(const unsigned char *s, size_t n, uint32_t *cp) {
-    unsigned c = s[0];
-    if (c < 0x80) {
-        *cp = c;
-        return 1;
-    }
-    int len;
-    unsigned lo = 0x80, hi = 0xBF; /* allowed range of the second byte */
-    if (c >= 0xC2 && c <= 0xDF) {
-        len = 2;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3;
-        if (c == 0xE0) lo = 0xA0;
-        if (c == 0xED) hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4;
-        if (c == 0xF0) lo = 0x90;
-        if (c == 0xF4) hi = 0x8F;
-    } else {
-        return 0;
-    }
-    if ((size_t)len > n || s[1] < lo || s[1] > hi) return 0;
-    uint32_t v = c & (0x7F >> len);
-    for (int i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80) return 0;
-        v = (v << 6) | (s[i] & 0x3F);
-    }
-    *cp = v;
-    return len;
-}
+/* ---- UTF-8 ---- */
 
 static int utf8_encode(uint32_t cp, char *out) {
     if (cp < 0x80) {
@@ -108,7 +85,8 @@ static int utf8_encode(uint32_t cp, char *out) {
 static AdStatus tok_alloc(AdTokenizer *t, AdTokKind kind, int n) {
     memset(t, 0, sizeof *t);
     t->kind = kind;
-    t->bos_id = t->eos_id = t->pad_id = t->sep_id = -1;
+    t->bos_id = t->eos_id = t->pad_id = t->sep_id = t->unk_id = -1;
+    t->add_space_prefix = kind == AD_TOK_SPM;
     t->pieces = ad_calloc((size_t)n, sizeof *t->pieces, "tokenizer pieces");
     if (!t->pieces) return AD_ERR_NOMEM;
     t->vocab_size = n;
@@ -184,7 +162,7 @@ static AdStatus build_char_tables(AdTokenizer *t, TokImpl *im) {
         if (im->special[i]) continue;
         uint32_t cp;
         int len = t->piece_len[i];
-        if (len < 1 || utf8_decode((const unsigned char *)t->pieces[i], (size_t)len, &cp) != len) {
+        if (len < 1 || ad_utf8_decode((const unsigned char *)t->pieces[i], (size_t)len, &cp) != len) {
             st = ad_fail(AD_ERR_FORMAT, "char vocabulary: piece %d is not one UTF-8 code point", i);
             goto cleanup;
         }
@@ -256,7 +234,7 @@ static int gpt2_piece_bytes(const char *piece, int len, char *out) {
     int n = 0;
     for (int i = 0; i < len;) {
         uint32_t cp;
-        int k = utf8_decode(s + i, (size_t)(len - i), &cp);
+        int k = ad_utf8_decode(s + i, (size_t)(len - i), &cp);
         int b = k > 0 ? gpt2_char_byte(cp) : -1;
         if (b < 0) return -1 - i;
         if (out) out[n] = (char)b;
@@ -308,8 +286,78 @@ static int gpt2_merge_rank(const AdTokenizer *t, const TokImpl *im, int a, int b
     }
 }
 
+/* Type of piece i (normal when the vocabulary has no types). */
+static int tok_type(const AdTokenizer *t, int i) {
+    return t->types ? t->types[i] : AD_TT_NORMAL;
+}
+
+/* Pieces stored in byte-to-unicode form: normal and byte pieces (the others hold their
+ * text as it is). */
+static int bpe_encoded(const AdTokenizer *t, int i) {
+    int ty = tok_type(t, i);
+    return ty == AD_TT_NORMAL || ty == AD_TT_UNDEFINED || ty == AD_TT_BYTE;
+}
+
+static int cmp_len_desc_id(const void *a, const void *b) {
+    const int *x = a, *y = b; /* (length, id) pairs */
+    if (x[0] != y[0]) return x[0] > y[0] ? -1 : 1;
+    return (x[1] > y[1]) - (x[1] < y[1]);
+}
+
+/* The user-defined pieces, longest first (then by id), for matching before BPE/SPM. */
+static AdStatus build_user_tables(AdTokenizer *t, TokImpl *im) {
+    int n = 0;
+    for (int i = 0; i < t->vocab_size; i++)
+        if (tok_type(t, i) == AD_TT_USER_DEFINED && !im->special[i] && t->piece_len[i] > 0) n++;
+    if (n == 0) return AD_OK;
+    im->user_ids = ad_malloc((size_t)n * sizeof *im->user_ids, "user-defined token index");
+    im->user_cap = hash_capacity(n);
+    im->user_hash = ad_malloc((size_t)im->user_cap * sizeof *im->user_hash,
+                              "user-defined token hash");
+    if (!im->user_ids || !im->user_hash) return AD_ERR_NOMEM;
+    int *pairs = ad_malloc(2 * (size_t)n * sizeof *pairs, "user-defined token order");
+    if (!pairs) return AD_ERR_NOMEM;
+    n = 0;
+    for (int i = 0; i < t->vocab_size; i++)
+        if (tok_type(t, i) == AD_TT_USER_DEFINED && !im->special[i] && t->piece_len[i] > 0) {
+            pairs[2 * n] = t->piece_len[i];
+            pairs[2 * n + 1] = i;
+            n++;
+        }
+    qsort(pairs, (size_t)n, 2 * sizeof *pairs, cmp_len_desc_id);
+    for (int k = 0; k < n; k++) im->user_ids[k] = pairs[2 * k + 1];
+    free(pairs);
+    im->n_user = n;
+    for (uint32_t h = 0; h < im->user_cap; h++) im->user_hash[h] = -1;
+    uint32_t mask = im->user_cap - 1;
+    for (int k = 0; k < n; k++) {
+        int i = im->user_ids[k];
+        uint32_t h = hash_bytes(t->pieces[i], t->piece_len[i]) & mask;
+        int dup = 0;
+        for (; im->user_hash[h] >= 0; h = (h + 1) & mask) {
+            int j = im->user_hash[h];
+            if (t->piece_len[j] == t->piece_len[i] &&
+                memcmp(t->pieces[j], t->pieces[i], (size_t)t->piece_len[i]) == 0)
+                dup = 1;
+        }
+        if (!dup) im->user_hash[h] = i;
+    }
+    return AD_OK;
+}
+
+/* Id of the user-defined piece with these bytes, or -1. */
+static int user_find(const AdTokenizer *t, const TokImpl *im, const unsigned char *s, int len) {
+    uint32_t mask = im->user_cap - 1;
+    for (uint32_t h = hash_bytes((const char *)s, len) & mask;; h = (h + 1) & mask) {
+        int id = im->user_hash[h];
+        if (id < 0) return -1;
+        if (t->piece_len[id] == len && memcmp(t->pieces[id], s, (size_t)len) == 0) return id;
+    }
+}
+
 /* The piece index, the byte pieces and, for a byte-level vocabulary, the raw bytes of
- * every piece. A vocabulary that is not byte-level is kept as a decode-only one. */
+ * every piece. A vocabulary whose normal pieces are not all in byte-to-unicode form is
+ * kept as a decode-only one; bytes without a piece keep byte_id -1. */
 static AdStatus build_gpt2_tables(AdTokenizer *t, TokImpl *im) {
     int n = t->vocab_size;
     im->hash_cap = hash_capacity(n);
@@ -325,26 +373,37 @@ static AdStatus build_gpt2_tables(AdTokenizer *t, TokImpl *im) {
     }
     size_t total = 0;
     for (int i = 0; i < n; i++) {
-        int k = im->special[i] ? 0 : gpt2_piece_bytes(t->pieces[i], t->piece_len[i], NULL);
+        int k = im->special[i] ? 0
+              : bpe_encoded(t, i) ? gpt2_piece_bytes(t->pieces[i], t->piece_len[i], NULL)
+                                  : t->piece_len[i];
         if (k < 0) return AD_OK; /* raw pieces (llm.c): decode-only */
         total += (size_t)k;
     }
+    int n_bytes = 0;
     for (int b = 0; b < 256; b++) {
         char c[4];
-        int id = gpt2_find_piece(t, im, c, utf8_encode(gpt2_byte_char(b), c));
-        if (id < 0) {
-            for (int k = 0; k < 256; k++) im->byte_id[k] = -1;
-            return AD_OK; /* a byte without a piece: decode-only */
-        }
-        im->byte_id[b] = id;
+        im->byte_id[b] = gpt2_find_piece(t, im, c, utf8_encode(gpt2_byte_char(b), c));
+        n_bytes += im->byte_id[b] >= 0;
+    }
+    /* without types, a vocabulary missing a byte stays decode-only as before */
+    if (n_bytes < 256 && !t->types) {
+        for (int k = 0; k < 256; k++) im->byte_id[k] = -1;
+        return AD_OK;
     }
     im->raw = ad_malloc(total + 1, "GPT-2 raw piece bytes");
     im->raw_off = ad_calloc((size_t)n + 1, sizeof *im->raw_off, "GPT-2 raw piece offsets");
     if (!im->raw || !im->raw_off) return AD_ERR_NOMEM;
     for (int i = 0; i < n; i++) {
-        int k = im->special[i] ? 0
-                               : gpt2_piece_bytes(t->pieces[i], t->piece_len[i],
-                                                  im->raw + im->raw_off[i]);
+        char *dst = im->raw + im->raw_off[i];
+        int k = 0;
+        if (im->special[i]) {
+            k = 0;
+        } else if (bpe_encoded(t, i)) {
+            k = gpt2_piece_bytes(t->pieces[i], t->piece_len[i], dst);
+        } else {
+            k = t->piece_len[i];
+            memcpy(dst, t->pieces[i], (size_t)k);
+        }
         im->raw_off[i + 1] = im->raw_off[i] + k;
     }
     im->byte_level = 1;
@@ -362,13 +421,17 @@ static AdStatus tok_build_impl(AdTokenizer *t) {
     const int specials[4] = {t->bos_id, t->eos_id, t->pad_id, t->sep_id};
     for (int k = 0; k < 4; k++)
         if (specials[k] >= 0) im->special[specials[k]] = 1;
+    for (int i = 0; i < t->vocab_size; i++)
+        if (tok_type(t, i) == AD_TT_CONTROL) im->special[i] = 1;
+    AdStatus st;
     switch (t->kind) {
     case AD_TOK_BYTE: return build_byte_tables(t, im);
     case AD_TOK_CHAR: return build_char_tables(t, im);
-    case AD_TOK_SPM: return build_spm_tables(t, im);
-    case AD_TOK_GPT2: return build_gpt2_tables(t, im);
+    case AD_TOK_SPM: st = build_spm_tables(t, im); break;
+    case AD_TOK_GPT2: st = build_gpt2_tables(t, im); break;
+    default: return ad_fail(AD_ERR_ARG, "unknown tokenizer kind %d", (int)t->kind);
     }
-    return ad_fail(AD_ERR_ARG, "unknown tokenizer kind %d", (int)t->kind);
+    return st == AD_OK ? build_user_tables(t, im) : st;
 }
 
 /* Gives ids 0..3 the special pieces <pad> <bos> <eos> <sep>. */
@@ -406,7 +469,7 @@ AdStatus ad_tokenizer_init_char(AdTokenizer *t, const char *text, size_t len) {
     int n_cps = 0;
     for (size_t i = 0; i < len;) {
         uint32_t cp;
-        int k = utf8_decode(s + i, len - i, &cp);
+        int k = ad_utf8_decode(s + i, len - i, &cp);
         if (k == 0) {
             st = ad_fail(AD_ERR_FORMAT, "invalid UTF-8 at byte offset %zu (byte 0x%02X)", i, s[i]);
             goto cleanup;
@@ -432,44 +495,101 @@ cleanup:
     return st;
 }
 
-AdStatus ad_tokenizer_init_from_pieces(AdTokenizer *t, AdTokKind kind, int vocab_size,
-                                       const char *const *pieces, const int *piece_len,
-                                       const float *scores, int bos_id, int eos_id,
-                                       int pad_id, int sep_id) {
+AdStatus ad_tokenizer_init_spec(AdTokenizer *t, const AdTokSpec *sp) {
     memset(t, 0, sizeof *t);
-    if ((int)kind < AD_TOK_BYTE || (int)kind > AD_TOK_GPT2)
-        return ad_fail(AD_ERR_ARG, "unknown tokenizer kind %d", (int)kind);
+    if ((int)sp->kind < AD_TOK_BYTE || (int)sp->kind > AD_TOK_GPT2)
+        return ad_fail(AD_ERR_ARG, "unknown tokenizer kind %d", (int)sp->kind);
+    int vocab_size = sp->vocab_size;
     if (vocab_size < 1 || vocab_size > TOK_MAX_VOCAB)
         return ad_fail(AD_ERR_ARG, "tokenizer vocab_size %d is outside [1, %d]", vocab_size,
                        TOK_MAX_VOCAB);
-    if (!pieces || !piece_len) return ad_fail(AD_ERR_ARG, "tokenizer pieces or lengths are NULL");
-    const int ids[4] = {bos_id, eos_id, pad_id, sep_id};
-    const char *names[4] = {"bos_id", "eos_id", "pad_id", "sep_id"};
-    for (int k = 0; k < 4; k++)
+    if (!sp->pieces || !sp->piece_len)
+        return ad_fail(AD_ERR_ARG, "tokenizer pieces or lengths are NULL");
+    if ((int)sp->pre < 0 || (int)sp->pre >= AD_PRE_COUNT)
+        return ad_fail(AD_ERR_ARG, "tokenizer pre-tokenizer %d is unknown", (int)sp->pre);
+    const int ids[5] = {sp->bos_id, sp->eos_id, sp->pad_id, sp->sep_id, sp->unk_id};
+    const char *names[5] = {"bos_id", "eos_id", "pad_id", "sep_id", "unk_id"};
+    for (int k = 0; k < 5; k++)
         if (ids[k] < -1 || ids[k] >= vocab_size)
             return ad_fail(AD_ERR_ARG, "tokenizer %s %d is outside [-1, %d)", names[k], ids[k],
                            vocab_size);
     for (int i = 0; i < vocab_size; i++) {
-        if (piece_len[i] < 0 || piece_len[i] > TOK_MAX_PIECE || (!pieces[i] && piece_len[i] > 0))
+        int len = sp->piece_len[i];
+        if (len < 0 || len > TOK_MAX_PIECE || (!sp->pieces[i] && len > 0))
             return ad_fail(AD_ERR_ARG, "tokenizer piece %d: length %d is outside [0, %d] or "
-                           "its bytes are NULL", i, piece_len[i], TOK_MAX_PIECE);
-        if (scores && !isfinite(scores[i]))
+                           "its bytes are NULL", i, len, TOK_MAX_PIECE);
+        if (sp->scores && !isfinite(sp->scores[i]))
             return ad_fail(AD_ERR_ARG, "tokenizer piece %d has a non-finite score", i);
+        if (sp->types && sp->types[i] > AD_TT_BYTE)
+            return ad_fail(AD_ERR_ARG, "tokenizer piece %d has token type %d (not 0..6)", i,
+                           sp->types[i]);
     }
-    AdStatus st = tok_alloc(t, kind, vocab_size);
+    AdStatus st = tok_alloc(t, sp->kind, vocab_size);
     for (int i = 0; i < vocab_size && st == AD_OK; i++) {
-        st = tok_set_piece(t, i, pieces[i], piece_len[i]);
-        t->scores[i] = scores ? scores[i] : 0.0f;
+        st = tok_set_piece(t, i, sp->pieces[i], sp->piece_len[i]);
+        t->scores[i] = sp->scores ? sp->scores[i] : 0.0f;
+    }
+    if (st == AD_OK && sp->types) {
+        t->types = ad_malloc((size_t)vocab_size, "tokenizer token types");
+        if (!t->types) st = AD_ERR_NOMEM;
+        else memcpy(t->types, sp->types, (size_t)vocab_size);
     }
     if (st == AD_OK) {
-        t->bos_id = bos_id;
-        t->eos_id = eos_id;
-        t->pad_id = pad_id;
-        t->sep_id = sep_id;
+        t->bos_id = sp->bos_id;
+        t->eos_id = sp->eos_id;
+        t->pad_id = sp->pad_id;
+        t->sep_id = sp->sep_id;
+        t->unk_id = sp->unk_id;
+        t->pre = sp->pre;
+        t->add_bos = sp->add_bos != 0;
+        t->add_eos = sp->add_eos != 0;
+        t->add_space_prefix = sp->add_space_prefix != 0;
+        t->nfc = sp->nfc != 0;
         st = tok_build_impl(t);
+    }
+    if (st == AD_OK && (sp->n_merges != 0 || sp->merges)) {
+        if (sp->kind != AD_TOK_GPT2)
+            st = ad_fail(AD_ERR_ARG, "tokenizer: merges given for a %s vocabulary",
+                         ad_tok_kind_name(sp->kind));
+        else
+            st = gpt2_install_merges(t, sp->n_merges, sp->merges, NULL, NULL);
     }
     if (st != AD_OK) ad_tokenizer_free(t);
     return st;
+}
+
+AdStatus ad_tokenizer_init_from_pieces(AdTokenizer *t, AdTokKind kind, int vocab_size,
+                                       const char *const *pieces, const int *piece_len,
+                                       const float *scores, int bos_id, int eos_id,
+                                       int pad_id, int sep_id) {
+    const AdTokSpec sp = {.kind = kind, .vocab_size = vocab_size, .pieces = pieces,
+                          .piece_len = piece_len, .scores = scores, .bos_id = bos_id,
+                          .eos_id = eos_id, .pad_id = pad_id, .sep_id = sep_id, .unk_id = -1,
+                          .pre = AD_PRE_GPT2, .add_space_prefix = kind == AD_TOK_SPM};
+    return ad_tokenizer_init_spec(t, &sp);
+}
+
+static const char *const PRE_NAMES[AD_PRE_COUNT] = {
+    "gpt-2", "llama-bpe", "qwen2", "deepseek-llm", "deepseek-coder", "falcon", "mpt",
+    "starcoder", "refact", "smollm", "default"};
+
+const char *ad_pretok_name(AdPreTok p) {
+    return (int)p >= 0 && (int)p < AD_PRE_COUNT ? PRE_NAMES[p] : "?";
+}
+
+int ad_pretok_parse(const char *s) {
+    if (!s) return -1;
+    for (int k = 0; k < AD_PRE_COUNT; k++)
+        if (strcmp(s, PRE_NAMES[k]) == 0) return k;
+    static const struct {
+        const char *name;
+        AdPreTok pre;
+    } aliases[] = {{"llama3", AD_PRE_LLAMA3}, {"llama-v3", AD_PRE_LLAMA3},
+                   {"qwen2.5", AD_PRE_QWEN2}, {"qwen-2.5", AD_PRE_QWEN2},
+                   {"deepseek-r1-qwen", AD_PRE_QWEN2}};
+    for (size_t k = 0; k < sizeof aliases / sizeof aliases[0]; k++)
+        if (strcmp(s, aliases[k].name) == 0) return aliases[k].pre;
+    return -1;
 }
 
 static int32_t read_i32(const unsigned char *p) {
@@ -678,6 +798,11 @@ static AdStatus gpt2_install_merges(AdTokenizer *t, int n, const int *pairs, con
     return AD_OK;
 }
 
+int ad_tokenizer_piece_id(const AdTokenizer *t, const char *s, int len) {
+    if (!t || !t->impl || t->kind != AD_TOK_GPT2 || len < 0 || (len > 0 && !s)) return -1;
+    return gpt2_find_piece(t, t->impl, s, len);
+}
+
 AdStatus ad_tokenizer_set_merges(AdTokenizer *t, int n_merges, const int *merges) {
     if (!t || !t->impl || t->kind != AD_TOK_GPT2)
         return ad_fail(AD_ERR_ARG, "set_merges: not an initialised GPT-2 tokenizer");
@@ -703,8 +828,8 @@ static int cmp_piece_ptrs(const void *a, const void *b) {
     return strcmp(*x, *y);
 }
 
-/* Parses vocab.json into pieces[0..V) (pointers into the cJSON tree). */
-static AdStatus gpt2_read_vocab(const char *path, cJSON **root, const char ***pieces, int *V) {
+AdStatus ad_tok_read_json(const char *path, cJSON **root) {
+    *root = NULL;
     unsigned char *text = NULL;
     size_t n = 0;
     AdStatus st = read_whole_file(path, &text, &n);
@@ -724,6 +849,13 @@ static AdStatus gpt2_read_vocab(const char *path, cJSON **root, const char ***pi
         return ad_fail(AD_ERR_FORMAT, "%s: line %d, column %d: malformed JSON", path, line, col);
     }
     free(text);
+    return AD_OK;
+}
+
+/* Parses vocab.json into pieces[0..V) (pointers into the cJSON tree). */
+static AdStatus gpt2_read_vocab(const char *path, cJSON **root, const char ***pieces, int *V) {
+    AdStatus st = ad_tok_read_json(path, root);
+    if (st != AD_OK) return st;
     if (!cJSON_IsObject(*root))
         return ad_fail(AD_ERR_FORMAT, "%s: not a JSON object mapping pieces to ids", path);
     int count = 0;
@@ -889,9 +1021,12 @@ void ad_tokenizer_free(AdTokenizer *t) {
         free(im->raw_off);
         free(im->merge_hash);
         free(im->merge_result);
+        free(im->user_ids);
+        free(im->user_hash);
         free(im);
     }
     free(t->merges);
+    free(t->types);
     memset(t, 0, sizeof *t);
 }
 
@@ -930,7 +1065,7 @@ static AdStatus encode_char(const AdTokenizer *t, const unsigned char *s, size_t
     int n = 0;
     for (size_t i = 0; i < len;) {
         uint32_t cp;
-        int k = utf8_decode(s + i, len - i, &cp);
+        int k = ad_utf8_decode(s + i, len - i, &cp);
         if (k == 0)
             return ad_fail(AD_ERR_FORMAT, "encode: invalid UTF-8 at byte offset %zu (byte 0x%02X)",
                            i, s[i]);
@@ -1129,116 +1264,6 @@ cleanup:
     return st;
 }
 
-/* ---- GPT-2 pre-tokenisation ----
- * GPT-2's pattern, written out by hand:
- *   's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
- * The text is read as UTF-8 code points; a byte that does not start a valid sequence is
- * one unit of its own, classed as "other" (neither letter, number nor space).
- * White space is Unicode's White_Space property, exactly. Letters and numbers are an
- * approximation of \p{L} and \p{N}: exact below U+0100 (ASCII and Latin-1, so "ª", "µ",
- * "º" are letters and "²", "³", "¹", "¼"-"¾" numbers), then the ranges of CP_RANGES below
- * (combining marks, general punctuation, currency, arrows/math/technical/box/shape/symbol
- * blocks, CJK punctuation, private use, fullwidth punctuation, emoji) are "other", and
- * super- and subscript digits, number forms, circled and fullwidth digits numbers; every
- * other code point counts as a letter. So decimal digits of other scripts
- * (Arabic-Indic, Devanagari...) count as letters, and marks and
- * symbols outside the listed blocks too: text in such characters may pre-tokenise
- * differently from OpenAI's regex (and so encode to other, equally decodable ids). */
-
-enum { CL_LETTER = 0, CL_NUMBER, CL_SPACE, CL_OTHER };
-
-static const struct {
-    uint32_t lo, hi;
-    unsigned char cls;
-} CP_RANGES[] = { /* sorted, disjoint */
-    {0x0080, 0x0084, CL_OTHER},  {0x0085, 0x0085, CL_SPACE},  {0x0086, 0x009F, CL_OTHER},
-    {0x00A0, 0x00A0, CL_SPACE},  {0x00A1, 0x00A9, CL_OTHER},  {0x00AB, 0x00B1, CL_OTHER},
-    {0x00B2, 0x00B3, CL_NUMBER}, {0x00B4, 0x00B4, CL_OTHER},  {0x00B6, 0x00B8, CL_OTHER},
-    {0x00B9, 0x00B9, CL_NUMBER}, {0x00BB, 0x00BB, CL_OTHER},  {0x00BC, 0x00BE, CL_NUMBER},
-    {0x00BF, 0x00BF, CL_OTHER},  {0x00D7, 0x00D7, CL_OTHER},  {0x00F7, 0x00F7, CL_OTHER},
-    {0x0300, 0x036F, CL_OTHER},  {0x1680, 0x1680, CL_SPACE},  {0x2000, 0x200A, CL_SPACE},
-    {0x200B, 0x2027, CL_OTHER},  {0x2028, 0x2029, CL_SPACE},  {0x202A, 0x202E, CL_OTHER},
-    {0x202F, 0x202F, CL_SPACE},  {0x2030, 0x205E, CL_OTHER},  {0x205F, 0x205F, CL_SPACE},
-    {0x2060, 0x206F, CL_OTHER},  {0x2070, 0x2070, CL_NUMBER}, {0x2074, 0x2079, CL_NUMBER},
-    {0x207A, 0x207F, CL_OTHER},  {0x2080, 0x2089, CL_NUMBER}, {0x208A, 0x208E, CL_OTHER},
-    {0x20A0, 0x20CF, CL_OTHER},  {0x2150, 0x2182, CL_NUMBER}, {0x2185, 0x2189, CL_NUMBER},
-    {0x2190, 0x245F, CL_OTHER},  {0x2460, 0x249B, CL_NUMBER}, {0x249C, 0x24E9, CL_OTHER},
-    {0x24EA, 0x24FF, CL_NUMBER}, {0x2500, 0x2775, CL_OTHER},  {0x2776, 0x2793, CL_NUMBER},
-    {0x2794, 0x2BFF, CL_OTHER},  {0x3000, 0x3000, CL_SPACE},  {0x3001, 0x3004, CL_OTHER},
-    {0x3008, 0x3020, CL_OTHER},  {0xE000, 0xF8FF, CL_OTHER},  {0xFE10, 0xFE19, CL_OTHER},
-    {0xFE30, 0xFE6F, CL_OTHER},  {0xFEFF, 0xFEFF, CL_OTHER},  {0xFF01, 0xFF0F, CL_OTHER},
-    {0xFF10, 0xFF19, CL_NUMBER}, {0xFF1A, 0xFF20, CL_OTHER},  {0xFF3B, 0xFF40, CL_OTHER},
-    {0xFF5B, 0xFF65, CL_OTHER},  {0xFFF0, 0xFFFF, CL_OTHER},  {0x1F000, 0x1FAFF, CL_OTHER},
-};
-
-static int cp_class(uint32_t c) {
-    if (c < 0x80) {
-        if ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') return CL_LETTER;
-        if (c >= '0' && c <= '9') return CL_NUMBER;
-        if (c == ' ' || (c >= 0x09 && c <= 0x0D)) return CL_SPACE;
-        return CL_OTHER;
-    }
-    int lo = 0, hi = (int)(sizeof CP_RANGES / sizeof CP_RANGES[0]);
-    while (lo < hi) { /* first range with hi >= c */
-        int mid = lo + (hi - lo) / 2;
-        if (CP_RANGES[mid].hi < c) lo = mid + 1;
-        else hi = mid;
-    }
-    if (lo < (int)(sizeof CP_RANGES / sizeof CP_RANGES[0]) && CP_RANGES[lo].lo <= c)
-        return CP_RANGES[lo].cls;
-    return CL_LETTER;
-}
-
-/* Byte length and class of the unit at s[i] (i < len). */
-static int unit_at(const unsigned char *s, size_t len, size_t i, int *cls) {
-    uint32_t cp;
-    int k = utf8_decode(s + i, len - i, &cp);
-    if (k == 0) {
-        *cls = CL_OTHER;
-        return 1;
-    }
-    *cls = cp_class(cp);
-    return k;
-}
-
-/* End of the run of units of class cls that starts at i. */
-static size_t run_end(const unsigned char *s, size_t len, size_t i, int cls) {
-    while (i < len) {
-        int c, k = unit_at(s, len, i, &c);
-        if (c != cls) break;
-        i += (size_t)k;
-    }
-    return i;
-}
-
-/* End of the pre-token that starts at s[i] (i < len): the first alternative of the
- * pattern that matches there, each as long as the regex would make it. */
-static size_t gpt2_pretoken_end(const unsigned char *s, size_t len, size_t i) {
-    if (s[i] == '\'' && i + 1 < len) {
-        unsigned char a = s[i + 1], b = i + 2 < len ? s[i + 2] : 0;
-        if (a == 's' || a == 't' || a == 'm' || a == 'd') return i + 2;
-        if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l'))
-            return i + 3;
-    }
-    int c0, c1;
-    unit_at(s, len, i, &c0);
-    if (s[i] == ' ' && i + 1 < len) { /* " ?" then letters, numbers or others */
-        unit_at(s, len, i + 1, &c1);
-        if (c1 != CL_SPACE) return run_end(s, len, i + 1, c1);
-    }
-    if (c0 != CL_SPACE) return run_end(s, len, i, c0);
-    /* \s+(?!\S): a run followed by a non-space gives up its last unit, unless that is
-     * all of it (then \s+ takes the one unit) */
-    size_t j = i, last = i;
-    while (j < len) {
-        int c, k = unit_at(s, len, j, &c);
-        if (c != CL_SPACE) break;
-        last = j;
-        j += (size_t)k;
-    }
-    return j < len && last > i ? last : j;
-}
-
 /* ---- GPT-2 BPE ---- */
 
 /* Queues the merge of node l with node r if their ids have a merge rank; the heap of
@@ -1288,9 +1313,13 @@ static void gpt2_bpe(const AdTokenizer *t, SpmWork *w, int *pending, const unsig
     }
 }
 
+/* Byte-level BPE of one stretch of raw text (no user-defined pieces in it): the
+ * pre-tokenizer t->pre splits it, then each pre-token's bytes are merged (llama-bpe first
+ * looks the whole pre-token up, as Hugging Face's ignore_merges). */
 static AdStatus encode_gpt2(const AdTokenizer *t, const unsigned char *s, size_t len, int *out,
                             int cap, int *n_out) {
     const TokImpl *im = t->impl;
+    *n_out = 0;
     if (!im->byte_level)
         return ad_fail(AD_ERR_ARG, "encode: this GPT-2 vocabulary can only decode: its pieces "
                        "are not in byte-to-unicode form or miss a byte (llm.c tokenizer files "
@@ -1301,31 +1330,50 @@ static AdStatus encode_gpt2(const AdTokenizer *t, const unsigned char *s, size_t
                        "instead");
     if (len > (size_t)INT_MAX / 4)
         return ad_fail(AD_ERR_ARG, "encode: text of %zu bytes is too long", len);
-    size_t longest = 0;
-    for (size_t i = 0; i < len;) {
-        size_t e = gpt2_pretoken_end(s, len, i);
-        if (e - i > longest) longest = e - i;
-        i = e;
-    }
-    *n_out = 0;
     if (len == 0) return AD_OK;
-    /* m nodes; at most m - 1 initial pairs and 2 more per merge; 2 pending per merge */
+    for (size_t i = 0; i < len; i++)
+        if (im->byte_id[s[i]] < 0)
+            return ad_fail(AD_ERR_ARG, "encode: byte 0x%02X (at byte %zu of the text) has no "
+                           "piece in this vocabulary, so the text cannot be encoded", s[i], i);
+    size_t *ends = ad_malloc(2 * len * sizeof *ends, "pre-token bounds");
+    if (!ends) return AD_ERR_NOMEM;
+    size_t n_pre = ad_pretok_split(t->pre, s, len, ends, ends + len);
+    size_t longest = 0;
+    for (size_t p = 0, a = 0; p < n_pre; a = ends[p++])
+        if (ends[p] - a > longest) longest = ends[p] - a;
+    /* m nodes; at most m - 1 initial pairs and 2 more per merge; 2 pending per merge;
+     * the byte-to-unicode form of a pre-token takes at most 2 bytes per byte */
     size_t m = longest, heap_max = 3 * m;
     SpmWork w = {0};
-    void *scratch = ad_calloc(1, 5 * m * sizeof(int) + heap_max * sizeof(SpmPair),
+    void *scratch = ad_calloc(1, 5 * m * sizeof(int) + heap_max * sizeof(SpmPair) + 2 * m,
                               "GPT-2 encode scratch");
-    if (!scratch) return AD_ERR_NOMEM;
+    if (!scratch) {
+        free(ends);
+        return AD_ERR_NOMEM;
+    }
     w.heap = scratch;
     w.heap_cap = (int)heap_max;
     w.id = (int *)(w.heap + heap_max);
     w.prev = w.id + m;
     w.next = w.prev + m;
     int *pending = w.next + m;
+    char *word = (char *)(pending + 2 * m);
     AdStatus st = AD_OK;
     int n = 0;
-    for (size_t i = 0; i < len && st == AD_OK;) {
-        size_t e = gpt2_pretoken_end(s, len, i);
-        gpt2_bpe(t, &w, pending, s + i, (int)(e - i));
+    for (size_t p = 0, a = 0; p < n_pre && st == AD_OK; a = ends[p++]) {
+        size_t e = ends[p];
+        int whole = -1;
+        if (t->pre == AD_PRE_LLAMA3) {
+            int wl = 0;
+            for (size_t i = a; i < e; i++) wl += utf8_encode(gpt2_byte_char(s[i]), word + wl);
+            whole = gpt2_find_piece(t, im, word, wl);
+        }
+        if (whole >= 0) {
+            w.id[0] = whole;
+            w.next[0] = -1;
+        } else {
+            gpt2_bpe(t, &w, pending, s + a, (int)(e - a));
+        }
         for (int k = 0; k >= 0; k = w.next[k]) {
             if (n == cap) {
                 st = ad_fail(AD_ERR_ARG, "encode: text needs more than %d tokens (room for %d)",
@@ -1334,14 +1382,59 @@ static AdStatus encode_gpt2(const AdTokenizer *t, const unsigned char *s, size_t
             }
             out[n++] = w.id[k];
         }
-        i = e;
     }
     free(scratch);
+    free(ends);
     if (st == AD_OK) *n_out = n;
     return st;
 }
 
-/* encode and encode_continuation: SPM adds its dummy prefix only for a text of its own. */
+/* Marks the user-defined pieces of s[0..len) in tok_at (-1 elsewhere; tok_at[i] = id of the
+ * piece starting at byte i), as llama.cpp's tokenizer_st_partition: longest pieces first,
+ * each length's occurrences leftmost first, none overlapping a piece already placed
+ * (covered has len bytes of scratch). */
+static void user_partition(const AdTokenizer *t, const unsigned char *s, size_t len, int *tok_at,
+                           unsigned char *covered) {
+    const TokImpl *im = t->impl;
+    for (size_t i = 0; i < len; i++) tok_at[i] = -1;
+    memset(covered, 0, len);
+    for (int k = 0; k < im->n_user;) {
+        size_t L = (size_t)t->piece_len[im->user_ids[k]];
+        while (k < im->n_user && (size_t)t->piece_len[im->user_ids[k]] == L) k++;
+        /* pieces placed before are at least L long: a window of L bytes overlaps one iff
+         * its first or last byte is covered */
+        for (size_t i = 0; i + L <= len;) {
+            int id = covered[i] || covered[i + L - 1] ? -1 : user_find(t, im, s + i, (int)L);
+            if (id < 0) {
+                i++;
+                continue;
+            }
+            tok_at[i] = id;
+            memset(covered + i, 1, L);
+            i += L;
+        }
+    }
+}
+
+/* Encodes one stretch of raw text with the kind's encoder, after n tokens of out. */
+static AdStatus encode_raw(const AdTokenizer *t, const unsigned char *s, size_t len, int *out,
+                           int cap, int *n, int dummy_prefix) {
+    int k = 0;
+    AdStatus st;
+    switch (t->kind) {
+    case AD_TOK_BYTE: st = encode_byte(t, s, len, out + *n, cap - *n, &k); break;
+    case AD_TOK_CHAR: st = encode_char(t, s, len, out + *n, cap - *n, &k); break;
+    case AD_TOK_SPM: st = encode_spm(t, s, len, out + *n, cap - *n, &k, dummy_prefix); break;
+    case AD_TOK_GPT2: st = encode_gpt2(t, s, len, out + *n, cap - *n, &k); break;
+    default: return ad_fail(AD_ERR_ARG, "encode: unknown tokenizer kind %d", (int)t->kind);
+    }
+    if (st == AD_OK) *n += k;
+    return st;
+}
+
+/* encode and encode_continuation: user-defined pieces are cut out first; SPM adds its
+ * dummy prefix (when add_space_prefix) to the first stretch of a text of its own and,
+ * as llama.cpp, to each stretch that follows a user-defined piece. */
 static AdStatus encode_any(const AdTokenizer *t, const char *text, size_t len, int *out, int cap,
                            int *n_out, int dummy_prefix) {
     *n_out = 0;
@@ -1349,13 +1442,52 @@ static AdStatus encode_any(const AdTokenizer *t, const char *text, size_t len, i
     if (!text && len > 0) return ad_fail(AD_ERR_ARG, "encode: text is NULL but len is %zu", len);
     if (cap < 0) return ad_fail(AD_ERR_ARG, "encode: negative capacity %d", cap);
     const unsigned char *s = (const unsigned char *)text;
-    switch (t->kind) {
-    case AD_TOK_BYTE: return encode_byte(t, s, len, out, cap, n_out);
-    case AD_TOK_CHAR: return encode_char(t, s, len, out, cap, n_out);
-    case AD_TOK_SPM: return encode_spm(t, s, len, out, cap, n_out, dummy_prefix);
-    case AD_TOK_GPT2: return encode_gpt2(t, s, len, out, cap, n_out);
+    const TokImpl *im = t->impl;
+    int prefix = t->add_space_prefix;
+    if (t->nfc && len > 0) {
+        unsigned char *norm;
+        size_t nlen;
+        if (ad_unicode_nfc(s, len, &norm, &nlen) != 0)
+            return ad_fail(AD_ERR_NOMEM, "encode: out of memory normalizing %zu bytes", len);
+        AdTokenizer plain = *t;
+        plain.nfc = 0;
+        AdStatus st = encode_any(&plain, (const char *)norm, nlen, out, cap, n_out, dummy_prefix);
+        free(norm);
+        return st;
     }
-    return ad_fail(AD_ERR_ARG, "encode: unknown tokenizer kind %d", (int)t->kind);
+    int n = 0;
+    if (im->n_user == 0 || len == 0) {
+        AdStatus st = encode_raw(t, s, len, out, cap, &n, dummy_prefix && prefix);
+        if (st == AD_OK) *n_out = n;
+        return st;
+    }
+    int *tok_at = ad_malloc(len * sizeof *tok_at, "user-defined token marks");
+    unsigned char *covered = ad_malloc(len, "user-defined token cover");
+    AdStatus st = tok_at && covered ? AD_OK : AD_ERR_NOMEM;
+    if (st == AD_OK) user_partition(t, s, len, tok_at, covered);
+    size_t raw = 0;
+    int after_piece = dummy_prefix;
+    for (size_t i = 0; i <= len && st == AD_OK;) {
+        if (i < len && tok_at[i] < 0) {
+            i++;
+            continue;
+        }
+        if (i > raw) st = encode_raw(t, s + raw, i - raw, out, cap, &n, after_piece && prefix);
+        if (i == len || st != AD_OK) break;
+        if (n == cap) {
+            st = ad_fail(AD_ERR_ARG, "encode: text needs more than %d tokens (room for %d)", cap,
+                         cap);
+            break;
+        }
+        out[n++] = tok_at[i];
+        after_piece = 1;
+        i += (size_t)t->piece_len[tok_at[i]];
+        raw = i;
+    }
+    free(tok_at);
+    free(covered);
+    if (st == AD_OK) *n_out = n;
+    return st;
 }
 
 AdStatus ad_tokenizer_encode(const AdTokenizer *t, const char *text, size_t len, int *out,

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "autodidact/checkpoint.h"
+#include "autodidact/dist.h"
 #include "autodidact/losses.h"
 
 void ad_train_state_free(AdTrainState *s) {
@@ -72,6 +73,17 @@ AdStatus ad_eval_loss(AdModel *m, AdActs *acts, const AdData *data, uint64_t see
     return AD_OK;
 }
 
+/* Appends one micro-batch to a batch dump (train.h). */
+static AdStatus dump_batch(FILE *f, long step, int a, int A, int B, int T, const int *tokens,
+                           const int *targets) {
+    int32_t head[5] = {(int32_t)step, a, A, B, T};
+    size_t n = (size_t)B * T;
+    int ok = fwrite(head, sizeof head, 1, f) == 1;
+    for (size_t i = 0; ok && i < n; i++) ok = fwrite(&(int32_t){tokens[i]}, 4, 1, f) == 1;
+    for (size_t i = 0; ok && i < n; i++) ok = fwrite(&(int32_t){targets[i]}, 4, 1, f) == 1;
+    return ok ? AD_OK : ad_fail(AD_ERR_IO, "writing the batch dump failed at step %ld", step);
+}
+
 AdStatus ad_train(AdModel *m, AdTrainState *st, const AdData *data, const AdTrainOptions *o) {
     int B = o->batch_size, T = o->seq_len, A = o->grad_accum > 0 ? o->grad_accum : 1;
     int V = m->cfg.vocab_size;
@@ -103,6 +115,8 @@ AdStatus ad_train(AdModel *m, AdTrainState *st, const AdData *data, const AdTrai
     double t_start = ad_time_now(), t_last = t_start;
     long step_start = st->step;
     char eta[32];
+    long row_lo, row_hi; /* this rank's rows of every micro-batch (data parallel) */
+    ad_dist_range(B, &row_lo, &row_hi);
     while (st->step < o->steps) {
         long step = st->step;
         float lr = ad_schedule_lr(&o->sched, step);
@@ -112,25 +126,31 @@ AdStatus ad_train(AdModel *m, AdTrainState *st, const AdData *data, const AdTrai
             if (rc) break;
             Tb[a] = data->kind == AD_DATA_TEXT ? T : ad_trim_batch(tokens + per * a, targets + per * a, B, T);
             count += ad_count_targets(targets + per * a, (long)B * Tb[a]);
+            if (o->batch_dump) rc = dump_batch(o->batch_dump, step + 1, a, A, B, Tb[a],
+                                               tokens + per * a, targets + per * a);
             tokens_done += (long)B * Tb[a];
         }
         if (rc) break;
         float scale = count ? 1.0f / (float)count : 0.0f;
         ad_model_zero_grad(m);
         double loss_sum = 0.0;
-        for (int a = 0; a < A; a++) {
-            const int *tk = tokens + per * a, *tg = targets + per * a;
-            int n = B * Tb[a];
-            ad_model_forward(m, &acts, tk, B, Tb[a]);
+        for (int a = 0; a < A && row_hi > row_lo; a++) {
+            int Bl = (int)(row_hi - row_lo);
+            const int *tk = tokens + per * a + row_lo * Tb[a], *tg = targets + per * a + row_lo * Tb[a];
+            int n = Bl * Tb[a];
+            ad_model_forward(m, &acts, tk, Bl, Tb[a]);
             if (o->teacher) {
-                ad_model_forward(o->teacher, &tacts, tk, B, Tb[a]);
+                ad_model_forward(o->teacher, &tacts, tk, Bl, Tb[a]);
                 loss_sum += ad_loss_divergence(acts.dlogits, NULL, acts.logits, tacts.logits, tg, n, V,
                                                o->loss, o->loss_param, o->tau, scale);
             } else {
                 loss_sum += ad_loss_ce(acts.dlogits, NULL, acts.logits, tg, n, V, scale);
             }
-            ad_model_backward(m, &acts, tk, B, Tb[a]);
+            ad_model_backward(m, &acts, tk, Bl, Tb[a]);
         }
+        /* every rank's share summed: the gradient and loss of the whole batch everywhere */
+        if ((rc = ad_dist_sum_floats(m->grads_mem, m->n_params)) || (rc = ad_dist_sum_doubles(&loss_sum, 1)))
+            break;
         float loss = count ? (float)(loss_sum / count) : 0.0f;
         if (!isfinite(loss)) {
             rc = ad_fail(AD_ERR_NAN, "step %ld: the training loss is %g; stopping before the update "
@@ -182,7 +202,7 @@ AdStatus ad_train(AdModel *m, AdTrainState *st, const AdData *data, const AdTrai
             tokens_at_log = tokens_done;
         }
         if (o->ckpt_path && ((o->ckpt_every > 0 && st->step % o->ckpt_every == 0) || st->step == o->steps)) {
-            rc = ad_checkpoint_save(o->ckpt_path, m, o->tok, st);
+            rc = ad_dist_agree(ad_dist_is_root() ? ad_checkpoint_save(o->ckpt_path, m, o->tok, st) : AD_OK);
             if (rc) break;
             t_last = ad_time_now();
             tokens_at_log = tokens_done;

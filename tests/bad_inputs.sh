@@ -265,6 +265,34 @@ else
   echo "skip importer cases: ../shared/models (stories260K.bin, tok512.bin, stories260K.gguf) not found"
 fi
 
+# ---- vocabularies for tokenize (GGUF without tensors, tokenizer.json)
+$PY - <<'EOF'
+import struct, json
+def s(x): return struct.pack('<Q', len(x)) + x
+def kv_str(k, v): return s(k) + struct.pack('<I', 8) + s(v)
+def kv_arr(k, t, items):
+    body = b''.join(s(i) if t == 8 else struct.pack('<i', i) for i in items)
+    return s(k) + struct.pack('<II', 9, t) + struct.pack('<Q', len(items)) + body
+def gguf(name, kvs):
+    open(name, 'wb').write(b'GGUF' + struct.pack('<IQQ', 3, 0, len(kvs)) + b''.join(kvs))
+toks = [bytes([c]) for c in range(0x21, 0x7F)] + [b'ab']
+gguf('v_none.gguf', [kv_str(b'general.architecture', b'llama')])
+base = [kv_str(b'tokenizer.ggml.model', b'gpt2'), kv_arr(b'tokenizer.ggml.tokens', 8, toks)]
+gguf('v_pre.gguf', base + [kv_str(b'tokenizer.ggml.pre', b'nonsense')])
+gguf('v_merge.gguf', base + [kv_arr(b'tokenizer.ggml.merges', 8, [b'a zz'])])
+gguf('v_type.gguf', base + [kv_arr(b'tokenizer.ggml.token_type', 5, [9] * len(toks))])
+open('v_trunc.json', 'w').write('{"model": {"type": "BPE", "vocab": {"a": 0')
+open('v_split.json', 'w').write(json.dumps({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []},
+    "pre_tokenizer": {"type": "Split", "pattern": {"Regex": "x+"}, "behavior": "Isolated"}}))
+EOF
+check "tokenize: GGUF without vocabulary" -- v_none.gguf "no vocabulary" -- "$BIN" tokenize --model v_none.gguf --text hi
+check "tokenize: unknown pre-tokenizer" -- v_pre.gguf 'tokenizer.ggml.pre = "nonsense"' -- "$BIN" tokenize --model v_pre.gguf --text hi
+check "tokenize: merge of unknown piece" -- v_merge.gguf "tokenizer.ggml.merges[0]" -- "$BIN" tokenize --model v_merge.gguf --text hi
+check "tokenize: bad token type" -- v_type.gguf "token_type[0] = 9" -- "$BIN" tokenize --model v_type.gguf --text hi
+check "tokenize: truncated tokenizer.json" -- v_trunc.json "malformed JSON" -- "$BIN" tokenize --model v_trunc.json --text hi
+check "tokenize: unknown Split regex" -- v_split.json pre_tokenizer -- "$BIN" tokenize --model v_split.json --text hi
+check "tokenize: missing --file" -- nope.txt "No such file" -- "$BIN" tokenize --model v_pre.gguf --file nope.txt
+
 # ---- prompt and text files
 printf 'abc\n' >p_ok.txt
 : >p_empty.txt

@@ -37,7 +37,7 @@ void ref_layout(const AdModelConfig *c, RefLayout *lay) {
     size[AD_P_LN1W] = L * C;
     size[AD_P_LN1B] = ln_bias ? L * C : 0;
     size[AD_P_QKVW] = L * QKV * C;
-    size[AD_P_QKVB] = bias ? L * QKV : 0;
+    size[AD_P_QKVB] = bias || c->qkv_bias ? L * QKV : 0;
     size[AD_P_ATTPROJW] = L * C * C;
     size[AD_P_ATTPROJB] = bias ? L * C : 0;
     size[AD_P_LN2W] = L * C;
@@ -104,10 +104,23 @@ static void ref_linear(double *out, const double *in, const double *W, const dou
         }
 }
 
-/* Rotates one head vector v (hs) at position t: pair (2j, 2j+1) by angle t*theta^(-2j/hs). */
-static void ref_rope(double *v, int t, int hs, double theta) {
+/* The frequency of pair j: theta^(-2j/hs), with llama3 scaling as docs/MODEL.md states it. */
+static double ref_rope_freq(const AdModelConfig *c, int j, int hs) {
+    double f = pow(c->rope_theta, -2.0 * j / hs);
+    if (c->rope_scaling != AD_ROPE_SCALING_LLAMA3) return f;
+    double wavelen = 2 * 3.14159265358979323846 / f, orig = c->rope_original_max_pos;
+    double lo = c->rope_low_freq_factor, hi = c->rope_high_freq_factor, k = c->rope_factor;
+    if (wavelen < orig / hi) return f;          /* high frequencies: unchanged */
+    if (wavelen > orig / lo) return f / k;      /* low frequencies: divided by the factor */
+    double s = (orig / wavelen - lo) / (hi - lo); /* in between: interpolated */
+    return (1 - s) * f / k + s * f;
+}
+
+/* Rotates one head vector v (hs) at position t: pair (2j, 2j+1) by angle t*f_j. The
+ * model rounds f_j to float (docs/MODEL.md); so does this reference. */
+static void ref_rope(const AdModelConfig *c, double *v, int t, int hs) {
     for (int j = 0; j < hs / 2; j++) {
-        double ang = t * pow(theta, -2.0 * j / hs);
+        double ang = t * (double)(float)ref_rope_freq(c, j, hs);
         double cs = cos(ang), sn = sin(ang);
         double a = v[2 * j], b = v[2 * j + 1];
         v[2 * j] = a * cs - b * sn;
@@ -162,26 +175,27 @@ double ref_forward_loss_d(const AdModelConfig *c, const double *p, const int *to
             ref_linear(qkv, h, qkvw, qkvb, T, C, QKV);
             if (c->pos == AD_POS_ROPE)
                 for (int t = 0; t < T; t++) {
-                    for (int i = 0; i < H; i++) ref_rope(qkv + t * QKV + i * hs, t, hs, c->rope_theta);
-                    for (int g = 0; g < Hkv; g++)
-                        ref_rope(qkv + t * QKV + (H + g) * hs, t, hs, c->rope_theta);
+                    for (int i = 0; i < H; i++) ref_rope(c, qkv + t * QKV + i * hs, t, hs);
+                    for (int g = 0; g < Hkv; g++) ref_rope(c, qkv + t * QKV + (H + g) * hs, t, hs);
                 }
             for (int i = 0; i < H; i++) {
                 int g = i / (H / Hkv);
                 for (int t = 0; t < T; t++) {
                     const double *q = qkv + t * QKV + i * hs;
                     double mx = -INFINITY, z = 0;
-                    for (int s = 0; s <= t; s++) {
+                    /* sliding window W: only positions s > t - W */
+                    int s0 = c->sliding_window > 0 && t >= c->sliding_window ? t - c->sliding_window + 1 : 0;
+                    for (int s = s0; s <= t; s++) {
                         const double *k = qkv + s * QKV + (H + g) * hs;
                         double d = 0;
                         for (int e = 0; e < hs; e++) d += q[e] * k[e];
                         att[s] = d / sqrt((double)hs);
                         if (att[s] > mx) mx = att[s];
                     }
-                    for (int s = 0; s <= t; s++) z += (att[s] = exp(att[s] - mx));
+                    for (int s = s0; s <= t; s++) z += (att[s] = exp(att[s] - mx));
                     for (int e = 0; e < hs; e++) {
                         double acc = 0;
-                        for (int s = 0; s <= t; s++)
+                        for (int s = s0; s <= t; s++)
                             acc += att[s] / z * qkv[s * QKV + (H + Hkv + g) * hs + e];
                         y[t * C + i * hs + e] = acc;
                     }

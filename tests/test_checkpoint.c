@@ -123,6 +123,13 @@ static void assert_cfg_eq(const AdModelConfig *a, const AdModelConfig *b) {
     ck_assert_int_eq(a->tied, b->tied);
     ck_assert(memcmp(&a->norm_eps, &b->norm_eps, sizeof(float)) == 0);
     ck_assert(memcmp(&a->rope_theta, &b->rope_theta, sizeof(float)) == 0);
+    ck_assert_int_eq(a->qkv_bias, b->qkv_bias);
+    ck_assert_int_eq(a->sliding_window, b->sliding_window);
+    ck_assert_int_eq(a->rope_scaling, b->rope_scaling);
+    ck_assert(a->rope_factor == b->rope_factor);
+    ck_assert(a->rope_low_freq_factor == b->rope_low_freq_factor);
+    ck_assert(a->rope_high_freq_factor == b->rope_high_freq_factor);
+    ck_assert_int_eq(a->rope_original_max_pos, b->rope_original_max_pos);
 }
 
 static void assert_tok_eq(const AdTokenizer *a, const AdTokenizer *b) {
@@ -282,6 +289,59 @@ START_TEST(test_roundtrip_gpt2_byte) {
     char *json = make_json(100000);
     roundtrip(&c, &tok, 1, json, "gpt2.h5");
     free(json);
+    ad_tokenizer_free(&tok);
+}
+END_TEST
+
+static int64_t raw_attr_i64(hid_t obj, const char *name);
+
+/* The switches of later families (Qwen2 q/k/v biases, Mistral's sliding window, Llama 3
+ * RoPE scaling) round-trip in a version-2 file; a file without their attributes (as
+ * written before them, version 1) loads with the switches off. */
+START_TEST(test_roundtrip_v2_switches) {
+    AdTokenizer tok;
+    ck_assert_int_eq(ad_tokenizer_init_byte(&tok), AD_OK);
+    AdModelConfig c = make_cfg("llama", 264, 24, 2, 4, 2, 32, 48);
+    c.qkv_bias = 1, c.sliding_window = 7, c.rope_scaling = AD_ROPE_SCALING_LLAMA3;
+    c.rope_factor = 32.0f, c.rope_low_freq_factor = 1.0f, c.rope_high_freq_factor = 4.0f;
+    c.rope_original_max_pos = 8192;
+    roundtrip(&c, &tok, 0, NULL, "v2.h5");
+    const char *path = ad_test_path(ad_test_tmpdir(), "v2.h5");
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    ck_assert(f >= 0);
+    ck_assert_int_eq(raw_attr_i64(f, "format_version"), 2);
+    /* make it a file from before version 2: a plain llama model without the attributes */
+    int64_t one = 1;
+    hid_t a = H5Aopen(f, "format_version", H5P_DEFAULT);
+    ck_assert_int_ge(H5Awrite(a, H5T_NATIVE_INT64, &one), 0);
+    H5Aclose(a);
+    hid_t g = H5Gopen2(f, "model", H5P_DEFAULT);
+    const char *v2[] = {"qkv_bias", "sliding_window", "rope_scaling", "rope_factor",
+                        "rope_low_freq_factor", "rope_high_freq_factor", "rope_original_max_pos"};
+    for (size_t i = 0; i < sizeof v2 / sizeof v2[0]; i++) ck_assert_int_ge(H5Adelete(g, v2[i]), 0);
+    /* qkv_b's parameters would no longer match n_params: drop the dataset and fix the count */
+    int64_t n = raw_attr_i64(g, "n_params") - 2 * (4 + 2 + 2) * 8;
+    a = H5Aopen(g, "n_params", H5P_DEFAULT);
+    ck_assert_int_ge(H5Awrite(a, H5T_NATIVE_INT64, &n), 0);
+    H5Aclose(a);
+    H5Gclose(g);
+    ck_assert_int_ge(H5Ldelete(f, "weights/qkv_b", H5P_DEFAULT), 0);
+    ck_assert_int_ge(H5Fclose(f), 0);
+    AdModelConfig old;
+    ck_assert_msg(ad_checkpoint_read_config(path, &old) == AD_OK, "%s", ad_errmsg());
+    ck_assert_int_eq(old.qkv_bias, 0);
+    ck_assert_int_eq(old.sliding_window, 0);
+    ck_assert_int_eq(old.rope_scaling, AD_ROPE_SCALING_NONE);
+    AdModel m;
+    ck_assert_msg(ad_checkpoint_load(path, &m, 0, NULL, NULL) == AD_OK, "%s", ad_errmsg());
+    ck_assert_ptr_null(m.params.t[AD_P_QKVB]);
+    ad_model_free(&m);
+    /* a plain model is still written as version 1 */
+    AdModelConfig p = make_cfg("llama", 264, 24, 2, 4, 2, 32, 48);
+    roundtrip(&p, &tok, 0, NULL, "v1.h5");
+    f = H5Fopen(ad_test_path(ad_test_tmpdir(), "v1.h5"), H5F_ACC_RDONLY, H5P_DEFAULT);
+    ck_assert_int_eq(raw_attr_i64(f, "format_version"), 1);
+    H5Fclose(f);
     ad_tokenizer_free(&tok);
 }
 END_TEST
@@ -722,11 +782,11 @@ static void write_header_only(const char *path, const char *format, int64_t vers
 }
 
 START_TEST(test_wrong_version) {
-    const char *path = ad_test_path(ad_test_tmpdir(), "version2.h5");
-    write_header_only(path, "autodidact-checkpoint", 2);
+    const char *path = ad_test_path(ad_test_tmpdir(), "version3.h5");
+    write_header_only(path, "autodidact-checkpoint", 3);
     expect_load_fails(path, AD_ERR_FORMAT, 0, 0);
-    assert_msg_has("version 2");
-    assert_msg_has("reads version 1");
+    assert_msg_has("version 3");
+    assert_msg_has("reads version 2");
     AdModelConfig c;
     ck_assert_int_eq(ad_checkpoint_read_config(path, &c), AD_ERR_FORMAT);
 
@@ -1094,6 +1154,7 @@ static Suite *checkpoint_suite(void) {
     tcase_set_timeout(tc, TIMEOUT);
     tcase_add_test(tc, test_roundtrip_gpt2_byte);
     tcase_add_test(tc, test_roundtrip_llama_char);
+    tcase_add_test(tc, test_roundtrip_v2_switches);
     tcase_add_test(tc, test_roundtrip_spm_scores);
     tcase_add_test(tc, test_roundtrip_gpt2_bpe);
     tcase_add_test(tc, test_weights_only);

@@ -665,10 +665,13 @@ START_TEST(test_print_keys) {
     static const char *const model[] = {"family", "vocab_size", "max_seq_len", "n_layer",
                                         "n_head", "n_kv_head", "d_model", "d_ff", "norm", "mlp",
                                         "pos", "bias", "tied", "norm_eps", "rope_theta",
-                                        "init_from", "tokenizer_from"};
+                                        "qkv_bias", "sliding_window", "rope_scaling",
+                                        "rope_factor", "rope_low_freq_factor",
+                                        "rope_high_freq_factor", "rope_original_max_pos",
+                                        "init_from", "init", "tokenizer_from"};
     static const char *const task[] = {"source", "name", "path", "train_min_len",
                                        "train_max_len", "eval_min_len", "eval_max_len",
-                                       "eval_per_len", "seed_examples"};
+                                       "eval_per_len", "seed_examples", "pad_answer"};
     static const char *const phase[] = {"steps", "batch_size", "seq_len", "grad_accum", "lr",
                                         "min_lr", "schedule", "warmup_steps", "decay_steps",
                                         "weight_decay", "beta1", "beta2", "eps", "grad_clip",
@@ -689,7 +692,7 @@ START_TEST(test_print_keys) {
                                          "policy", "scorer", "threshold", "k", "frac",
                                          "one_per_prompt"};
     struct { const char *group; const char *const *keys; int n; } groups[] = {
-        {"", top, 4},          {"model.", model, 17},       {"task.", task, 9},
+        {"", top, 4},          {"model.", model, 25},       {"task.", task, 10},
         {"pretrain.", phase, 20}, {"train.", phase, 20},    {"rounds.", rounds, 12},
         {"generate.", generate, 7}, {"score.", score, 7},   {"select.", select, 9},
         {"train.", train_only, 1}, {"preference.", preference, 9},
@@ -877,10 +880,16 @@ START_TEST(test_experiment_files_content) {
     ck_assert_int_eq(c.task.train_min_len, 1);
     ck_assert_int_eq(c.task.train_max_len, 5);
     ck_assert_int_eq(c.task.eval_min_len, 1);
-    ck_assert_int_eq(c.task.eval_max_len, 10);
-    ck_assert_int_eq(c.pretrain.steps, 0);
-    ck_assert_str_eq(c.init_from, "runs/radd_base/checkpoint.h5");
-    ck_assert_int_eq(c.rounds.count, 4);
+    ck_assert_int_eq(c.task.eval_max_len, 12);
+    ck_assert_int_eq(c.task.pad_answer, 1);
+    ck_assert_int_eq(c.pretrain.steps, 3000);
+    ck_assert_str_eq(c.init_from, "");
+    ck_assert_int_eq(c.init, AD_INIT_TORCH);
+    ck_assert_int_eq(c.model.tied, 0);
+    ck_assert_int_eq(c.model.bias, 0);
+    ck_assert(c.pretrain.beta2 == 0.98 && c.train.beta2 == 0.98);
+    ck_assert(c.pretrain.weight_decay == 0.01 && c.train.weight_decay == 0.01);
+    ck_assert_int_eq(c.rounds.count, 6);
     ck_assert_int_eq(c.rounds.length_start, 6);
     ck_assert_int_eq(c.generate.samples, 5);
     ck_assert(c.generate.temperature == 0.7f);

@@ -143,20 +143,35 @@ static double chi_square(const long *counts, const double *p, int V, long N, int
 /* A model of `family` with the given sizes (pos < 0 keeps the family's positions),
  * GPT-2 init, then matrices scaled by `mat_scale`, norm weights 1 + 0.2 N, biases 0.1 N,
  * so that attention is far from uniform and positions matter. */
+/* family: "gpt2" or "llama", optionally with a later family's switch: "llama/window"
+ * (sliding window of 5 positions, Mistral), "llama/qkvbias" (q, k, v biases, Qwen2),
+ * "llama/llama3" (Llama 3 RoPE scaling with an original context of 16 positions). */
 static void build_model(AdModel *m, const char *family, int V, int maxT, int L, int H, int Hkv,
                         int C, int F, int pos, float mat_scale, uint64_t seed) {
     AdModelConfig c;
     memset(&c, 0, sizeof c);
-    ck_assert_int_eq(ad_model_config_preset(&c, family), AD_OK);
+    char fam[16];
+    snprintf(fam, sizeof fam, "%s", family);
+    char *variant = strchr(fam, '/');
+    if (variant) *variant++ = '\0';
+    ck_assert_int_eq(ad_model_config_preset(&c, fam), AD_OK);
     c.vocab_size = V, c.max_seq_len = maxT, c.n_layer = L, c.n_head = H, c.n_kv_head = Hkv;
     c.d_model = C, c.d_ff = F;
     if (pos >= 0) c.pos = (AdPosKind)pos;
+    if (variant && strcmp(variant, "window") == 0) c.sliding_window = 5;
+    else if (variant && strcmp(variant, "qkvbias") == 0) c.qkv_bias = 1;
+    else if (variant && strcmp(variant, "llama3") == 0) {
+        c.rope_scaling = AD_ROPE_SCALING_LLAMA3, c.rope_factor = 8.0f;
+        c.rope_low_freq_factor = 1.0f, c.rope_high_freq_factor = 4.0f, c.rope_original_max_pos = 16;
+    } else {
+        ck_assert_msg(!variant, "unknown variant %s", variant);
+    }
     memset(m, 0, sizeof *m);
     AdStatus st = ad_model_init(m, &c, 0);
     ck_assert_msg(st == AD_OK, "ad_model_init: %s", ad_errmsg());
     AdRng rng;
     ad_rng_init(&rng, seed, AD_STREAM_INIT, 0);
-    ad_model_init_weights(m, &rng);
+    ad_model_init_weights(m, &rng, AD_INIT_GPT2);
     ad_rng_init(&rng, seed, AD_STREAM_INIT, 1);
     for (int id = 0; id < AD_P_COUNT; id++) {
         float *p = m->params.t[id];
@@ -333,6 +348,9 @@ static const SmallCfg KV_CFGS[] = {
     {"llama rope mqa", "llama", 29, 3, 4, 1, 16, 20, AD_POS_ROPE},
     {"llama pos none", "llama", 33, 2, 4, 2, 16, 24, AD_POS_NONE},
     {"gpt2 pos none", "gpt2", 31, 2, 2, 1, 16, 32, AD_POS_NONE},
+    {"mistral window", "llama/window", 41, 2, 4, 2, 16, 24, AD_POS_ROPE},
+    {"qwen2 qkv bias", "llama/qkvbias", 41, 2, 4, 2, 16, 24, AD_POS_ROPE},
+    {"llama3 rope", "llama/llama3", 41, 2, 4, 2, 32, 24, AD_POS_ROPE},
 };
 
 START_TEST(test_kv_vs_full_forward) {
@@ -1019,6 +1037,7 @@ typedef struct {
 static const InvCfg INV_CFGS[] = {
     {"gpt2", 2, 3, 3, 21, 37, -1},         /* hs 7 */
     {"llama", 2, 4, 2, 40, 52, AD_POS_ROPE}, /* hs 10, GQA */
+    {"llama/window", 2, 4, 2, 40, 52, AD_POS_ROPE}, /* sliding window 5 < the sequences */
 };
 
 enum { INV_NREQ = 64, INV_S = 40, INV_NEW = 14 };

@@ -11,58 +11,17 @@
 #include <string.h>
 #include <errno.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "../src/import_internal.h" /* imp_f16_to_f32, imp_bf16_to_f32 */
 #include "autodidact/importers.h"
 #include "autodidact/model.h"
 #include "autodidact/rng.h"
 #include "autodidact/tokenizer.h"
+#include "testbuf.h"
 #include "testutil.h"
 
 #define TIMEOUT 120
-
-/* ---- byte buffers ---------------------------------------------------------------- */
-
-typedef struct {
-    unsigned char *p;
-    size_t n, cap;
-} Buf;
-
-static void put(Buf *b, const void *d, size_t n) {
-    if (b->n + n > b->cap) {
-        b->cap = (b->n + n) * 2 + 64;
-        b->p = realloc(b->p, b->cap);
-        ck_assert_ptr_nonnull(b->p);
-    }
-    if (n) memcpy(b->p + b->n, d, n);
-    b->n += n;
-}
-static void put_u8(Buf *b, uint8_t v) { put(b, &v, 1); }
-static void put_u16(Buf *b, uint16_t v) { put(b, &v, 2); }
-static void put_u32(Buf *b, uint32_t v) { put(b, &v, 4); }
-static void put_i32(Buf *b, int32_t v) { put(b, &v, 4); }
-static void put_u64(Buf *b, uint64_t v) { put(b, &v, 8); }
-static void put_f32(Buf *b, float v) { put(b, &v, 4); }
-static void put_f64(Buf *b, double v) { put(b, &v, 8); }
-static void put_pad(Buf *b, size_t align, unsigned char c) {
-    while (b->n % align) put(b, &c, 1);
-}
-static void buf_free(Buf *b) {
-    free(b->p);
-    memset(b, 0, sizeof *b);
-}
-static void set_u32(Buf *b, size_t off, uint32_t v) { memcpy(b->p + off, &v, 4); }
-static void set_u64(Buf *b, size_t off, uint64_t v) { memcpy(b->p + off, &v, 8); }
-
-static const char *write_file(const char *name, const void *p, size_t n) {
-    const char *path = ad_test_path(ad_test_tmpdir(), name);
-    FILE *f = fopen(path, "wb");
-    ck_assert_msg(f != NULL, "cannot create %s", path);
-    ck_assert(fwrite(p, 1, n, f) == n);
-    ck_assert(fclose(f) == 0);
-    return path;
-}
-static const char *write_buf(const char *name, const Buf *b) { return write_file(name, b->p, b->n); }
 
 /* ---- float encodings written by the test (values are chosen representable) -------- */
 
@@ -193,7 +152,7 @@ static void check_llama(const AdModel *m, const Ref *r, int tied, int max_seq_le
         same(t[AD_P_FCPROJW] + ll * C * F, r->w2 + ll * C * F, C * F, "fcproj_w", l);
     }
     for (int i = 0; i < AD_P_COUNT; i++)
-        if (i == AD_P_WPE || i == AD_P_LN1B || i == AD_P_QKVB || i == AD_P_ATTPROJB ||
+        if (i == AD_P_WPE || i == AD_P_LN1B || (i == AD_P_QKVB && !c->qkv_bias) || i == AD_P_ATTPROJB ||
             i == AD_P_LN2B || i == AD_P_FCB || i == AD_P_FCPROJB || i == AD_P_LNFB)
             ck_assert_msg(m->info[i].size == 0, "tensor %s should be absent", m->info[i].name);
 }
@@ -412,7 +371,7 @@ typedef struct {
     uint32_t alignment;       /* 0: no general.alignment key (32) */
     int out_mode;             /* 0: no output.weight, 1: a copy of token_embd, 2: wcls */
     int half_types;           /* ffn_down F16, attn_k BF16, token_embd F16 */
-    const char *bad_type;     /* this tensor gets type Q4_0 */
+    const char *bad_type;     /* this tensor gets type Q2_K (not read) */
     const char *omit;         /* this tensor is left out */
     int64_t embedding_length; /* 0: r->C */
     int64_t head_count_kv;    /* 0: r->Hkv */
@@ -510,7 +469,7 @@ static void build_gguf(const Ref *r, const GgufOpt *o, Buf *b) {
         put_u64(b, (uint64_t)ts[i].ne0);
         if (ts[i].ne1) put_u64(b, (uint64_t)ts[i].ne1);
         uint32_t type = ts[i].dt == DT_F32 ? 0 : ts[i].dt == DT_F16 ? 1 : 30;
-        if (o->bad_type && strcmp(ts[i].name, o->bad_type) == 0) type = 2;
+        if (o->bad_type && strcmp(ts[i].name, o->bad_type) == 0) type = 10;
         put_u32(b, type);
         put_u64(b, offs[i]);
     }
@@ -610,7 +569,7 @@ START_TEST(test_gguf_malformed) {
 
     struct { GgufOpt o; const char *name, *f1, *f2; } bad[] = {
         {{.out_mode = 2, .bad_type = "blk.0.attn_q.weight"}, "qtype.gguf", "blk.0.attn_q.weight",
-         "Q4_0"},
+         "has type Q2_K"},
         {{.out_mode = 2, .omit = "blk.1.ffn_up.weight"}, "omit.gguf",
          "tensor blk.1.ffn_up.weight is missing", NULL},
         {{.out_mode = 2, .omit = "token_embd.weight"}, "omit_emb.gguf", "token_embd.weight",
@@ -805,19 +764,6 @@ END_TEST
 
 /* ---- safetensors ---------------------------------------------------------------------- */
 
-/* HF's layout of an interleaved-pair projection (convert_llama_weights_to_hf.py's
- * permute): HF row (h, i, j) = w.view(n_heads, hs/2, 2, cols).transpose(1, 2), i.e.
- * original row h*hs + 2j + i. */
-static float *hf_permute(const float *w, int n_heads, int hs, int cols) {
-    float *out = malloc((size_t)n_heads * hs * cols * sizeof *out);
-    ck_assert_ptr_nonnull(out);
-    for (int h = 0; h < n_heads; h++)
-        for (int i = 0; i < 2; i++)
-            for (int j = 0; j < hs / 2; j++)
-                memcpy(out + ((size_t)h * hs + i * (hs / 2) + j) * cols,
-                       w + ((size_t)h * hs + 2 * j + i) * cols, (size_t)cols * sizeof *out);
-    return out;
-}
 
 typedef struct {
     int mixed;             /* embed F16, q/k BF16, down F16, others F32 */
@@ -828,6 +774,8 @@ typedef struct {
     int bad_offsets;       /* the last tensor's end points past the data */
     const char *config_extra; /* appended to config.json's object */
     int no_config;
+    const char *model_type;   /* NULL: llama; "mistral", "qwen2" (and their class) */
+    const float *qkv_bias;    /* (L, C + 2 kvd) [q | k | v] biases to write (qwen2) */
 } StOpt;
 
 typedef struct {
@@ -868,6 +816,18 @@ static void build_safetensors(const Ref *r, const StOpt *o, const char *dir_name
             ts[n] = lt[j];
             snprintf(ts[n].name, sizeof ts[n].name, "model.layers.%d.%.60s", l, lt[j].name);
             n++;
+        }
+        if (o->qkv_bias) { /* q, k biases in rotate-half order, as their weights' rows */
+            const float *bl = o->qkv_bias + ll * (C + 2 * kvd);
+            float *qb = hf_permute(bl, r->H, r->hs, 1), *kb = hf_permute(bl + C, r->Hkv, r->hs, 1);
+            STT bt[3] = {{"self_attn.q_proj.bias", qb, qb, r->C, 0, DT_F32},
+                         {"self_attn.k_proj.bias", kb, kb, r->kvd, 0, DT_F32},
+                         {"self_attn.v_proj.bias", bl + C + kvd, NULL, r->kvd, 0, DT_F32}};
+            for (int j = 0; j < 3; j++) {
+                ts[n] = bt[j];
+                snprintf(ts[n].name, sizeof ts[n].name, "model.layers.%d.%.60s", l, bt[j].name);
+                n++;
+            }
         }
     }
     /* header JSON, data offsets in writing order */
@@ -922,14 +882,18 @@ static void build_safetensors(const Ref *r, const StOpt *o, const char *dir_name
     if (!o->no_config) {
         f = fopen(cpath, "w");
         ck_assert_ptr_nonnull(f);
-        fprintf(f, "{\"architectures\": [\"LlamaForCausalLM\"], \"model_type\": \"llama\", "
+        const char *mt = o->model_type ? o->model_type : "llama";
+        const char *cls = strcmp(mt, "qwen2") == 0     ? "Qwen2ForCausalLM"
+                          : strcmp(mt, "mistral") == 0 ? "MistralForCausalLM"
+                                                       : "LlamaForCausalLM";
+        fprintf(f, "{\"architectures\": [\"%s\"], \"model_type\": \"%s\", "
                    "\"hidden_size\": %d, \"intermediate_size\": %d, \"num_hidden_layers\": %d, "
                    "\"num_attention_heads\": %d, \"num_key_value_heads\": %d, \"vocab_size\": %d, "
                    "\"rms_norm_eps\": 1e-05, \"rope_theta\": 10000.0, \"hidden_act\": \"silu\", "
                    "\"max_position_embeddings\": %d, \"tie_word_embeddings\": %s, "
                    "\"torch_dtype\": \"float32\"%s}\n",
-                r->C, r->F, r->L, r->H, r->Hkv, r->V, r->T, o->tie_flag ? "true" : "false",
-                o->config_extra ? o->config_extra : "");
+                cls, mt, r->C, r->F, r->L, r->H, r->Hkv, r->V, r->T,
+                o->tie_flag ? "true" : "false", o->config_extra ? o->config_extra : "");
         fclose(f);
     }
     *model_path = mp;
@@ -984,6 +948,65 @@ START_TEST(test_safetensors_tiny) {
 }
 END_TEST
 
+/* Mistral (sliding_window), Qwen2 (q/k/v biases, its unused sliding_window ignored) and
+ * Llama 3 (rope_scaling llama3) from config.json: the switches set, the weights and
+ * biases in place (q/k biases permuted back like their rows); refusals named. */
+START_TEST(test_safetensors_families) {
+    Ref r;
+    ref_init(&r, 16, 12, 2, 4, 2, 11, 6, 8);
+    size_t QKV = (size_t)r.C + 2 * (size_t)r.kvd;
+    float *bias = malloc((size_t)r.L * QKV * sizeof *bias);
+    for (size_t i = 0; i < (size_t)r.L * QKV; i++) bias[i] = 0.01f * (float)i - 0.3f;
+    Buf b = {0};
+    const char *path;
+    AdModel m;
+    StOpt mis = {.lm_head = 1, .model_type = "mistral", .config_extra = ", \"sliding_window\": 3"};
+    build_safetensors(&r, &mis, "hf_mistral", &b, &path);
+    ck_assert_msg(ad_import(path, AD_IMPORT_AUTO, NULL, &m, NULL) == AD_OK, "%s", ad_errmsg());
+    check_llama(&m, &r, 0, 6);
+    ck_assert_int_eq(m.cfg.sliding_window, 3);
+    ck_assert_int_eq(m.cfg.qkv_bias, 0);
+    ad_model_free(&m);
+    buf_free(&b);
+
+    StOpt qw = {.lm_head = 1, .model_type = "qwen2", .qkv_bias = bias,
+                .config_extra = ", \"use_sliding_window\": false, \"sliding_window\": 4096"};
+    build_safetensors(&r, &qw, "hf_qwen2", &b, &path);
+    ck_assert_msg(ad_import(path, AD_IMPORT_AUTO, NULL, &m, NULL) == AD_OK, "%s", ad_errmsg());
+    check_llama(&m, &r, 0, 6);
+    ck_assert_int_eq(m.cfg.qkv_bias, 1);
+    ck_assert_int_eq(m.cfg.sliding_window, 0);
+    same(m.params.t[AD_P_QKVB], bias, (size_t)r.L * QKV, "qkv_b", -1);
+    ck_assert_ptr_null(m.params.t[AD_P_ATTPROJB]);
+    ad_model_free(&m);
+    buf_free(&b);
+    StOpt qsw = qw;
+    qsw.config_extra = ", \"use_sliding_window\": true, \"sliding_window\": 4096";
+    build_safetensors(&r, &qsw, "hf_qwen2_sw", &b, &path);
+    AdImportOptions o = {.format = AD_IMPORT_SAFETENSORS};
+    expect_fail(path, &o, AD_ERR_FORMAT, "use_sliding_window", NULL);
+    buf_free(&b);
+    StOpt qnb = {.lm_head = 1, .model_type = "qwen2"}; /* biases missing */
+    build_safetensors(&r, &qnb, "hf_qwen2_nb", &b, &path);
+    expect_fail(path, &o, AD_ERR_FORMAT, "model.layers.0.self_attn.q_proj.bias is missing", NULL);
+    buf_free(&b);
+
+    StOpt l3 = {.lm_head = 1, .config_extra = ", \"rope_scaling\": {\"rope_type\": \"llama3\", "
+                "\"factor\": 8.0, \"low_freq_factor\": 1.0, \"high_freq_factor\": 4.0, "
+                "\"original_max_position_embeddings\": 8192}"};
+    build_safetensors(&r, &l3, "hf_llama3", &b, &path);
+    ck_assert_msg(ad_import(path, AD_IMPORT_AUTO, NULL, &m, NULL) == AD_OK, "%s", ad_errmsg());
+    check_llama(&m, &r, 0, 6);
+    ck_assert_int_eq(m.cfg.rope_scaling, AD_ROPE_SCALING_LLAMA3);
+    ck_assert(m.cfg.rope_factor == 8.0f && m.cfg.rope_low_freq_factor == 1.0f);
+    ck_assert(m.cfg.rope_high_freq_factor == 4.0f && m.cfg.rope_original_max_pos == 8192);
+    ad_model_free(&m);
+    buf_free(&b);
+    free(bias);
+    ref_free(&r);
+}
+END_TEST
+
 /* RoPE by rotate-half (HF's apply_rotary_pos_emb) on one head vector, in place. */
 static void rope_half(double *v, int hs, int t, double theta) {
     for (int d = 0; d < hs / 2; d++) {
@@ -1009,6 +1032,132 @@ static void matvec(double *y, const float *w, const double *x, int rows, int col
 
 /* The permuted q/k rows give the same attention scores under interleaved RoPE as the
  * HF rows under rotate-half RoPE, for every head and a few position pairs. */
+/* GPT-2's bytes_to_unicode() character of byte b, UTF-8, JSON-escaped, into out. */
+static int json_byte_char(int b, char *out) {
+    int printable = (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE);
+    int cp = b;
+    if (!printable) {
+        cp = 256;
+        for (int x = 0; x < b; x++)
+            cp += !((x >= 0x21 && x <= 0x7E) || (x >= 0xA1 && x <= 0xAC) || (x >= 0xAE));
+    }
+    if (cp == '"' || cp == '\\') return sprintf(out, "\\%c", cp);
+    if (cp < 0x80) return sprintf(out, "%c", cp);
+    return sprintf(out, "%c%c", 0xC0 | (cp >> 6), 0x80 | (cp & 0x3F));
+}
+
+/* A model directory with config.json, model.safetensors and tokenizer.json (+
+ * tokenizer_config.json) imports with its tokenizer: ids 0..255 the byte characters,
+ * 256 "ab", 257 "abc" (merges given as "a b" and ["ab", "c"]), 258 "<|eot|>" special,
+ * 259 "xy z" added; the llama-bpe Split + ByteLevel pre-tokenizer. */
+START_TEST(test_safetensors_tokenizer_json) {
+    Ref r;
+    ref_init(&r, 16, 12, 1, 4, 2, 264, 6, 9);
+    Buf b = {0};
+    const char *path;
+    StOpt so = {.lm_head = 1};
+    build_safetensors(&r, &so, "hf_tok", &b, &path);
+    static char json[16384];
+    int n = sprintf(json, "{\"version\": \"1.0\", \"added_tokens\": [{\"id\": 258, \"content\": "
+                    "\"<|eot|>\", \"special\": true}, {\"id\": 259, \"content\": \"xy z\", "
+                    "\"special\": false}], \"normalizer\": null, \"pre_tokenizer\": {\"type\": "
+                    "\"Sequence\", \"pretokenizers\": [{\"type\": \"Split\", \"pattern\": "
+                    "{\"Regex\": \"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\\\r\\\\n\\\\p{L}\\\\p{N}]?"
+                    "\\\\p{L}+|\\\\p{N}{1,3}| ?[^\\\\s\\\\p{L}\\\\p{N}]+[\\\\r\\\\n]*|\\\\s*"
+                    "[\\\\r\\\\n]+|\\\\s+(?!\\\\S)|\\\\s+\"}, \"behavior\": \"Isolated\", "
+                    "\"invert\": false}, {\"type\": \"ByteLevel\", \"add_prefix_space\": false, "
+                    "\"trim_offsets\": true, \"use_regex\": false}]}, \"model\": {\"type\": "
+                    "\"BPE\", \"vocab\": {");
+    for (int c = 0; c < 256; c++) {
+        n += sprintf(json + n, "\"");
+        n += json_byte_char(c, json + n);
+        n += sprintf(json + n, "\": %d, ", c);
+    }
+    n += sprintf(json + n, "\"ab\": 256, \"abc\": 257}, \"merges\": [\"a b\", [\"ab\", \"c\"]]}}");
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s", path);
+    strcpy(strrchr(dir, '/') + 1, "tokenizer.json");
+    FILE *f = fopen(dir, "wb");
+    ck_assert_ptr_nonnull(f);
+    fwrite(json, 1, (size_t)n, f);
+    fclose(f);
+    strcpy(strrchr(dir, '/') + 1, "tokenizer_config.json");
+    f = fopen(dir, "wb");
+    fputs("{\"bos_token\": \"<|eot|>\", \"eos_token\": {\"content\": \"<|eot|>\"}, "
+          "\"add_bos_token\": true}", f);
+    fclose(f);
+    AdModel m;
+    AdTokenizer t;
+    ck_assert_msg(ad_import(path, AD_IMPORT_AUTO, NULL, &m, &t) == AD_OK, "%s", ad_errmsg());
+    ck_assert_int_eq(t.vocab_size, 260);
+    ck_assert_int_eq(t.pre, AD_PRE_LLAMA3);
+    ck_assert_int_eq(t.bos_id, 258);
+    ck_assert_int_eq(t.eos_id, 258);
+    ck_assert_int_eq(t.add_bos, 1);
+    ck_assert_int_eq(t.n_merges, 2);
+    /* "xy z" is cut out first; "abc" is one piece; the lone space is byte 0x20's piece */
+    const char *text = "abc xy z";
+    int ids[16], k;
+    ck_assert_int_eq(ad_tokenizer_encode(&t, text, strlen(text), ids, 16, &k), AD_OK);
+    ck_assert_int_eq(k, 3);
+    ck_assert_int_eq(ids[0], 257);
+    ck_assert_int_eq(ids[1], ' ');
+    ck_assert_int_eq(ids[2], 259);
+    char out[32];
+    ck_assert_uint_eq(ad_tokenizer_decode(&t, ids, k, out, sizeof out), strlen(text));
+    ck_assert_str_eq(out, text);
+    ad_tokenizer_free(&t);
+    ad_model_free(&m);
+    /* the vocabulary alone, as tokenize reads it, comes from the same tokenizer.json */
+    ck_assert_msg(ad_import_vocab(path, &t) == AD_OK, "%s", ad_errmsg());
+    ck_assert_int_eq(t.vocab_size, 260);
+    ck_assert_int_eq(t.pre, AD_PRE_LLAMA3);
+    ad_tokenizer_free(&t);
+    /* the NFC normalizer: "e" + U+0301 encodes as "\xc3\xa9" does (two byte pieces); without
+     * tokenizer_config.json, the post_processor's template gives the BOS to add */
+    static char nfc_json[16800];
+    char *norm0 = strstr(json, "\"normalizer\": null");
+    ck_assert_ptr_nonnull(norm0);
+    int head = (int)(norm0 - json);
+    int nn = snprintf(nfc_json, sizeof nfc_json, "%.*s\"normalizer\": {\"type\": \"NFC\"}, "
+                      "\"post_processor\": {\"type\": \"TemplateProcessing\", \"single\": "
+                      "[{\"SpecialToken\": {\"id\": \"<|eot|>\", \"type_id\": 0}}, {\"Sequence\": "
+                      "{\"id\": \"A\", \"type_id\": 0}}]}%s", head, json,
+                      norm0 + strlen("\"normalizer\": null"));
+    strcpy(strrchr(dir, '/') + 1, "tokenizer_config.json");
+    ck_assert_int_eq(unlink(dir), 0);
+    strcpy(strrchr(dir, '/') + 1, "tokenizer.json");
+    f = fopen(dir, "wb");
+    fwrite(nfc_json, 1, (size_t)nn, f);
+    fclose(f);
+    ck_assert_msg(ad_import(path, AD_IMPORT_AUTO, NULL, &m, &t) == AD_OK, "%s", ad_errmsg());
+    ck_assert_int_eq(t.nfc, 1);
+    ck_assert_int_eq(t.bos_id, 258);
+    ck_assert_int_eq(t.add_bos, 1);
+    ck_assert_int_eq(t.eos_id, -1);
+    ck_assert_int_eq(t.add_eos, 0);
+    ck_assert_int_eq(ad_tokenizer_encode(&t, "e\xcc\x81", 3, ids, 16, &k), AD_OK);
+    ck_assert_int_eq(k, 2);
+    ck_assert_int_eq(ids[0], 0xC3);
+    ck_assert_int_eq(ids[1], 0xA9);
+    ad_tokenizer_free(&t);
+    ad_model_free(&m);
+    /* an unsupported normalizer is refused, naming the file */
+    strcpy(strrchr(dir, '/') + 1, "tokenizer.json");
+    char *norm = strstr(json, "\"normalizer\": null");
+    ck_assert_ptr_nonnull(norm);
+    memcpy(norm, "\"normalizer\": 1234", 18);
+    f = fopen(dir, "wb");
+    fwrite(json, 1, (size_t)n, f);
+    fclose(f);
+    ck_assert_int_eq(ad_import(path, AD_IMPORT_AUTO, NULL, &m, &t), AD_ERR_FORMAT);
+    ck_assert_ptr_nonnull(strstr(ad_errmsg(), "tokenizer.json"));
+    ck_assert_ptr_nonnull(strstr(ad_errmsg(), "normalizer"));
+    buf_free(&b);
+    ref_free(&r);
+}
+END_TEST
+
 START_TEST(test_safetensors_rope_scores) {
     Ref r;
     ref_init(&r, 32, 12, 1, 4, 2, 11, 16, 9);
@@ -1068,7 +1217,7 @@ START_TEST(test_safetensors_malformed) {
         {{.lm_head = 1, .bad_offsets = 1}, AD_ERR_FORMAT, "data_offsets", NULL},
         {{.lm_head = 1, .no_config = 1}, AD_ERR_IO, "config.json", NULL},
         {{.lm_head = 1, .config_extra = ", \"rope_scaling\": {\"type\": \"linear\"}"},
-         AD_ERR_FORMAT, "rope_scaling is set", NULL},
+         AD_ERR_FORMAT, "only llama3 RoPE scaling", NULL},
         {{.lm_head = 1, .config_extra = ", \"vocab_size\": 11"}, AD_ERR_FORMAT,
          "key vocab_size appears twice", NULL},
         {{.lm_head = 1, .config_extra = ", \"attention_bias\": true"}, AD_ERR_FORMAT,
@@ -1113,7 +1262,7 @@ START_TEST(test_safetensors_malformed) {
     fclose(f);
     expect_fail(path, &o, AD_ERR_FORMAT, "model.embed_tokens.weight has shape", NULL);
     f = fopen(cpath, "w");
-    fprintf(f, "{\"model_type\": \"mistral\", \"hidden_size\": 16}");
+    fprintf(f, "{\"model_type\": \"gemma\", \"hidden_size\": 16}");
     fclose(f);
     expect_fail(path, &o, AD_ERR_FORMAT, "only Llama", NULL);
     f = fopen(cpath, "w");
@@ -1298,7 +1447,9 @@ static Suite *importers_suite(void) {
         {"llmc_tokenizer", test_llmc_tokenizer},
         {"safetensors", test_safetensors_tiny},
         {"safetensors_rope", test_safetensors_rope_scores},
+        {"safetensors_tokenizer_json", test_safetensors_tokenizer_json},
         {"safetensors_malformed", test_safetensors_malformed},
+        {"safetensors_families", test_safetensors_families},
         {"stories_bin_vs_gguf", test_stories_bin_vs_gguf},
         {"stories_gguf_vocab", test_stories_gguf_vocab},
         {"stories_first_token", test_stories_first_token},

@@ -597,8 +597,9 @@ START_TEST(test_attention_forward_vs_naive) {
                 att_fill_qkv(qkv, s, &rng);
                 fill_value(of, no, NAN), fill_value(on, no, NAN);
                 fill_value(pf, np, NAN), fill_value(pn, np, NAN);
-                ad_attention_forward(of, pf, qkv, s.B, T, H, Hkv, hs);
-                ad_attention_forward_naive(on, pn, qkv, s.B, T, H, Hkv, hs);
+                int W = ih % 2 ? 3 : 0; /* every other shape with a sliding window of 3 */
+                ad_attention_forward(of, pf, qkv, s.B, T, H, Hkv, hs, W);
+                ad_attention_forward_naive(on, pn, qkv, s.B, T, H, Hkv, hs, W);
                 double delta = 0, smax = 0, vmax = 0;
                 for (int b = 0; b < s.B; b++)
                     for (int h = 0; h < H; h++)
@@ -620,7 +621,7 @@ START_TEST(test_attention_forward_vs_naive) {
                         vmax = fmax(vmax, fabs(qkv[r * QKV + j]));
                 double E = 2 * delta + EPS32 * (2 * smax + T + 8);
                 char tag[96];
-                snprintf(tag, sizeof tag, "B=%d T=%d H=%d Hkv=%d hs=%d", s.B, T, H, Hkv, hs);
+                snprintf(tag, sizeof tag, "B=%d T=%d H=%d Hkv=%d hs=%d window=%d", s.B, T, H, Hkv, hs, W);
                 Cmp c;
                 cmp_init(&c, "attention forward att (j <= i) %s", tag);
                 for (int bh = 0; bh < s.B * H; bh++)
@@ -628,6 +629,10 @@ START_TEST(test_attention_forward_vs_naive) {
                         for (int j = 0; j <= i; j++) {
                             size_t k = ((size_t)bh * T + i) * T + j;
                             cmp_add(&c, k, pf[k], pn[k], E * pn[k] + 4 * FLT_MIN);
+                            /* outside the window: exactly zero (backward relies on it) */
+                            if (W && j <= i - W)
+                                ck_assert_msg(pf[k] == 0.0f && pn[k] == 0.0f, "%s: att[%d][%d] "
+                                              "= %g outside the window", tag, i, j, pf[k]);
                         }
                 cmp_check(&c);
                 cmp_init(&c, "attention forward out %s", tag);
@@ -746,7 +751,8 @@ START_TEST(test_attention_backward_vs_naive) {
                 double *gd = dbuf(nq), *ab = dbuf(nq);
                 att_fill_qkv(qkv, s, &rng);
                 fill_normal(dout, no, &rng, 0.0f, 1.0f);
-                ad_attention_forward(out, att, qkv, s.B, s.T, s.H, s.Hkv, s.hs);
+                int W = ih % 2 ? 3 : 0; /* every other shape with a sliding window of 3 */
+                ad_attention_forward(out, att, qkv, s.B, s.T, s.H, s.Hkv, s.hs, W);
                 fill_value(gf, nq, NAN), fill_value(gn, nq, NAN); /* dqkv is overwritten */
                 fill_value(scratch, att_scratch_n(s), NAN);
                 ad_attention_backward(gf, scratch, dout, qkv, att, s.B, s.T, s.H, s.Hkv, s.hs);
@@ -755,8 +761,8 @@ START_TEST(test_attention_backward_vs_naive) {
                 /* Longest float chain: dk, dv sum group*T terms, each from sums of hs and T. */
                 double gamma = ((s.H / s.Hkv) * s.T + s.hs + s.T + 8) * EPS32;
                 char tag[96];
-                snprintf(tag, sizeof tag, "B=%d T=%d H=%d Hkv=%d hs=%d", s.B, s.T, s.H, s.Hkv,
-                         s.hs);
+                snprintf(tag, sizeof tag, "B=%d T=%d H=%d Hkv=%d hs=%d window=%d", s.B, s.T, s.H,
+                         s.Hkv, s.hs, W);
                 Cmp cf, cn, c2;
                 cmp_init(&cf, "attention backward fast vs exact %s", tag);
                 cmp_init(&cn, "attention backward naive vs exact %s", tag);
@@ -787,7 +793,7 @@ START_TEST(test_attention_backward_reads_lower_triangle_only) {
         float *g1 = fbuf(nq), *g2 = fbuf(nq), *scratch = att_scratch(s);
         att_fill_qkv(qkv, s, &rng);
         fill_normal(dout, no, &rng, 0.0f, 1.0f);
-        ad_attention_forward(out, att, qkv, s.B, s.T, s.H, s.Hkv, s.hs);
+        ad_attention_forward(out, att, qkv, s.B, s.T, s.H, s.Hkv, s.hs, 0);
         ad_attention_backward(g1, scratch, dout, qkv, att, s.B, s.T, s.H, s.Hkv, s.hs);
         for (int bh = 0; bh < s.B * s.H; bh++)
             for (int i = 0; i < s.T; i++)
@@ -824,7 +830,7 @@ START_TEST(test_attention_grad_fd) {
         RefOp op = {.op = OP_ATTENTION, .a = qd, .B = s.B, .T = s.T, .H = s.H, .Hkv = s.Hkv,
                     .hs = s.hs, .R = Rd, .out = od, .nout = no};
         char what[128];
-        ad_attention_forward(out, att, qkv, s.B, s.T, s.H, s.Hkv, s.hs);
+        ad_attention_forward(out, att, qkv, s.B, s.T, s.H, s.Hkv, s.hs, 0);
         attention_ref(od, pd, qd, s.B, s.T, s.H, s.Hkv, s.hs);
         snprintf(what, sizeof what, "attention forward vs double B=%d T=%d H=%d Hkv=%d hs=%d",
                  s.B, s.T, s.H, s.Hkv, s.hs);
@@ -989,7 +995,7 @@ START_TEST(test_rope_tables) {
     const int maxT = 300, hs = 16, half = hs / 2;
     const float theta = 10000.0f;
     float *cs = fbuf((size_t)maxT * half), *sn = fbuf((size_t)maxT * half);
-    ad_rope_tables(cs, sn, maxT, hs, theta);
+    ad_rope_tables(cs, sn, maxT, hs, theta, NULL);
     Cmp c;
     cmp_init(&c, "rope tables maxT=%d hs=%d", maxT, hs);
     for (int t = 0; t < maxT; t++)
@@ -1021,7 +1027,7 @@ START_TEST(test_rope) {
         float *cs = fbuf((size_t)maxT * hs / 2), *sn = fbuf((size_t)maxT * hs / 2);
         float *x = fbuf(n), *y = fbuf(n), *x0 = fbuf(n), *Rf;
         double *Rd, *xd = dbuf(n), *od = dbuf(n), *g = dbuf(n);
-        ad_rope_tables(cs, sn, maxT, hs, theta);
+        ad_rope_tables(cs, sn, maxT, hs, theta, NULL);
         fill_normal(x0, n, &rng, 0.0f, 1.0f);
         memcpy(x, x0, sizeof(float) * n);
         make_proj(&Rf, &Rd, n, &rng);
@@ -1258,7 +1264,7 @@ START_TEST(test_backward_determinism) {
     float *g1 = fbuf(nq), *g2 = fbuf(nq), *scratch = att_scratch(s);
     att_fill_qkv(qkv, s, &rng);
     fill_normal(dout, no, &rng, 0.0f, 1.0f);
-    ad_attention_forward(out, att, qkv, s.B, s.T, s.H, s.Hkv, s.hs);
+    ad_attention_forward(out, att, qkv, s.B, s.T, s.H, s.Hkv, s.hs, 0);
     fill_value(scratch, nscr, 1e30f);
     ad_attention_backward(g1, scratch, dout, qkv, att, s.B, s.T, s.H, s.Hkv, s.hs);
     fill_value(scratch, nscr, -7.0f);
@@ -1418,7 +1424,7 @@ START_TEST(test_threaded_vs_rowwise) {
         size_t n = (size_t)RB * RT * QKV;
         float *cs = fbuf((size_t)RT * hs / 2), *sn = fbuf((size_t)RT * hs / 2);
         float *q1 = fbuf(n), *q2 = fbuf(n);
-        ad_rope_tables(cs, sn, RT, hs, 10000.0f);
+        ad_rope_tables(cs, sn, RT, hs, 10000.0f, NULL);
         fill_normal(q1, n, &rng, 0.0f, 1.0f);
         memcpy(q2, q1, sizeof(float) * n);
         ad_rope_forward(q1, cs, sn, RB, RT, RH, RKV, hs, 0);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "autodidact/kernels.h"
 #include "autodidact/losses.h"
 #include "autodidact/model.h"
 #include "autodidact/rng.h"
@@ -98,7 +99,7 @@ static void setup_model(AdModel *m, const AdModelConfig *c, uint64_t seed) {
     ck_assert_msg(st == AD_OK, "ad_model_init: %s", ad_errmsg());
     AdRng rng;
     ad_rng_init(&rng, seed, AD_STREAM_INIT, 0);
-    ad_model_init_weights(m, &rng);
+    ad_model_init_weights(m, &rng, AD_INIT_GPT2);
     perturb_weights(m, seed);
 }
 
@@ -330,6 +331,111 @@ START_TEST(test_mixed_switches) {
 }
 END_TEST
 
+/* ---- later families' switches ------------------------------------------------------ */
+
+/* Qwen2: biases on q, k, v only; the output projection and the MLP have none. */
+START_TEST(test_qwen2_qkv_bias) {
+    AdModelConfig c = cfg_llama(2);
+    c.qkv_bias = 1;
+    AdTensorInfo info[AD_P_COUNT];
+    ad_model_param_info(&c, info);
+    ck_assert_uint_eq(info[AD_P_QKVB].size, 2 * (4 + 2 * 2) * 4); /* L x QKV, hs 4 */
+    ck_assert_uint_eq(info[AD_P_ATTPROJB].size, 0);
+    ck_assert_uint_eq(info[AD_P_FCB].size, 0);
+    ck_assert_uint_eq(info[AD_P_FCPROJB].size, 0);
+    ck_assert_uint_eq(info[AD_P_LN1B].size, 0);
+    check_against_reference("qwen2 qkv bias", c, 2, 7, 1);
+}
+END_TEST
+
+/* Llama 3 RoPE scaling: a pair in each regime (hs 8, theta 10000, original context 200,
+ * low 1, high 4, factor 8: wavelengths 6.28 < 50 unchanged, 62.8 interpolated, 628 and
+ * 6283 > 200 divided by 8); then the whole model against the reference. */
+START_TEST(test_llama3_rope_scaling) {
+    AdRopeScaling s = {8.0f, 1.0f, 4.0f, 200};
+    ck_assert_double_eq_tol(ad_rope_freq(0, 8, 10000.0f, &s), 1.0, 1e-15);
+    /* s = (200 / 62.83 - 1) / 3 = 0.72770; (1 - s) 0.1 / 8 + s 0.1 = 0.0761737 */
+    ck_assert_double_eq_tol(ad_rope_freq(1, 8, 10000.0f, &s), 0.0761737168, 1e-9);
+    ck_assert_double_eq_tol(ad_rope_freq(2, 8, 10000.0f, &s), 0.01 / 8, 1e-12);
+    ck_assert_double_eq_tol(ad_rope_freq(3, 8, 10000.0f, &s), 0.001 / 8, 1e-13);
+    ck_assert_double_eq_tol(ad_rope_freq(2, 8, 10000.0f, NULL), 0.01, 1e-12);
+
+    AdModelConfig c = make_cfg("llama", 11, 8, 2, 2, 1, 16, 12); /* hs 8 */
+    c.rope_scaling = AD_ROPE_SCALING_LLAMA3;
+    c.rope_factor = 8.0f, c.rope_low_freq_factor = 1.0f, c.rope_high_freq_factor = 4.0f;
+    c.rope_original_max_pos = 200;
+    check_against_reference("llama3 rope", c, 2, 7, 0);
+    /* the scaling changes the logits (the comparison above is not of the unscaled model) */
+    AdModelConfig u = c;
+    u.rope_scaling = AD_ROPE_SCALING_NONE;
+    AdModel m;
+    setup_model(&m, &c, 5);
+    int tok[7] = {1, 2, 3, 4, 5, 6, 7}, tgt[7] = {2, 3, 4, 5, 6, 7, 8};
+    double *a = malloc(7 * 11 * sizeof(double)), *b = malloc(7 * 11 * sizeof(double));
+    ref_forward_loss(&c, m.params_mem, tok, tgt, 1, 7, a);
+    ref_forward_loss(&u, m.params_mem, tok, tgt, 1, 7, b);
+    double d = 0;
+    for (int i = 0; i < 7 * 11; i++) d = fmax(d, fabs(a[i] - b[i]));
+    ck_assert_msg(d > 1e-3, "llama3 scaling moved the logits by only %g", d);
+    free(a), free(b);
+    ad_model_free(&m);
+    AdModelConfig bad = c;
+    bad.rope_high_freq_factor = 0.5f; /* below low */
+    ck_assert_int_eq(ad_model_config_validate(&bad), AD_ERR_ARG);
+    ck_assert_ptr_nonnull(strstr(ad_errmsg(), "rope_high_freq_factor"));
+}
+END_TEST
+
+/* Mistral's sliding window: logits, loss and finite-difference gradients against the
+ * reference's naive windowed attention for windows shorter than the sequence (1, 3);
+ * a window at least as long as the sequence is full causal attention, bit for bit. */
+START_TEST(test_sliding_window) {
+    static const int windows[] = {1, 3};
+    for (int k = 0; k < 2; k++) {
+        AdModelConfig c = cfg_llama(2);
+        c.sliding_window = windows[k];
+        char label[32];
+        snprintf(label, sizeof label, "window %d", windows[k]);
+        check_against_reference(label, c, 2, 7, k);
+        AdModelConfig g = cfg_gpt2();
+        g.sliding_window = windows[k];
+        snprintf(label, sizeof label, "gpt2 window %d", windows[k]);
+        check_against_reference(label, g, 2, 6, 0);
+    }
+    AdModelConfig full = cfg_llama(2), wide = full;
+    wide.sliding_window = 7;
+    check_against_reference("window 7 = T", wide, 2, 7, 0);
+    AdModel m;
+    setup_model(&m, &full, 9);
+    AdActs a;
+    ck_assert_int_eq(ad_acts_init(&a, &full, 2, 7), AD_OK);
+    int tok[14], tgt[14];
+    make_batch(tok, tgt, 2, 7, full.vocab_size, 0, 3);
+    size_t n = (size_t)14 * full.vocab_size;
+    float *l0 = malloc(n * sizeof(float));
+    ad_model_forward(&m, &a, tok, 2, 7);
+    memcpy(l0, a.logits, n * sizeof(float));
+    m.cfg.sliding_window = 7;
+    ad_model_forward(&m, &a, tok, 2, 7);
+    ck_assert_msg(memcmp(l0, a.logits, n * sizeof(float)) == 0, "window 7 over 7 tokens differs "
+                  "from full attention");
+    m.cfg.sliding_window = 6; /* shorter than the sequence: the last position changes */
+    ad_model_forward(&m, &a, tok, 2, 7);
+    ck_assert_msg(memcmp(l0, a.logits, 6 * full.vocab_size * sizeof(float)) == 0,
+                  "window 6: positions 0..5 should not change");
+    double d = 0;
+    for (int v = 0; v < full.vocab_size; v++)
+        d = fmax(d, fabs(l0[6 * full.vocab_size + v] - a.logits[6 * full.vocab_size + v]));
+    ck_assert_msg(d > 1e-4, "window 6: position 6 moved by only %g", d);
+    free(l0);
+    ad_acts_free(&a);
+    ad_model_free(&m);
+    AdModelConfig bad = full;
+    bad.sliding_window = -1;
+    ck_assert_int_eq(ad_model_config_validate(&bad), AD_ERR_ARG);
+}
+END_TEST
+
 /* ---- layout, init ---------------------------------------------------------------- */
 
 /* The model's tensor pointers and sizes follow the documented storage order. */
@@ -372,7 +478,7 @@ START_TEST(test_init_weights) {
     ck_assert_int_eq(ad_model_init(&m, &c, 0), AD_OK);
     AdRng rng;
     ad_rng_init(&rng, 5, AD_STREAM_INIT, 0);
-    ad_model_init_weights(&m, &rng);
+    ad_model_init_weights(&m, &rng, AD_INIT_GPT2);
     RefLayout lay;
     ref_layout(&c, &lay);
     for (int id = 0; id < AD_P_COUNT; id++) {
@@ -392,6 +498,55 @@ START_TEST(test_init_weights) {
                       "%s: mean %g std %g, want 0 and %g", lay.name[id], mean, sd, want);
     }
     ad_model_free(&m);
+}
+END_TEST
+
+/* ad_model_init_weights with AD_INIT_TORCH, on an untied GPT-2 and a Llama model:
+ * norm weights 1 and norm biases 0; wte, wpe N(0, 1); every linear weight and bias
+ * uniform on [-b, b] with b = 1/sqrt(fan_in) (fan_in C, or F for fcproj): all inside the
+ * bound, mean 0 and variance b^2/3 within 5 standard errors (the variance of U^2 is
+ * b^4 (1/5 - 1/9)), and the extremes near the bound. */
+START_TEST(test_init_weights_torch) {
+    AdModelConfig cfgs[2] = {make_cfg("gpt2", 64, 64, 2, 4, 4, 32, 128),
+                             make_cfg("llama", 64, 64, 2, 4, 2, 32, 96)};
+    cfgs[0].tied = 0;
+    for (int ci = 0; ci < 2; ci++) {
+        AdModelConfig c = cfgs[ci];
+        AdModel m;
+        memset(&m, 0, sizeof m);
+        ck_assert_int_eq(ad_model_init(&m, &c, 0), AD_OK);
+        AdRng rng;
+        ad_rng_init(&rng, 6, AD_STREAM_INIT, 0);
+        ad_model_init_weights(&m, &rng, AD_INIT_TORCH);
+        RefLayout lay;
+        ref_layout(&c, &lay);
+        for (int id = 0; id < AD_P_COUNT; id++) {
+            const float *p = m.params_mem + lay.offset[id];
+            size_t n = lay.size[id];
+            if (!n) continue;
+            if (is_norm_weight(id) || id == AD_P_LN1B || id == AD_P_LN2B || id == AD_P_LNFB) {
+                for (size_t k = 0; k < n; k++)
+                    ck_assert_msg(p[k] == (is_norm_weight(id) ? 1.0f : 0.0f), "%s", entry_name(&lay, id, k));
+                continue;
+            }
+            double s = 0, s2 = 0, mx = 0;
+            for (size_t k = 0; k < n; k++)
+                s += p[k], s2 += (double)p[k] * p[k], mx = fmax(mx, fabs(p[k]));
+            double mean = s / n, var = s2 / n;
+            if (id == AD_P_WTE || id == AD_P_WPE) {
+                ck_assert_msg(fabs(sqrt(var) - 1) < 5 / sqrt(2.0 * n) && fabs(mean) < 5 / sqrt((double)n),
+                              "%s: mean %g std %g, want 0 and 1", lay.name[id], mean, sqrt(var));
+                continue;
+            }
+            int fan_in = (id == AD_P_FCPROJW || id == AD_P_FCPROJB) ? c.d_ff : c.d_model;
+            double b = 1.0 / sqrt((double)fan_in), se_var = b * b * sqrt(1.0 / 5 - 1.0 / 9) / sqrt((double)n);
+            ck_assert_msg(mx <= b, "%s: |w| reaches %g beyond the bound %g", lay.name[id], mx, b);
+            ck_assert_msg(mx > b * (1 - 20.0 / n), "%s: |w| only reaches %g of bound %g", lay.name[id], mx, b);
+            ck_assert_msg(fabs(var - b * b / 3) < 5 * se_var && fabs(mean) < 5 * b / sqrt(3.0 * n),
+                          "%s: mean %g variance %g, want 0 and %g", lay.name[id], mean, var, b * b / 3);
+        }
+        ad_model_free(&m);
+    }
 }
 END_TEST
 
@@ -745,12 +900,15 @@ static Suite *model_suite(void) {
         {"ref_zero_weights", test_ref_zero_weights}, {"ref_embedding_only", test_ref_embedding_only},
         {"ref_causal_rope", test_ref_causal_rope},   {"ref_gqa_grouping", test_ref_gqa_grouping},
         {"layout", test_layout},                     {"init_weights", test_init_weights},
+        {"init_weights_torch", test_init_weights_torch},
         {"gpt2", test_gpt2},                         {"gpt2_masked", test_gpt2_masked},
         {"gpt2_nobias", test_gpt2_nobias},           {"gpt2_pos_none", test_gpt2_pos_none},
         {"gpt2_odd", test_gpt2_odd},                 {"llama_mha", test_llama_mha},
         {"llama_gqa2", test_llama_gqa2},             {"llama_gqa1", test_llama_gqa1},
         {"llama_pos_none", test_llama_pos_none},     {"llama_odd", test_llama_odd},
         {"mixed_switches", test_mixed_switches},     {"small_batch", test_small_batch},
+        {"qwen2_qkv_bias", test_qwen2_qkv_bias},     {"llama3_rope_scaling", test_llama3_rope_scaling},
+        {"sliding_window", test_sliding_window},
         {"accumulation", test_accumulation},         {"determinism", test_determinism},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

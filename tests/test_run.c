@@ -436,7 +436,7 @@ static const char *write_checkpoint(const char *name, int n_layer, int d, int ct
     ck_assert_int_eq(ad_model_init(&m, &mc, 0), AD_OK);
     AdRng rng;
     ad_rng_init(&rng, 5, 0, 0);
-    ad_model_init_weights(&m, &rng);
+    ad_model_init_weights(&m, &rng, AD_INIT_GPT2);
     const char *path = ad_test_path(ad_test_tmpdir(), name);
     ck_assert_msg(ad_checkpoint_save(path, &m, &tok, NULL) == AD_OK, "%s", ad_errmsg());
     if (n_params) *n_params = m.n_params;

@@ -483,7 +483,7 @@ static void tiny_model(AdModel *m, int V, int maxT) {
     ck_assert_int_eq(ad_model_init(m, &c, 0), AD_OK);
     AdRng rng;
     ad_rng_init(&rng, 3, AD_STREAM_INIT, 0);
-    ad_model_init_weights(m, &rng);
+    ad_model_init_weights(m, &rng, AD_INIT_GPT2);
     for (size_t i = 0; i < m->info[AD_P_WTE].size; i++) m->params.t[AD_P_WTE][i] *= 40.0f;
     for (size_t i = 0; i < m->info[AD_P_QKVW].size; i++) m->params.t[AD_P_QKVW][i] *= 10.0f;
 }

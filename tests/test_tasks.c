@@ -53,6 +53,58 @@ START_TEST(test_hand_examples) {
 }
 END_TEST
 
+/* AD_TASK_PADDED: hand answers at their longest length; only that form checks; the length
+ * rule wants exactly that length; generated examples are the unpadded answer padded, and the
+ * same stream gives the same prompts with and without the flag; other tasks ignore it. */
+START_TEST(test_padded_answers) {
+    const AdTaskKind P = (AdTaskKind)AD_TASK_PADDED;
+    expect_solve(AD_TASK_ADD | P, "5+3=", "08");
+    expect_solve(AD_TASK_ADD | P, "123+45=", "0168");
+    expect_solve(AD_TASK_ADD | P, "999+1=", "1000");
+    expect_solve(AD_TASK_RADD | P, "5+3=", "80");
+    expect_solve(AD_TASK_RADD | P, "321+54=", "8610");
+    expect_solve(AD_TASK_RADD | P, "5+5=", "01");
+    expect_solve(AD_TASK_RADD | P, "0+0=", "00");
+    expect_solve(AD_TASK_MUL | P, "2*3=", "60");
+    expect_solve(AD_TASK_MUL | P, "21*3=", "630");
+    expect_solve(AD_TASK_MUL | P, "99*99=", "1089");
+    expect_solve(AD_TASK_MUL | P, "0*7=", "00");
+    expect_solve(AD_TASK_COPY | P, "3141=", "3141");
+    ck_assert_str_eq(ad_task_name(AD_TASK_RADD | P), "radd");
+    ck_assert(!ad_task_check(AD_TASK_RADD | P, "5+3=", "8"));
+    ck_assert(!ad_task_check(AD_TASK_RADD, "5+3=", "80"));
+    ck_assert(!ad_task_check(AD_TASK_MUL | P, "2*3=", "6"));
+    ck_assert(ad_task_answer_length_ok(AD_TASK_RADD | P, "5+3=", "80"));
+    ck_assert(!ad_task_answer_length_ok(AD_TASK_RADD | P, "5+3=", "8"));
+    ck_assert(ad_task_answer_length_ok(AD_TASK_RADD, "5+3=", "8"));
+    ck_assert(!ad_task_answer_length_ok(AD_TASK_MUL | P, "12*34=", "804"));
+    ck_assert(ad_task_answer_length_ok(AD_TASK_MUL | P, "12*34=", "8040"));
+    ck_assert_int_eq(ad_task_max_answer_len(AD_TASK_RADD | P, 5), 6);
+    ck_assert_int_eq(ad_task_max_answer_len(AD_TASK_MUL | P, 5), 10);
+    for (int kk = 0; kk < 3; kk++) {
+        AdTaskKind k = kk == 0 ? AD_TASK_RADD : kk == 1 ? AD_TASK_MUL : AD_TASK_ADD;
+        AdRng r1, r2;
+        ad_rng_init(&r1, 9, AD_STREAM_EVAL, 1);
+        ad_rng_init(&r2, 9, AD_STREAM_EVAL, 1);
+        for (int rep = 0; rep < 500; rep++) {
+            int length = 1 + rep % 9;
+            char p1[AD_TASK_MAX_TEXT], a1[AD_TASK_MAX_TEXT], p2[AD_TASK_MAX_TEXT], a2[AD_TASK_MAX_TEXT];
+            ck_assert_int_eq(ad_task_example(k, length, &r1, p1, a1), AD_OK);
+            ck_assert_int_eq(ad_task_example(k | P, length, &r2, p2, a2), AD_OK);
+            ck_assert_str_eq(p1, p2);
+            int n1 = (int)strlen(a1), n2 = (int)strlen(a2), z = n2 - n1;
+            ck_assert_int_eq(n2, ad_task_max_answer_len(k, length));
+            ck_assert(z >= 0);
+            for (int i = 0; i < z; i++) /* zeros on the most significant side */
+                ck_assert_int_eq(a2[k == AD_TASK_ADD ? i : n1 + i], '0');
+            ck_assert(memcmp(a1, a2 + (k == AD_TASK_ADD ? z : 0), (size_t)n1) == 0);
+            ck_assert(ad_task_check(k | P, p2, a2));
+            ck_assert(ad_task_answer_length_ok(k | P, p2, a2));
+        }
+    }
+}
+END_TEST
+
 START_TEST(test_parse_and_length) {
     ck_assert_int_eq(ad_task_length(AD_TASK_COPY, "3141="), 4);
     ck_assert_int_eq(ad_task_length(AD_TASK_ADD, "123+45="), 3);
@@ -387,6 +439,7 @@ static Suite *tasks_suite(void) {
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_hand_examples);
+    tcase_add_test(tc, test_padded_answers);
     tcase_add_test(tc, test_parse_and_length);
     tcase_add_test(tc, test_property_random);
     tcase_add_test(tc, test_radd_mul_against_integers);

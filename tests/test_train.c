@@ -48,7 +48,7 @@ static void setup(Setup *s, const char *const *ov, int n_ov) {
     ck_assert_msg(ad_model_init(&s->m, &mc, 1) == AD_OK, "%s", ad_errmsg());
     AdRng rng;
     ad_rng_init(&rng, s->cfg.seed, AD_STREAM_INIT, 0);
-    ad_model_init_weights(&s->m, &rng);
+    ad_model_init_weights(&s->m, &rng, AD_INIT_GPT2);
     AdAdamWConfig oc = {(float)s->cfg.train.beta1, (float)s->cfg.train.beta2, (float)s->cfg.train.eps,
                         (float)s->cfg.train.weight_decay};
     ck_assert_int_eq(ad_adamw_init(&s->st.opt, &oc, s->m.n_params), AD_OK);

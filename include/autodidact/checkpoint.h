@@ -13,7 +13,10 @@
 #include "autodidact/train.h"
 
 #define AD_CHECKPOINT_FORMAT "autodidact-checkpoint"
-#define AD_CHECKPOINT_VERSION 1
+/* The newest format version this program reads and writes. Version 2 adds the /model
+ * attributes of later families (qkv_bias, sliding_window, rope_scaling and its factors);
+ * a model that uses none of them is written as version 1, which older programs read. */
+#define AD_CHECKPOINT_VERSION 2
 
 /* tok and st may be NULL (no tokenizer / weights only). A model or moment holding a NaN
  * or infinity is refused (AD_ERR_NAN naming the tensor and index), as loading would. */

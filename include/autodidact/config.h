@@ -17,6 +17,7 @@ typedef struct {
     char family[16];        /* "gpt2" | "llama": switches preset before other model keys apply */
     AdModelConfig model;    /* vocab_size 0 = take it from the tokenizer */
     char init_from[AD_PATH_MAX]; /* "" = random init; else a checkpoint to start from */
+    int init;               /* AdInitKind of a random init */
     char tokenizer_from[AD_PATH_MAX]; /* "" = data.tokenizer; else a checkpoint whose tokenizer
                                          a new model takes (any kind, BPE included) */
     /* "data" */
@@ -24,6 +25,7 @@ typedef struct {
         char source[16];    /* "task" | "text" */
         char task[32];      /* task name (tasks.h) when source == "task" */
         int min_len, max_len; /* task difficulty range for training examples */
+        int pad_answer;     /* 1: add/radd/mul answers zero-padded (AD_TASK_PADDED) */
         char path[AD_PATH_MAX]; /* text file when source == "text" */
         char tokenizer[16]; /* "char" | "byte" */
         double val_frac;    /* fraction of a text file held out for evaluation */

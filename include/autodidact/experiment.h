@@ -38,6 +38,7 @@ typedef struct {
     char family[16];
     AdModelConfig model;          /* vocab_size 0: from the tokenizer */
     char init_from[AD_PATH_MAX];  /* "": new model; else a checkpoint to start from */
+    int init;                     /* AdInitKind of a new model's random weights */
     char tokenizer_from[AD_PATH_MAX]; /* new model's tokenizer: "" = the task's characters
                                      (source task) or bytes; "teacher" = rounds.teacher_path's;
                                      else a checkpoint whose tokenizer the student takes */
@@ -50,6 +51,8 @@ typedef struct {
         int train_min_len, train_max_len; /* ground-truth lengths used in round 0 */
         int eval_min_len, eval_max_len;   /* evaluation grid (exact-match accuracy per length) */
         int eval_per_len;                 /* evaluation prompts per length */
+        int pad_answer;           /* 1: add/radd/mul answers zero-padded to their longest length
+                                     (AD_TASK_PADDED) in training, labels and evaluation */
         int seed_examples;        /* > 0: round 0 trains on only this many ground-truth
                                      examples (seed-set augmentation: the rounds grow the data
                                      at the same lengths) */

@@ -44,15 +44,22 @@ typedef struct {
  * - llama2.c, GGUF, safetensors -> "llama" switches: RMSNorm, SwiGLU, RoPE on interleaved
  *   pairs (llama2.c's layout; Hugging Face's rotate-half q/k rows are permuted back),
  *   no biases; qkv_w rows [wq | wk | wv], fc_w rows [w1 (gate) | w3 (up)], fcproj_w = w2.
+ *   Later families set their switches (model.h): Qwen2 (GGUF qwen2, Qwen2ForCausalLM)
+ *   qkv_bias; Mistral (config.json sliding_window, GGUF {arch}.attention.sliding_window)
+ *   sliding_window; Llama 3.1+ (config.json rope_scaling llama3, GGUF rope_freqs.weight or
+ *   {arch}.rope.scaling.*) rope_scaling. GGUF Q8_0, Q4_0, Q4_K, Q5_K, Q6_K tensors are
+ *   dequantized to F32.
  * - llm.c -> "gpt2" switches, tied, with the padded vocabulary rows dropped.
  * The classifier is tied when the file shares it (llama2.c vocab_size > 0, GGUF without
  * output.weight, safetensors without lm_head.weight or with tie_word_embeddings) and
  * also when a stored classifier is byte-identical to the token embedding (as in GGUF
  * files converted from tied llama2.c models).
  * tok (may be NULL) receives the vocabulary: from tokenizer_path when given (a llama2.c
- * tokenizer file, or an llm.c GPT-2 tokenizer file recognised by its magic 20240328),
- * else from the file itself (GGUF tokenizer.ggml.*; SPM pieces get their U+2581 turned
- * into spaces as in llama2.c); when there is neither, *tok is left zeroed
+ * tokenizer file, an llm.c GPT-2 tokenizer file recognised by its magic 20240328, or a
+ * Hugging Face tokenizer.json, with the tokenizer_config.json beside it if any), else
+ * from the file itself (GGUF tokenizer.ggml.*; SPM pieces get their U+2581 turned into
+ * spaces as in llama2.c) or, for safetensors, the tokenizer.json in the model's
+ * directory; when there is none, *tok is left zeroed
  * (vocab_size == 0). The vocabulary may not exceed the model's vocab_size.
  * A context length beyond the model's limits is an error unless opt->max_seq_len
  * replaces it; for learned positions (llm.c) it may only shrink the table.
@@ -63,5 +70,10 @@ AdStatus ad_import_opts(const char *path, const AdImportOptions *opt, AdModel *m
 /* ad_import_opts with {fmt, tokenizer_path} and every other option at its default. */
 AdStatus ad_import(const char *path, AdImportFormat fmt, const char *tokenizer_path,
                    AdModel *m, AdTokenizer *tok);
+/* Reads only the vocabulary of a file import reads: a GGUF's tokenizer.ggml.* (the file
+ * may hold no tensors, as vocabulary-only GGUF files), a tokenizer.json (path ending in
+ * .json), else the embedded or neighbouring vocabulary of a whole import. AD_ERR_FORMAT naming the file when it has none; on error
+ * tok is left zeroed. */
+AdStatus ad_import_vocab(const char *path, AdTokenizer *tok);
 
 #endif

@@ -84,16 +84,31 @@ void ad_rope_forward(float *qkv, const float *cos_t, const float *sin_t, int B, 
 /* The inverse rotation, in place on the q and k parts of dqkv. */
 void ad_rope_backward(float *dqkv, const float *cos_t, const float *sin_t, int B, int T, int H,
                       int Hkv, int hs, int pos0);
-/* Fills cos/sin tables (maxT, hs/2) for angle t * theta^(-2j/hs). */
-void ad_rope_tables(float *cos_t, float *sin_t, int maxT, int hs, float theta);
+/* Llama 3's RoPE frequency scaling (Hugging Face rope_type "llama3"): with wavelength
+ * w = 2 pi / f of pair j's frequency f = theta^(-2j/hs), lo = original_max_pos /
+ * low_freq_factor and hi = original_max_pos / high_freq_factor, f becomes f / factor
+ * when w > lo, stays f when w < hi, and in between (1 - s) f / factor + s f with
+ * s = (original_max_pos / w - low_freq_factor) / (high_freq_factor - low_freq_factor). */
+typedef struct {
+    float factor, low_freq_factor, high_freq_factor;
+    int original_max_pos;
+} AdRopeScaling;
+/* The angular frequency of pair j: theta^(-2j/hs), scaled as above when llama3 != NULL. */
+double ad_rope_freq(int j, int hs, float theta, const AdRopeScaling *llama3);
+/* Fills cos/sin tables (maxT, hs/2) for angle t * f_j, f_j = ad_rope_freq rounded to float. */
+void ad_rope_tables(float *cos_t, float *sin_t, int maxT, int hs, float theta,
+                    const AdRopeScaling *llama3);
 
 /* Causal self-attention. qkv (B,T,(H+2Hkv)*hs) rows [q heads | k heads | v heads]; query head h
  * uses key/value head h / (H/Hkv). out (B,T,H*hs); att (B,H,T,T) softmax probabilities (only
- * j <= i is written and read). Work on the masked upper triangle is skipped block-wise. */
+ * j <= i is written and read). Work on the masked upper triangle is skipped block-wise.
+ * window > 0: sliding-window attention, query i attends to keys i-window+1 .. i only (the
+ * probabilities of the others are written as exact zeros, so ad_attention_backward needs no
+ * window); window 0: every key j <= i. */
 void ad_attention_forward(float *out, float *att, const float *qkv, int B, int T, int H, int Hkv,
-                          int hs);
+                          int hs, int window);
 void ad_attention_forward_naive(float *out, float *att, const float *qkv, int B, int T, int H,
-                                int Hkv, int hs);
+                                int Hkv, int hs, int window);
 /* Floats of attention-backward scratch one thread needs for sequences of length T. */
 #define AD_ATT_SCRATCH(T) (2 * 64 * (size_t)(T))
 /* dqkv (B,T,QKV) is overwritten. scratch: (nthreads, AD_ATT_SCRATCH(T)) floats.

@@ -13,6 +13,9 @@
 typedef enum { AD_NORM_LAYERNORM = 0, AD_NORM_RMSNORM = 1 } AdNormKind;
 typedef enum { AD_MLP_GELU = 0, AD_MLP_SWIGLU = 1 } AdMlpKind;
 typedef enum { AD_POS_LEARNED = 0, AD_POS_ROPE = 1, AD_POS_NONE = 2 } AdPosKind;
+/* Random initialisation schemes (not part of the architecture: not stored in checkpoints). */
+typedef enum { AD_INIT_GPT2 = 0, AD_INIT_TORCH = 1 } AdInitKind;
+typedef enum { AD_ROPE_SCALING_NONE = 0, AD_ROPE_SCALING_LLAMA3 = 1 } AdRopeScalingKind;
 
 typedef struct {
     int vocab_size;   /* V */
@@ -29,8 +32,19 @@ typedef struct {
     int tied;         /* 1: the classifier is the token embedding (wte) */
     float norm_eps;
     float rope_theta;
+    /* Switches of later families; all zero is the plain model above. */
+    int qkv_bias;     /* 1: the q, k, v projections carry a bias even when bias == 0 (Qwen2) */
+    int sliding_window; /* W > 0: query t attends to positions t-W+1 .. t only (Mistral);
+                         * 0: to every position <= t */
+    AdRopeScalingKind rope_scaling; /* llama3: RoPE frequencies scaled as kernels.h's
+                                     * AdRopeScaling describes, with the four fields below */
+    float rope_factor, rope_low_freq_factor, rope_high_freq_factor;
+    int rope_original_max_pos;
 } AdModelConfig;
 
+/* RoPE cos/sin tables (maxT, hs/2) of a config: theta, and llama3 frequency scaling when
+ * c->rope_scaling says so (kernels.h, ad_rope_tables). */
+void ad_model_rope_tables(const AdModelConfig *c, float *cos_t, float *sin_t, int maxT);
 /* Fills `c` with a family's switches ("gpt2": LayerNorm, GELU, learned positions,
  * biases, tied; "llama": RMSNorm, SwiGLU, RoPE theta 10000, no biases, untied) and
  * leaves sizes at small defaults. Returns AD_ERR_ARG for an unknown family. */
@@ -40,10 +54,14 @@ AdStatus ad_model_config_validate(const AdModelConfig *c);
 const char *ad_norm_name(AdNormKind k);
 const char *ad_mlp_name(AdMlpKind k);
 const char *ad_pos_name(AdPosKind k);
+const char *ad_rope_scaling_name(AdRopeScalingKind k); /* "none", "llama3" */
 /* Parses the names above; returns -1 when unknown. */
 int ad_norm_parse(const char *s);
 int ad_mlp_parse(const char *s);
 int ad_pos_parse(const char *s);
+const char *ad_init_name(AdInitKind k);
+int ad_init_parse(const char *s);
+int ad_rope_scaling_parse(const char *s);
 
 /* Parameter tensors, in storage order. Absent tensors (wpe without learned positions,
  * biases when bias == 0, lnXb with RMSNorm, lm_head when tied) have size 0 and NULL
@@ -54,7 +72,7 @@ enum {
     AD_P_LN1W,       /* (L, C) */
     AD_P_LN1B,       /* (L, C) */
     AD_P_QKVW,       /* (L, (H + 2*Hkv)*hs, C): rows are [q heads | k heads | v heads] */
-    AD_P_QKVB,       /* (L, (H + 2*Hkv)*hs) */
+    AD_P_QKVB,       /* (L, (H + 2*Hkv)*hs) when bias or qkv_bias */
     AD_P_ATTPROJW,   /* (L, C, C) */
     AD_P_ATTPROJB,   /* (L, C) */
     AD_P_LN2W,       /* (L, C) */
@@ -107,9 +125,14 @@ double ad_model_bytes(const AdModelConfig *c, int with_grads);
 AdStatus ad_model_check_finite(const AdModel *m);
 /* The same for any array: "<name>: element 12 is inf". */
 AdStatus ad_check_finite(const float *x, size_t n, const char *name);
-/* GPT-2 style init: N(0, 0.02) for matrices and embeddings, residual projections
- * scaled by 1/sqrt(2L), norm weights 1, biases 0. */
-void ad_model_init_weights(AdModel *m, AdRng *rng);
+/* Random weights from rng. Both schemes set norm weights to 1 and norm biases to 0.
+ * AD_INIT_GPT2: N(0, 0.02) for matrices and embeddings, residual projections (attproj_w,
+ *   fcproj_w) N(0, 0.02/sqrt(2L)), linear biases 0.
+ * AD_INIT_TORCH: PyTorch's module defaults: embeddings (wte, wpe) N(0, 1); each linear
+ *   layer's weight and bias U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (kaiming-uniform with
+ *   a = sqrt(5)); fan_in is C for qkv, attproj, fc and lm_head, F for fcproj.
+ * Tensors are filled in storage order, elements in row-major order. */
+void ad_model_init_weights(AdModel *m, AdRng *rng, AdInitKind kind);
 void ad_model_zero_grad(AdModel *m);
 /* Copies parameters between two models of the same config. */
 AdStatus ad_model_copy_params(AdModel *dst, const AdModel *src);

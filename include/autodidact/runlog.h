@@ -62,6 +62,8 @@ typedef struct {
  * process asking for the same run gets AD_ERR_IO naming the run and the holder's pid.
  * *fd receives the lock's descriptor. */
 AdStatus ad_runlog_lock(const char *path, int *fd);
+/* Under MPI (dist.h) rank 0 alone takes the lock and writes the file; every rank builds
+ * the same file in memory, and all learn the outcome of rank 0's lock and commits. */
 /* Releases a lock taken by ad_runlog_lock for path and removes its file (fd < 0: nothing). */
 void ad_runlog_unlock(const char *path, int fd);
 

@@ -18,9 +18,16 @@ typedef enum {
     AD_TASK_COUNT
 } AdTaskKind;
 
+/* A flag or-ed into a task kind: answers of add, radd and mul are written at their longest
+ * length, zero-padded on the most significant side ("5+3=" -> "08" for add; "5+3=" ->
+ * "80" for radd; "2*3=" -> "60" for mul). Such answers always have
+ * ad_task_max_answer_len(k, length) digits, so the model never has to decide where a sum
+ * ends. ad_task_check then accepts only the padded form. No effect on the other tasks. */
+#define AD_TASK_PADDED 0x100
+
 #define AD_TASK_MAX_TEXT 512
 
-const char *ad_task_name(AdTaskKind k);
+const char *ad_task_name(AdTaskKind k); /* the name without the padding flag */
 int ad_task_parse(const char *s); /* -1 if unknown */
 /* Every character a prompt or answer of this task may contain (for char vocabularies). */
 const char *ad_task_alphabet(AdTaskKind k);

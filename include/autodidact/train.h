@@ -60,6 +60,10 @@ typedef struct {
     float ema_decay;
     AdTrainObserver observer;
     void *observer_user;
+    /* Debugging: with batch_dump != NULL every micro-batch is appended to it as it is used,
+     * as int32 values: step (1-based), micro-batch index, micro-batches per step, B, T,
+     * then tokens (B, T) and targets (B, T) (T after trimming; -1 = masked). */
+    FILE *batch_dump;
 } AdTrainOptions;
 
 /* Trains m (which must have gradients) from st->step to o->steps. st->opt must be
