@@ -120,6 +120,43 @@ def selection(run, ax):
     ax.grid(alpha=0.3)
 
 
+def preference(run, ax):
+    """TRL's reward margins (solid) and reward accuracies (dashed) over the updates of each
+    preference round, one after another on a shared step axis."""
+    offset = 0
+    for r, colour in zip(run.rounds, round_colours(run.rounds_complete)):
+        p = r.preference
+        if not p or len(p["step"]) == 0:
+            continue
+        x = offset + p["step"]
+        ax.plot(x, p["rewards/margins"], color=colour, label=f"round {r.attrs['round']} margin")
+        ax.plot(x, p["rewards/accuracies"], "--", color=colour, alpha=0.7)
+        offset = x[-1]
+    ax.axhline(0, color="0.6", lw=0.8)
+    ax.set_xlabel("preference update (rounds one after another)")
+    ax.set_ylabel("rewards/margins (solid), rewards/accuracies (dashed)")
+    ax.set_title(f"{run.name}: preference training")
+    legend_right(ax, run)
+    ax.grid(alpha=0.3)
+
+
+def pairs(run, ax):
+    s, rounds = run.summary, run.summary["round"]
+    ax.bar(rounds - 0.2, s["n_pairs"], width=0.4, label="pairs")
+    ax.bar(rounds + 0.2, s["pairs_dropped"], width=0.4, label="prompts dropped (no usable pair)")
+    ax.set_ylabel("count")
+    integer_rounds(ax, run)
+    acc = ax.twinx()
+    acc.plot(rounds, s["pair_accuracy"], "ko-", label="pair accuracy (chosen right, rejected wrong)")
+    acc.set_ylim(-0.03, 1.03)
+    acc.set_ylabel("pair accuracy")
+    h1, l1 = ax.get_legend_handles_labels()
+    h2, l2 = acc.get_legend_handles_labels()
+    ax.legend(h1 + h2, l1 + l2, fontsize=8)
+    ax.set_title(f"{run.name}: preference pairs by round")
+    ax.grid(alpha=0.3)
+
+
 def frontier(run, ax):
     ax.plot(run.summary["round"], run.summary["frontier_90"], "o-", label="frontier_90")
     hi = run.train_range()[1]
@@ -168,6 +205,8 @@ def main():
              ("training_loss", training_curves, (7, 4.5)),
              ("selection", selection, (7, 4.5)),
              ("frontier", frontier, (7, 4.5))]
+    if run.has_pairs():
+        plots += [("preference", preference, (8, 4.5)), ("pairs", pairs, (7, 4.5))]
     for name, draw, size in plots:
         fig, ax = plt.subplots(figsize=size, layout="constrained")
         draw(run, ax)

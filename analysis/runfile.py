@@ -24,6 +24,13 @@ SUMMARY_COLUMNS = (
     "acceptance", "label_accuracy", "candidate_accuracy", "train_examples", "train_steps",
     "train_loss", "eval_accuracy", "eval_loss", "frontier_90", "time_generate", "time_score",
     "time_train", "time_eval", "time_total", "gen_tokens_per_s", "train_tokens_per_s")
+# preference rounds: columns added after version 1 first shipped (absent from older files)
+PAIR_SUMMARY_COLUMNS = ("n_pairs", "pairs_dropped", "pair_accuracy")
+# TRL DPOTrainer metric names, stored as paths under /rounds/NNN/preference/
+PREFERENCE_METRICS = ("step", "loss", "rewards/chosen", "rewards/rejected", "rewards/margins",
+                      "rewards/accuracies", "logps/chosen", "logps/rejected")
+PAIR_COLUMNS = ("chosen_score", "rejected_score", "chosen_correct", "rejected_correct",
+                "ref_logp_chosen", "ref_logp_rejected", "chosen_tokens", "rejected_tokens")
 CANDIDATE_COLUMNS = ("prompt_length", "candidate_prompt", "candidate_sample",
                      "candidate_ended", "selected", "correct")
 TRAIN_COLUMNS = ("step", "loss", "lr", "grad_norm", "tokens_per_s")
@@ -47,6 +54,9 @@ class Round:
         self.scores = {}         # scorer name -> (n) float32
         self.train = {}          # step, loss, lr, grad_norm, tokens_per_s: (steps)
         self.eval = {}           # length, accuracy, loss, n: (E)
+        self.preference = {}     # preference rounds: TRL metric name -> (steps); else empty
+        self.pairs = {}          # preference rounds: PAIR_COLUMNS -> (q), and with
+                                 # candidates=True "prompt", "chosen", "rejected" (q) str
 
 
 class Run:
@@ -66,6 +76,10 @@ class Run:
     def train_range(self):
         """(lo, hi): the ground-truth lengths of round 0."""
         return int(self.summary["length_lo"][0]), int(self.summary["length_hi"][0])
+
+    def has_pairs(self):
+        """True when some round trained on preference pairs."""
+        return any(r.preference for r in self.rounds)
 
     def flat_config(self):
         """The resolved config as {"dotted.key": value}."""
@@ -149,6 +163,14 @@ def _load_round(group, path, with_candidates):
     train, ev = _get(group, "train", path), _get(group, "eval", path)
     r.train = {col: _get(train, col, path)[()] for col in TRAIN_COLUMNS}
     r.eval = {col: _get(ev, col, path)[()] for col in EVAL_COLUMNS}
+    if "preference" in group:
+        pref = group["preference"]
+        r.preference = {col: _get(pref, col, path)[()] for col in PREFERENCE_METRICS}
+        pairs = _get(group, "pairs", path)
+        r.pairs = {col: _get(pairs, col, path)[()] for col in PAIR_COLUMNS}
+        if with_candidates:
+            for col in ("prompt", "chosen", "rejected"):
+                r.pairs[col] = _strings(_get(pairs, col, path), path)
     return r
 
 
@@ -181,6 +203,9 @@ def load(path, candidates=True):
                     raise RunFileError(f"{path}: /summary/{col} has {data.shape[0]} rows, "
                                        f"rounds_complete is {R}")
                 run.summary[col] = data[:R]
+            for col in PAIR_SUMMARY_COLUMNS:  # optional: files before preference rounds
+                if col in summary:
+                    run.summary[col] = summary[col][:R]
             E = len(run.eval_lengths)
             if run.summary["eval_accuracy"].shape[1:] != (E,):
                 raise RunFileError(f"{path}: /summary/eval_accuracy has shape "

@@ -9,6 +9,7 @@
 
 #include "autodidact/losses.h"
 #include "autodidact/optim.h"
+#include "autodidact/preference.h"
 #include "autodidact/score.h"
 #include "autodidact/tasks.h"
 
@@ -25,6 +26,11 @@ static const char *policy_name(int k) { return ad_select_name((AdSelectPolicy)k)
 static const char *const source_names[] = {"task", "file", "bos", "jsonl", NULL};
 static const char *const teacher_names[] = {"self", "snapshot", "ema", "checkpoint", NULL};
 static const char *const init_names[] = {"continue", "restart", NULL};
+static const char *const prompt_source_names[] = {"task", "seed", NULL};
+static const char *const objective_names[] = {"auto", "sft", "distillation", "preference", NULL};
+static const char *const pair_names[] = {"best_worst", "verifier", "spin", NULL};
+static const char *const reference_names[] = {"previous", "teacher", NULL};
+static const char *pref_name(int k) { return ad_pref_name((AdPrefKind)k); }
 
 static AdStatus apply_family(void *target, const char *source) {
     AdExperimentConfig *c = target;
@@ -157,6 +163,9 @@ static const AdSchemaRow experiment_rows[] = {
     NUM("rounds.replay_frac", rounds.replay_frac, -1, 1, 0, "-1",
         "fraction of each batch drawn from round 0's ground truth; -1 = in proportion to "
         "its size"),
+    CHOICE("rounds.prompt_source", rounds.prompt_source, prompt_source_names, "task",
+           "the rounds' prompts: task (fresh ones at the round's lengths) or seed (drawn from "
+           "round 0's task.seed_examples, e.g. SPIN on the same limited data)"),
 
     INT("generate.samples", generate.samples, 1, 1024, "1", "candidates per prompt"),
     FLT("generate.temperature", generate.temperature, 0, 100, 0, "0",
@@ -209,6 +218,36 @@ static const AdSchemaRow experiment_rows[] = {
          "keep at most one candidate per prompt: the best by select.scorer"),
 
     PHASE_ROWS("train", train, "400", "1e-3", "1e-4", "20"),
+    CHOICE("train.objective", objective, objective_names, "auto",
+           "what the rounds train on: sft (the selected sequences, cross-entropy), distillation "
+           "(the teacher's distributions, train.loss), preference (chosen/rejected pairs, "
+           "preference.*); auto = distillation when train.loss is a divergence, else sft"),
+
+    NAMED("preference.loss", preference.loss, ad_pref_parse, pref_name, AD_PREF_SIMPO + 1, "dpo",
+          "dpo (sigmoid on summed log-prob ratios against the reference), ipo (squared, on "
+          "per-token means), simpo (per-token means, no reference, margin preference.gamma)"),
+    NUM("preference.beta", preference.beta, 0, 1000, AD_SCHEMA_MIN_OPEN, "0.1",
+        "beta of dpo, ipo and simpo (TRL's beta)"),
+    NUM("preference.label_smoothing", preference.label_smoothing, 0, 0.5, AD_SCHEMA_MAX_OPEN, "0",
+        "dpo, simpo: assumed share of flipped preference labels (conservative DPO)"),
+    NUM("preference.gamma", preference.gamma, -1000, 1000, 0, "0.5",
+        "simpo: target margin between the chosen and rejected per-token log-probs (x beta)"),
+    NUM("preference.sft_alpha", preference.sft_alpha, 0, 1000, 0, "0",
+        "weight of the mean negative log-likelihood of the chosen tokens (TRL's rpo_alpha)"),
+    CHOICE("preference.pairs", preference.pairs, pair_names, "best_worst",
+           "pairs per prompt: best_worst (the best vs the worst sample by preference.scorer: "
+           "self-rewarding with scorer judge), verifier (a right vs a wrong sample, task "
+           "only), spin (the ground truth vs the model's own first sample, task only)"),
+    NAMED("preference.scorer", preference.scorer, ad_score_parse, ad_score_name, AD_SCORE_COUNT,
+          "logprob_mean",
+          "best_worst: the scorer that ranks a prompt's samples (perplexity: lower is better); "
+          "must be enabled by the score.* keys"),
+    NUM("preference.min_margin", preference.min_margin, 0, 1e9, 0, "0",
+        "best_worst: a prompt makes a pair only when best minus worst score exceeds this"),
+    CHOICE("preference.reference", preference.reference, reference_names, "previous",
+           "the frozen reference of dpo and ipo: previous (the student as the round starts, "
+           "i.e. the previous round's model) or teacher (the round's teacher, e.g. a fixed "
+           "rounds.teacher_path checkpoint)"),
 };
 
 static const AdSchema experiment_schema = {
@@ -241,6 +280,9 @@ static void resolve(void *cfg) {
     if (c->pretrain.seq_len == 0 && !c->init_from[0]) c->pretrain.seq_len = c->model.max_seq_len;
     if (c->train.seq_len == 0 && !c->init_from[0]) c->train.seq_len = c->model.max_seq_len;
     if (c->rounds.length_start == 0) c->rounds.length_start = c->task.train_max_len + 1;
+    if (!strcmp(c->objective, "auto"))
+        snprintf(c->objective, sizeof c->objective, "%s",
+                 ad_loss_parse(c->train.loss) != AD_LOSS_SFT ? "distillation" : "sft");
 }
 
 static AdStatus check_phase(const AdExperimentConfig *c, const AdPhaseConfig *p, const char *name,
@@ -299,8 +341,8 @@ static AdStatus check_lengths(const AdExperimentConfig *c, const char *src) {
 }
 
 /* 1 if select.scorer is computed under the score.* switches; *needs names the switch. */
-static int scorer_enabled(const AdExperimentConfig *c, const char **needs) {
-    switch (ad_score_parse(c->select.scorer)) {
+static int scorer_enabled(const AdExperimentConfig *c, const char *scorer, const char **needs) {
+    switch (ad_score_parse(scorer)) {
     case AD_SCORE_MAJORITY: *needs = "score.majority = true"; return c->score.majority;
     case AD_SCORE_ENSEMBLE: *needs = "score.ensemble > 0"; return c->score.ensemble > 0;
     case AD_SCORE_JUDGE: *needs = "score.self_judge = true"; return c->score.self_judge;
@@ -328,7 +370,7 @@ static AdStatus check_select(const AdExperimentConfig *c, const char *src) {
                 policy == AD_SELECT_BEST_OF_N || policy == AD_SELECT_TOP_FRAC ||
                 c->select.one_per_prompt;
     const char *needs;
-    if (ranks && !scorer_enabled(c, &needs))
+    if (ranks && !scorer_enabled(c, c->select.scorer, &needs))
         return ad_fail(AD_ERR_CONFIG, "%s: select.scorer: \"%s\" is not computed; it needs %s",
                        src, c->select.scorer, needs);
     if (policy == AD_SELECT_TOPK && c->select.k < 1)
@@ -337,6 +379,38 @@ static AdStatus check_select(const AdExperimentConfig *c, const char *src) {
     if ((policy == AD_SELECT_TOP_FRAC || policy == AD_SELECT_RANDOM) && !(c->select.frac > 0))
         return ad_fail(AD_ERR_CONFIG, "%s: select.frac: %g must be in (0, 1] for select.policy "
                        "\"%s\"", src, c->select.frac, c->select.policy);
+    return AD_OK;
+}
+
+/* train.objective against train.loss, and what each preference pair builder needs. */
+static AdStatus check_objective(const AdExperimentConfig *c, const char *src) {
+    int divergence = ad_loss_parse(c->train.loss) != AD_LOSS_SFT;
+    if (!strcmp(c->objective, "sft") && divergence)
+        return ad_fail(AD_ERR_CONFIG, "%s: train.objective: \"sft\" trains with cross-entropy, but "
+                       "train.loss is the divergence \"%s\"; set train.objective to "
+                       "\"distillation\" or train.loss to \"sft\"", src, c->train.loss);
+    if (!strcmp(c->objective, "distillation") && !divergence)
+        return ad_fail(AD_ERR_CONFIG, "%s: train.objective: \"distillation\" needs a divergence "
+                       "in train.loss (fkl, rkl, jsd, tvd, skl, srkl), not \"sft\"", src);
+    if (strcmp(c->objective, "preference") != 0) return AD_OK;
+    if (divergence)
+        return ad_fail(AD_ERR_CONFIG, "%s: train.loss: \"%s\" is a distillation loss; preference "
+                       "rounds (train.objective \"preference\") use preference.loss: leave "
+                       "train.loss \"sft\"", src, c->train.loss);
+    if (!strcmp(c->rounds.teacher, "ema"))
+        return ad_fail(AD_ERR_CONFIG, "%s: rounds.teacher: \"ema\" averages the student's updates "
+                       "of sft and distillation rounds; preference rounds do not keep it: use "
+                       "self, snapshot or checkpoint", src);
+    const char *pairs = c->preference.pairs, *needs;
+    if (strcmp(pairs, "spin") != 0 && c->generate.samples < 2)
+        return ad_fail(AD_ERR_CONFIG, "%s: preference.pairs: \"%s\" compares samples of one prompt "
+                       "and needs generate.samples >= 2 (it is %d)", src, pairs, c->generate.samples);
+    if (strcmp(pairs, "best_worst") != 0 && strcmp(c->task.source, "task") != 0)
+        return ad_fail(AD_ERR_CONFIG, "%s: preference.pairs: \"%s\" needs the ground truth of a "
+                       "task (task.source \"task\", not \"%s\")", src, pairs, c->task.source);
+    if (!strcmp(pairs, "best_worst") && !scorer_enabled(c, c->preference.scorer, &needs))
+        return ad_fail(AD_ERR_CONFIG, "%s: preference.scorer: \"%s\" is not computed; it needs %s",
+                       src, c->preference.scorer, needs);
     return AD_OK;
 }
 
@@ -383,6 +457,11 @@ static AdStatus check(const void *cfg, const char *src) {
         return ad_fail(AD_ERR_CONFIG, "%s: rounds.replay_frac: %g must be -1 (in proportion to "
                        "the ground truth's size) or in [0, 1]", src, c->rounds.replay_frac);
 
+    if (!strcmp(c->rounds.prompt_source, "seed") && (from_file || c->task.seed_examples == 0 ||
+                                                      strcmp(c->task.source, "task") != 0))
+        return ad_fail(AD_ERR_CONFIG, "%s: rounds.prompt_source: \"seed\" draws the rounds' prompts "
+                       "from round 0's task.seed_examples; it needs task.source \"task\" and "
+                       "task.seed_examples > 0", src);
     if (c->generate.samples > 1 && c->generate.temperature == 0)
         return ad_fail(AD_ERR_CONFIG, "%s: generate.samples: %d samples at "
                        "generate.temperature 0 (greedy) are all the same answer; set a "
@@ -390,6 +469,7 @@ static AdStatus check(const void *cfg, const char *src) {
     if (c->score.self_judge && !strstr(c->score.judge_template, "{answer}"))
         return ad_fail(AD_ERR_CONFIG, "%s: score.judge_template: has no \"{answer}\" for the "
                        "self-judge to see", src);
+    if ((st = check_objective(c, src)) != AD_OK) return st;
     return check_select(c, src);
 }
 

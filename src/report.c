@@ -80,6 +80,17 @@ AdStatus ad_run_report(const char *run_file, FILE *f) {
         if (!st) st = ad_h5_read_array(file, "summary/eval_accuracy", AD_H5_F64, 2, eshape, acc);
         if (!st) st = ad_h5_read_array(file, "eval_lengths", AD_H5_I64, 1, lshape, elen);
     }
+    /* preference rounds (files written before these columns have none) */
+    double *pv = NULL;
+    int has_pairs = 0;
+    if (!st && !ad_h5_exists(file, "summary/n_pairs", &has_pairs) && has_pairs) {
+        const char *pcols[] = {"summary/n_pairs", "summary/pairs_dropped", "summary/pair_accuracy"};
+        pv = ad_calloc(3 * (size_t)(rows ? rows : 1), sizeof(double), "report");
+        if (!pv) st = AD_ERR_NOMEM;
+        for (int k = 0; k < 3 && !st; k++) st = read_column(file, pcols[k], rows, pv + (size_t)k * rows);
+        has_pairs = 0;
+        for (hsize_t i = 0; !st && i < rows; i++) has_pairs |= pv[i] > 0 || pv[rows + i] > 0;
+    }
     ad_h5_close_quietly(file);
     if (!st) {
         fprintf(f, "run %s: %lld complete round(s); %lld rank(s) x %lld thread(s)\n\n", run_file,
@@ -99,6 +110,17 @@ AdStatus ad_run_report(const char *run_file, FILE *f) {
                     la, ca, COL(7), COL(8), dur);
 #undef COL
         }
+        if (has_pairs) {
+            fprintf(f, "\npreference pairs by round\n%5s %9s %9s %9s\n", "round", "pairs", "dropped",
+                    "pair acc");
+            for (hsize_t i = 0; i < rows; i++) {
+                if (pv[i] == 0 && pv[rows + i] == 0) continue;
+                char pa[16];
+                if (isnan(pv[2 * rows + i])) snprintf(pa, sizeof pa, "-");
+                else snprintf(pa, sizeof pa, "%.1f%%", 100 * pv[2 * rows + i]);
+                fprintf(f, "%5llu %9.0f %9.0f %9s\n", (unsigned long long)i, pv[i], pv[rows + i], pa);
+            }
+        }
         if (acc) {
             fprintf(f, "\nexact-match accuracy (%%) by round (rows) and length (columns)\n%5s", "");
             for (hsize_t e = 0; e < eshape[1]; e++) fprintf(f, " %4lld", (long long)elen[e]);
@@ -111,6 +133,7 @@ AdStatus ad_run_report(const char *run_file, FILE *f) {
         }
     }
     free(v);
+    free(pv);
     free(acc);
     free(elen);
     return st;

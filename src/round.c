@@ -1,9 +1,10 @@
 /* round.c: the self-distillation loop (round.h). Round 0 trains on ground truth; each
- * later round: prompts -> teacher generates -> score -> select -> retrain -> evaluate ->
- * commit (run file + checkpoint + example pool). Every random choice comes from a stream
- * keyed by (seed, purpose, round), so a resumed run repeats the numbers of an
- * uninterrupted one. The math lives in the modules it calls. */
-#include "autodidact/round.h"
+ * later round: prompts -> teacher generates -> score -> select -> the round method's build
+ * and train (round_method.h: one file and one table row per method) -> evaluate -> commit
+ * (run file + checkpoint + example pool). Every random choice comes from a stream keyed by
+ * (seed, purpose, round), so a resumed run repeats the numbers of an uninterrupted one. The
+ * math lives in the modules it calls; what a method trains on lives in its own file. */
+#include "round_method.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -19,6 +20,7 @@
 #include "autodidact/dist.h"
 #include "autodidact/generate.h"
 #include "autodidact/losses.h"
+#include "autodidact/preference.h"
 #include "autodidact/runlog.h"
 #include "autodidact/score.h"
 #include "autodidact/tasks.h"
@@ -26,42 +28,9 @@
 #include "h5util.h"
 
 #define POOL_FORMAT "autodidact-pool"
-#define ON_POLICY_ORIGIN 1000000 /* transient on-policy examples: origin ON_POLICY_ORIGIN + round */
 #define EVAL_LOSS_BATCH 64       /* rows per forward pass of the evaluation loss */
 
-/* Everything one run holds between rounds. */
-typedef struct {
-    const AdExperimentConfig *cfg;
-    const AdRunOptions *opt;
-    AdTaskKind task;
-    int is_task;
-    AdTokenizer tok;
-    AdModel student;      /* with gradients */
-    AdModel base;         /* round-0 weights (init = restart) */
-    AdModel ema;          /* teacher = ema */
-    AdModel frozen;       /* teacher = checkpoint, or the snapshot of the round */
-    AdAdamW opt_state;    /* the student's optimizer, carried across rounds (continue) */
-    int n_members;        /* score.ensemble: extra models of other seeds that vote */
-    AdModel *member;      /* (n_members) with gradients */
-    AdAdamW *member_opt;  /* (n_members) */
-    AdData pool;          /* selected examples of all rounds */
-    AdRunLog log;
-    char ckpt_dir[AD_PATH_MAX + 16];
-    int T;                /* training rows */
-    /* evaluation grid */
-    int n_eval;
-    int *eval_len;
-    char **eval_prompt;   /* (n_eval * per_len) */
-    char **eval_answer;
-    /* the prompts of task.path (source file or jsonl), owned */
-    char **file_lines;
-    long n_file_lines;
-    int free_budget;      /* answer tokens without a task when generate.max_new_tokens is 0:
-                             64, or what fits the rows after the longest prompt */
-} Run;
-
-static void say(const Run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void say(const Run *r, const char *fmt, ...) {
+void ad_round_say(const Run *r, const char *fmt, ...) {
     if (r->opt && r->opt->quiet) return;
     char buf[2048];
     va_list ap;
@@ -125,7 +94,7 @@ static AdPhaseConfig const *phase(const Run *r, int round) {
     return round == 0 ? &r->cfg->pretrain : &r->cfg->train;
 }
 
-/* Writes the pool (all examples with origin < ON_POLICY_ORIGIN) as JSON lines, atomically. */
+/* Writes the pool (all examples with origin < AD_ON_POLICY_ORIGIN) as JSON lines, atomically. */
 static AdStatus pool_save(const AdData *pool, const char *path) {
     char tmp[AD_PATH_MAX + 160];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
@@ -135,7 +104,7 @@ static AdStatus pool_save(const AdData *pool, const char *path) {
                      pool->n_ex) > 0;
     for (long i = 0; i < pool->n_ex && ok; i++) {
         const AdExample *e = &pool->ex[i];
-        if (e->origin >= ON_POLICY_ORIGIN) continue;
+        if (e->origin >= AD_ON_POLICY_ORIGIN) continue;
         cJSON *o = cJSON_CreateObject();
         if (!o) { ok = 0; break; }
         cJSON_AddStringToObject(o, "prompt", e->prompt);
@@ -332,11 +301,6 @@ static void print_eval(const Run *r, int round, const double *acc, int frontier)
 
 /* ------------------------------------------------------------------ training */
 
-typedef struct {
-    AdTrainRecord *rec;
-    long n, cap;
-} Curve;
-
 static void curve_observe(const AdTrainRecord *rec, void *user) {
     Curve *c = user;
     if (c->n < c->cap) c->rec[c->n++] = *rec;
@@ -344,9 +308,9 @@ static void curve_observe(const AdTrainRecord *rec, void *user) {
 
 /* Trains `model` with optimizer `opt` for the round's phase. member 0 is the student;
  * member m > 0 is ensemble model m, with its own data stream. */
-static AdStatus train_phase(Run *r, int round, int member, AdModel *model, AdAdamW *opt,
-                            const AdData *data, const AdModel *teacher, Curve *curve,
-                            double *loss_out, double *tps_out) {
+AdStatus ad_round_train_phase(Run *r, int round, int member, AdModel *model, AdAdamW *opt,
+                              const AdData *data, const AdModel *teacher, Curve *curve,
+                              double *loss_out, double *tps_out) {
     const AdPhaseConfig *p = phase(r, round);
     if (p->steps == 0) {
         *loss_out = NAN;
@@ -380,7 +344,7 @@ static AdStatus train_phase(Run *r, int round, int member, AdModel *model, AdAda
         o.loss_param = (float)(lk == AD_LOSS_JSD ? p->beta : p->alpha);
         o.tau = (float)p->temperature;
     }
-    if (!member && !strcmp(r->cfg->rounds.teacher, "ema")) {
+    if (!member && round > 0 && !strcmp(r->cfg->rounds.teacher, "ema")) { /* round 0 makes the EMA */
         o.ema = &r->ema;
         o.ema_decay = (float)r->cfg->rounds.ema_decay;
     }
@@ -400,10 +364,10 @@ static AdStatus train_phase(Run *r, int round, int member, AdModel *model, AdAda
 
 /* Trains every ensemble model on the same data as the student (ground truth in round 0,
  * the pool afterwards); their curves are not logged. */
-static AdStatus train_members(Run *r, int round, const AdData *data, const AdModel *teacher) {
+AdStatus ad_round_train_members(Run *r, int round, const AdData *data, const AdModel *teacher) {
     for (int m = 0; m < r->n_members; m++) {
         double loss, tps;
-        AdStatus st = train_phase(r, round, m + 1, &r->member[m], &r->member_opt[m], data, teacher,
+        AdStatus st = ad_round_train_phase(r, round, m + 1, &r->member[m], &r->member_opt[m], data, teacher,
                                   NULL, &loss, &tps);
         if (st) return ad_fail_context(st, "ensemble model %d", m + 1);
     }
@@ -439,19 +403,32 @@ static void gen_progress(long done, long total, long tokens, double secs, void *
            tokens / (secs + 1e-9), eta);
 }
 
-/* Prompts of round `round` (difficulty lo..hi) into c; answers by `gen_model`. */
-static AdStatus make_candidates(Run *r, int round, int lo, int hi, const AdModel *gen_model,
-                                int samples, float temperature, AdCandidates *c, long *tokens) {
+/* The k-th ground-truth (origin 0) example's prompt of the pool. */
+static const char *seed_prompt(const Run *r, long k) {
+    for (long i = 0; i < r->pool.n_ex; i++)
+        if (r->pool.ex[i].origin == 0 && k-- == 0) return r->pool.ex[i].prompt;
+    return "";
+}
+
+AdStatus ad_round_candidates(Run *r, int round, int lo, int hi, long np, const AdModel *gen_model,
+                             int samples, float temperature, AdCandidates *c, long *tokens) {
     const AdExperimentConfig *cfg = r->cfg;
-    long np = cfg->rounds.prompts;
     AdStatus st = ad_candidates_init(c, np, samples);
     if (st) return st;
+    long n_seed = 0; /* rounds.prompt_source seed: the ground-truth examples of round 0 */
+    for (long i = 0; i < r->pool.n_ex; i++) n_seed += r->pool.ex[i].origin == 0;
+    if (!strcmp(cfg->rounds.prompt_source, "seed") && n_seed == 0)
+        return ad_fail(AD_ERR_CONFIG, "rounds.prompt_source: \"seed\", but the pool holds no "
+                       "seed examples (task.seed_examples)");
     AdRng rng;
     ad_rng_init(&rng, cfg->seed, AD_STREAM_PROMPTS, (uint64_t)round);
     char prompt[AD_TASK_MAX_TEXT], answer[AD_TASK_MAX_TEXT];
     for (long p = 0; p < np; p++) {
         int len = -1;
-        if (r->is_task) {
+        if (r->is_task && !strcmp(cfg->rounds.prompt_source, "seed")) {
+            snprintf(prompt, sizeof prompt, "%s", seed_prompt(r, ad_rng_below(&rng, (uint32_t)n_seed)));
+            len = ad_task_length(r->task, prompt);
+        } else if (r->is_task) {
             len = lo + (int)ad_rng_below(&rng, (uint32_t)(hi - lo + 1));
             if ((st = ad_task_example(r->task, len, &rng, prompt, answer))) return st;
         } else if (r->n_file_lines > 0) {
@@ -511,7 +488,8 @@ static AdStatus ensemble_vote(Run *r, int round, int lo, int hi, AdCandidates *c
     AdStatus st = own && others ? AD_OK : AD_ERR_NOMEM;
     for (int m = 0; m < M && !st; m++) {
         long tokens = 0;
-        st = make_candidates(r, round, lo, hi, &r->member[m], 1, 0.0f, &own[m], &tokens);
+        st = ad_round_candidates(r, round, lo, hi, r->cfg->rounds.prompts, &r->member[m], 1, 0.0f,
+                                 &own[m], &tokens);
         if (!st) others[m] = own[m].answer; /* one sample per prompt: answer p is prompt p's */
     }
     if (!st) ad_score_ensemble(c, (char *const *const *)others, M);
@@ -662,6 +640,33 @@ static AdStatus init_student(Run *r) {
     AdRng rng;
     ad_rng_init(&rng, cfg->seed, AD_STREAM_INIT, 0);
     ad_model_init_weights(&r->student, &rng, (AdInitKind)cfg->init);
+    return AD_OK;
+}
+
+/* Log-prob sums of encoded rows under a frozen model (round_method.h). */
+AdStatus ad_round_rows_logps(const AdModel *m, const int *tokens, const int *targets, long n,
+                             int T, int Bf, double *out) {
+    if (n == 0) return AD_OK;
+    if (Bf > n) Bf = (int)n;
+    AdActs acts;
+    AdStatus st = ad_acts_init(&acts, &m->cfg, Bf, T);
+    if (st) return st;
+    int *tk = ad_calloc((size_t)Bf * T * 2, sizeof(int), "reference rows");
+    if (!tk) {
+        ad_acts_free(&acts);
+        return AD_ERR_NOMEM;
+    }
+    int *tg = tk + (size_t)Bf * T;
+    for (long i0 = 0; i0 < n; i0 += Bf) {
+        int b = n - i0 < Bf ? (int)(n - i0) : Bf;
+        memcpy(tk, tokens + (size_t)i0 * T, sizeof(int) * (size_t)b * T);
+        memcpy(tg, targets + (size_t)i0 * T, sizeof(int) * (size_t)b * T);
+        int Tb = ad_trim_batch(tk, tg, b, T);
+        ad_model_forward(m, &acts, tk, b, Tb);
+        ad_pref_seq_logps(out + i0, NULL, acts.logits, tg, b, Tb, m->cfg.vocab_size);
+    }
+    free(tk);
+    ad_acts_free(&acts);
     return AD_OK;
 }
 
@@ -864,7 +869,9 @@ typedef struct {
 static double phase_bytes(const Run *r, const AdPhaseConfig *p) {
     const AdModelConfig *mc = &r->student.cfg;
     int distill = ad_loss_parse(p->loss) != AD_LOSS_SFT;
-    return ad_acts_bytes(mc, p->batch_size, r->T) * (distill ? 2 : 1) +
+    /* a preference batch holds a chosen and a rejected row per pair */
+    int rows = p == &r->cfg->train && !strcmp(r->cfg->objective, "preference") ? 2 : 1;
+    return ad_acts_bytes(mc, p->batch_size * rows, r->T) * (distill ? 2 : 1) +
            (double)p->batch_size * r->T * p->grad_accum * 2 * sizeof(int);
 }
 
@@ -1118,197 +1125,174 @@ static const char *label_accuracy(double label_acc, double cand_acc, char *buf, 
 
 /* Text without a task (stories) cut at generate.max_new_tokens trains without an <eos> the
  * model never produced; a task's answers keep the <eos> as they always did. */
-static int answer_was_cut(const Run *r, const AdCandidates *c, long i) {
+int ad_round_answer_was_cut(const Run *r, const AdCandidates *c, long i) {
     return !r->is_task && !c->ended[i];
 }
 
-static const char *replay_share(const Run *r, char *buf, size_t cap) {
-    if (!r->is_task) snprintf(buf, cap, "%s", "");
-    else snprintf(buf, cap, " (%.0f%% of rows fresh ground truth at lengths %d..%d)",
-                  100.0 * r->pool.replay_frac, r->cfg->task.train_min_len, r->cfg->task.train_max_len);
-    return buf;
+/* The method table: a round method is a file (method_*.c) and a row here. */
+static const RoundMethod *const round_methods[] = {&ad_method_sft, &ad_method_distillation,
+                                                   &ad_method_preference};
+
+const RoundMethod *ad_round_method(const AdExperimentConfig *cfg, int round) {
+    if (round == 0) return &ad_method_ground_truth;
+    for (size_t i = 0; i < sizeof round_methods / sizeof round_methods[0]; i++)
+        if (!strcmp(round_methods[i]->name, cfg->objective)) return round_methods[i];
+    return NULL; /* the config schema admits only the names above */
 }
 
-static AdStatus run_round(Run *r, int round) {
+/* What a round measures besides its method's curve. */
+typedef struct {
+    double t_gen, t_score, t_train, t_eval, gen_tps;
+    double label_acc, cand_acc; /* selected / all candidates right, where a verifier knows */
+    double *acc, *eloss;        /* (n_eval) evaluation by length */
+    long *en;
+    int frontier;
+} RoundStats;
+
+/* Difficulty of a round's prompts: round 0's ground truth, then the rounds' schedule. */
+static void round_lengths(const Run *r, int round, int *lo, int *hi) {
+    const AdExperimentConfig *c = r->cfg;
+    if (round == 0) {
+        *lo = c->task.train_min_len, *hi = c->task.train_max_len;
+        return;
+    }
+    *lo = c->rounds.length_start + (round - 1) * c->rounds.length_step;
+    *hi = *lo + c->rounds.length_span;
+}
+
+/* The teacher of a round; rounds.teacher "snapshot" copies the student first. */
+static AdStatus choose_teacher(Run *r, int round, const AdModel **teacher) {
+    if (round > 0 && !strcmp(r->cfg->rounds.teacher, "snapshot")) {
+        ad_model_free(&r->frozen);
+        AdStatus st = ad_model_init(&r->frozen, &r->student.cfg, 0);
+        if (!st) st = ad_model_copy_params(&r->frozen, &r->student);
+        if (st) return st;
+    }
+    *teacher = round_teacher(r);
+    return AD_OK;
+}
+
+/* Prompts, generation by the teacher (and the ensemble's votes), scoring and selection
+ * into b->cand; label accuracy of the selection against the verifier. */
+static AdStatus generate_and_select(Run *r, RoundBatch *b, RoundStats *s) {
     const AdExperimentConfig *cfg = r->cfg;
-    double t0 = ad_time_now(), t_gen = 0, t_score = 0, t_train = 0, t_eval = 0;
+    char what[128];
+    long tokens = 0;
+    ad_round_say(r, "round %d | %ld prompts%s, %d sample%s each, teacher %s", b->round,
+                 (long)cfg->rounds.prompts, prompt_lengths(r, b->lo, b->hi, what, sizeof what),
+                 cfg->generate.samples, cfg->generate.samples > 1 ? "s" : "", cfg->rounds.teacher);
+    double t = ad_time_now();
+    AdStatus st = ad_round_candidates(r, b->round, b->lo, b->hi, cfg->rounds.prompts, b->teacher,
+                                      cfg->generate.samples, cfg->generate.temperature, b->cand, &tokens);
+    if (!st && r->n_members) st = ensemble_vote(r, b->round, b->lo, b->hi, b->cand);
+    if (st) return st;
+    s->t_gen = ad_time_now() - t;
+    s->gen_tps = tokens / (s->t_gen + 1e-9);
+    t = ad_time_now();
+    if ((st = score_and_select(r, b->round, b->cand, b->teacher, &b->n_selected))) return st;
+    s->t_score = ad_time_now() - t;
+    const AdCandidates *c = b->cand;
+    long right = 0, known = 0, sel_right = 0, sel_known = 0;
+    for (long i = 0; i < c->n; i++) {
+        if (c->correct[i] < 0) continue;
+        known++, right += c->correct[i];
+        if (c->selected[i]) sel_known++, sel_right += c->correct[i];
+    }
+    s->cand_acc = known ? (double)right / known : NAN;
+    s->label_acc = sel_known ? (double)sel_right / sel_known : NAN;
+    ad_round_say(r, "round %d | generated %ld candidates (%.0f tok/s) | selected %ld (%.1f%%)%s",
+                 b->round, c->n, s->gen_tps, b->n_selected, 100.0 * b->n_selected / (c->n ? c->n : 1),
+                 label_accuracy(s->label_acc, s->cand_acc, what, sizeof what));
+    return AD_OK;
+}
+
+/* rounds.init "restart": the student starts every later round from round 0's weights
+ * with fresh optimizer moments. */
+static AdStatus restart_learner(Run *r) {
+    if (strcmp(r->cfg->rounds.init, "restart") != 0) return AD_OK;
+    AdStatus st = ad_model_copy_params(&r->student, &r->base);
+    if (st) return st;
+    memset(r->opt_state.m, 0, r->opt_state.n * sizeof(float));
+    memset(r->opt_state.v, 0, r->opt_state.n * sizeof(float));
+    r->opt_state.step = 0;
+    return AD_OK;
+}
+
+/* Commits a round: checkpoint first, then the run file (whose counter says the round is
+ * done), then prunes old checkpoints. */
+static AdStatus commit_round(Run *r, const RoundMethod *m, const RoundBatch *b, const RoundStats *s,
+                             double t0) {
+    AdStatus st = ad_dist_agree(ad_dist_is_root() ? save_round_state(r, b->round) : AD_OK);
+    if (!st && b->cand) st = ad_runlog_write_candidates(&r->log, b->round, b->cand);
+    if (!st && m->log) st = m->log(r, b);
+    if (!st) st = ad_runlog_write_train_curve(&r->log, b->round, b->curve.rec, b->curve.n);
+    if (!st && r->n_eval)
+        st = ad_runlog_write_eval(&r->log, b->round, r->eval_len, s->acc, s->eloss, s->en, r->n_eval);
+    if (st) return st;
+    const AdCandidates *c = b->cand;
+    int lo = r->is_task ? b->lo : 0, hi = r->is_task ? b->hi : 0; /* no lengths without a task */
+    AdRoundSummary sum = {b->round, lo, hi, c ? c->n_prompts : 0, c ? c->n : 0, b->n_selected,
+                          c && c->n ? (double)b->n_selected / c->n : NAN, s->label_acc, s->cand_acc,
+                          b->n_examples, (long)b->curve.n, b->loss, s->acc, s->eloss, s->en,
+                          s->frontier, s->t_gen, s->t_score, s->t_train, s->t_eval,
+                          ad_time_now() - t0, s->gen_tps, b->tps, r->cfg->rounds.teacher,
+                          b->n_pairs, b->pairs_dropped, b->pair_accuracy};
+    if ((st = ad_runlog_commit_round(&r->log, &sum))) return st;
+    if (ad_dist_is_root()) prune_round_state(r, b->round);
+    char dur[32];
+    ad_format_duration(sum.time_total, dur, sizeof dur);
+    ad_round_say(r, "round %d | done in %s (generate %.0fs, score %.0fs, train %.0fs, eval %.0fs); "
+                 "run file %s", b->round, dur, s->t_gen, s->t_score, s->t_train, s->t_eval,
+                 r->cfg->run_file);
+    return AD_OK;
+}
+
+/* One round: prompts, generate, score and select (methods that generate), the method's
+ * build and train, evaluate, commit. */
+static AdStatus run_round(Run *r, int round) {
+    const RoundMethod *m = ad_round_method(r->cfg, round);
+    double t0 = ad_time_now();
     AdCandidates cand;
     memset(&cand, 0, sizeof cand);
-    AdData data;
-    memset(&data, 0, sizeof data);
-    Curve curve = {NULL, 0, 0};
-    AdStatus st = AD_OK;
-    int lo = cfg->task.train_min_len, hi = cfg->task.train_max_len;
-    long n_selected = 0, gen_tokens = 0;
-    double label_acc = NAN, cand_acc = NAN, train_loss = NAN, train_tps = 0, gen_tps = 0;
-    const AdPhaseConfig *p = phase(r, round);
-    curve.cap = p->steps;
-    curve.rec = ad_calloc(curve.cap ? curve.cap : 1, sizeof(AdTrainRecord), "training curve");
-    double *acc = ad_calloc(r->n_eval ? r->n_eval : 1, sizeof(double), "eval accuracy");
-    double *eloss = ad_calloc(r->n_eval ? r->n_eval : 1, sizeof(double), "eval loss");
-    long *en = ad_calloc(r->n_eval ? r->n_eval : 1, sizeof(long), "eval counts");
-    if (!curve.rec || !acc || !eloss || !en) {
-        st = AD_ERR_NOMEM;
-        goto done;
+    RoundBatch b;
+    memset(&b, 0, sizeof b);
+    b.round = round;
+    round_lengths(r, round, &b.lo, &b.hi);
+    RoundStats s = {0, 0, 0, 0, 0, NAN, NAN, NULL, NULL, NULL, 0};
+    b.loss = NAN;
+    b.pair_accuracy = NAN;
+    b.curve.cap = phase(r, round)->steps;
+    b.curve.rec = ad_calloc(b.curve.cap ? b.curve.cap : 1, sizeof(AdTrainRecord), "training curve");
+    int E = r->n_eval ? r->n_eval : 1;
+    s.acc = ad_calloc(E, sizeof(double), "eval accuracy");
+    s.eloss = ad_calloc(E, sizeof(double), "eval loss");
+    s.en = ad_calloc(E, sizeof(long), "eval counts");
+    AdStatus st = b.curve.rec && s.acc && s.eloss && s.en ? AD_OK : AD_ERR_NOMEM;
+    if (!st) st = choose_teacher(r, round, &b.teacher);
+    if (!st && m->generates) {
+        b.cand = &cand;
+        st = generate_and_select(r, &b, &s);
     }
-    const AdModel *teacher = round_teacher(r);
-    char what[128];
-
-    if (round == 0) {
-        if (p->steps > 0)
-            say(r, "round 0 | training on ground truth, lengths %d..%d, %d steps", lo, hi, p->steps);
-        else
-            say(r, "round 0 | no training (pretrain.steps 0)");
-        if (cfg->task.seed_examples > 0) {
-            /* seed-set: a fixed small set of ground-truth examples */
-            AdRng rng;
-            ad_rng_init(&rng, cfg->seed, AD_STREAM_DATA, 1000000);
-            char prompt[AD_TASK_MAX_TEXT], answer[AD_TASK_MAX_TEXT];
-            for (int i = 0; i < cfg->task.seed_examples && !st; i++) {
-                int len = lo + (int)ad_rng_below(&rng, (uint32_t)(hi - lo + 1));
-                st = ad_task_example(r->task, len, &rng, prompt, answer);
-                if (!st) st = ad_data_pool_add(&r->pool, prompt, answer, 0);
-            }
-            if (st) goto done;
-            data = r->pool; /* borrowed view */
-        } else if (p->steps > 0 && (st = ad_data_init_task(&data, &r->tok, r->task, lo, hi, r->T))) {
-            goto done;
-        }
-        double t = ad_time_now();
-        st = train_phase(r, 0, 0, &r->student, &r->opt_state, &data, NULL, &curve, &train_loss, &train_tps);
-        if (!st && r->n_members) {
-            say(r, "round 0 | training %d ensemble model(s) with other seeds", r->n_members);
-            st = train_members(r, 0, &data, NULL);
-        }
-        t_train = ad_time_now() - t;
-        if (cfg->task.seed_examples > 0) memset(&data, 0, sizeof data); /* not ours to free */
-        if (st) goto done;
-        if (!strcmp(cfg->rounds.init, "restart")) {
-            ad_model_free(&r->base);
-            if ((st = ad_model_init(&r->base, &r->student.cfg, 0)) ||
-                (st = ad_model_copy_params(&r->base, &r->student)))
-                goto done;
-        }
-        if (!strcmp(cfg->rounds.teacher, "ema")) {
-            ad_model_free(&r->ema);
-            if ((st = ad_model_init(&r->ema, &r->student.cfg, 0)) ||
-                (st = ad_model_copy_params(&r->ema, &r->student)))
-                goto done;
-        }
-    } else {
-        lo = cfg->rounds.length_start + (round - 1) * cfg->rounds.length_step;
-        hi = lo + cfg->rounds.length_span;
-        if (!strcmp(cfg->rounds.teacher, "snapshot")) {
-            ad_model_free(&r->frozen);
-            if ((st = ad_model_init(&r->frozen, &r->student.cfg, 0)) ||
-                (st = ad_model_copy_params(&r->frozen, &r->student)))
-                goto done;
-            teacher = &r->frozen;
-        }
-        say(r, "round %d | %ld prompts%s, %d sample%s each, teacher %s", round,
-            (long)cfg->rounds.prompts, prompt_lengths(r, lo, hi, what, sizeof what),
-            cfg->generate.samples, cfg->generate.samples > 1 ? "s" : "", cfg->rounds.teacher);
-        double t = ad_time_now();
-        if ((st = make_candidates(r, round, lo, hi, teacher, cfg->generate.samples,
-                                  cfg->generate.temperature, &cand, &gen_tokens)))
-            goto done;
-        if (r->n_members && (st = ensemble_vote(r, round, lo, hi, &cand))) goto done;
-        t_gen = ad_time_now() - t;
-        gen_tps = gen_tokens / (t_gen + 1e-9);
-        t = ad_time_now();
-        if ((st = score_and_select(r, round, &cand, teacher, &n_selected))) goto done;
-        t_score = ad_time_now() - t;
-        long right = 0, known = 0, sel_right = 0, sel_known = 0;
-        for (long i = 0; i < cand.n; i++) {
-            if (cand.correct[i] < 0) continue;
-            known++, right += cand.correct[i];
-            if (cand.selected[i]) sel_known++, sel_right += cand.correct[i];
-        }
-        cand_acc = known ? (double)right / known : NAN;
-        label_acc = sel_known ? (double)sel_right / sel_known : NAN;
-        say(r, "round %d | generated %ld candidates (%.0f tok/s) | selected %ld (%.1f%%)%s", round,
-            cand.n, gen_tps, n_selected, 100.0 * n_selected / (cand.n ? cand.n : 1),
-            label_accuracy(label_acc, cand_acc, what, sizeof what));
-        /* the training pool */
-        if (!cfg->rounds.keep_history) ad_data_pool_remove(&r->pool, 1, round - 1);
-        for (long i = 0; i < cand.n && !st; i++)
-            if (cand.selected[i])
-                st = ad_data_pool_add_cut(&r->pool, cand.prompt[i / cand.samples], cand.answer[i],
-                                          round, answer_was_cut(r, &cand, i));
-        if (st) goto done;
-        AdLossKind lk = (AdLossKind)ad_loss_parse(cfg->train.loss);
-        if (lk != AD_LOSS_SFT && cfg->train.on_policy > 0) {
-            /* GKD's lambda: a share of the sequences comes from the student's own samples */
-            AdCandidates own;
-            long own_tokens = 0;
-            long n_own = (long)(cfg->train.on_policy * (n_selected > 0 ? n_selected : cfg->rounds.prompts));
-            AdExperimentConfig tmp = *cfg;
-            tmp.rounds.prompts = (int)(n_own > 0 ? n_own : 1);
-            const AdExperimentConfig *saved = r->cfg;
-            r->cfg = &tmp;
-            st = make_candidates(r, round + 500000, lo, hi, &r->student, 1, 1.0f, &own, &own_tokens);
-            r->cfg = saved;
-            for (long i = 0; i < own.n && !st; i++)
-                st = ad_data_pool_add_cut(&r->pool, own.prompt[i], own.answer[i],
-                                          ON_POLICY_ORIGIN + round, answer_was_cut(r, &own, i));
-            ad_candidates_free(&own);
-            if (st) goto done;
-        }
-        if (!strcmp(cfg->rounds.init, "restart")) {
-            if ((st = ad_model_copy_params(&r->student, &r->base))) goto done;
-            memset(r->opt_state.m, 0, r->opt_state.n * sizeof(float));
-            memset(r->opt_state.v, 0, r->opt_state.n * sizeof(float));
-            r->opt_state.step = 0;
-        }
-        double replay = cfg->rounds.replay_frac;
-        if (replay < 0) replay = 0.5;
-        r->pool.replay_frac = r->is_task ? replay : 0.0;
-        say(r, "round %d | retraining on %ld examples%s, %d steps, loss %s", round, r->pool.n_ex,
-            replay_share(r, what, sizeof what), p->steps, p->loss);
-        t = ad_time_now();
-        st = train_phase(r, round, 0, &r->student, &r->opt_state, &r->pool, teacher, &curve, &train_loss,
-                         &train_tps);
-        ad_data_pool_remove(&r->pool, ON_POLICY_ORIGIN, ON_POLICY_ORIGIN + 1000000);
-        if (!st && r->n_members) st = train_members(r, round, &r->pool, teacher);
-        t_train = ad_time_now() - t;
-        if (st) goto done;
-    }
-
-    int frontier = 0;
-    if (r->n_eval) {
-        double t = ad_time_now();
-        if ((st = evaluate(r, &r->student, acc, eloss, en, &frontier))) goto done;
-        t_eval = ad_time_now() - t;
-        print_eval(r, round, acc, frontier);
-    }
-    /* commit: checkpoint first, then the run file (whose counter says the round is done) */
-    if ((st = ad_dist_agree(ad_dist_is_root() ? save_round_state(r, round) : AD_OK))) goto done;
-    if (round > 0 && (st = ad_runlog_write_candidates(&r->log, round, &cand))) goto done;
-    if ((st = ad_runlog_write_train_curve(&r->log, round, curve.rec, curve.n))) goto done;
-    if (r->n_eval && (st = ad_runlog_write_eval(&r->log, round, r->eval_len, acc, eloss, en, r->n_eval)))
-        goto done;
-    if (!r->is_task) lo = hi = 0; /* prompts without a task have no lengths */
-    AdRoundSummary s = {round, lo, hi, round ? cand.n_prompts : 0, round ? cand.n : 0, n_selected,
-                        round && cand.n ? (double)n_selected / cand.n : NAN, label_acc, cand_acc,
-                        round ? r->pool.n_ex : (cfg->task.seed_examples > 0 ? cfg->task.seed_examples : (long)p->steps * p->batch_size),
-                        (long)curve.n, train_loss, acc, eloss, en, frontier,
-                        t_gen, t_score, t_train, t_eval, ad_time_now() - t0, gen_tps, train_tps,
-                        cfg->rounds.teacher};
-    st = ad_runlog_commit_round(&r->log, &s);
-    if (!st && ad_dist_is_root()) prune_round_state(r, round);
+    if (!st) st = m->build(r, &b);
+    if (!st && round > 0) st = restart_learner(r);
     if (!st) {
-        char dur[32];
-        ad_format_duration(s.time_total, dur, sizeof dur);
-        say(r, "round %d | done in %s (generate %.0fs, score %.0fs, train %.0fs, eval %.0fs); run file %s",
-            round, dur, t_gen, t_score, t_train, t_eval, cfg->run_file);
+        double t = ad_time_now();
+        st = m->train(r, &b);
+        s.t_train = ad_time_now() - t;
     }
-done:
+    if (!st && r->n_eval) {
+        double t = ad_time_now();
+        st = evaluate(r, &r->student, s.acc, s.eloss, s.en, &s.frontier);
+        s.t_eval = ad_time_now() - t;
+        if (!st) print_eval(r, round, s.acc, s.frontier);
+    }
+    if (!st) st = commit_round(r, m, &b, &s, t0);
+    if (m->release) m->release(r, &b);
     ad_candidates_free(&cand);
-    if (round == 0 && cfg->task.seed_examples <= 0) ad_data_free(&data);
-    free(curve.rec);
-    free(acc);
-    free(eloss);
-    free(en);
+    free(b.curve.rec);
+    free(s.acc);
+    free(s.eloss);
+    free(s.en);
     return st;
 }
 
@@ -1331,7 +1315,7 @@ static void say_run_eta(const Run *r, int round, int total, double *sum, int *n,
     *sum += secs, (*n)++;
     char eta[32];
     ad_format_duration(*sum / *n * (total - round - 1), eta, sizeof eta);
-    say(r, "run | %d of %d rounds done | ETA %s for the remaining %d", round + 1, total, eta,
+    ad_round_say(r, "run | %d of %d rounds done | ETA %s for the remaining %d", round + 1, total, eta,
         total - round - 1);
 }
 
@@ -1413,7 +1397,7 @@ static AdStatus run_start_locked(const AdExperimentConfig *cfg, const char *conf
     free(json);
     if (!st) {
         const AdModelConfig *m = &r.student.cfg;
-        say(&r, "run %s: %s/%s/%s model, %d layers, d_model %d, %.2fM parameters; %d rounds after "
+        ad_round_say(&r, "run %s: %s/%s/%s model, %d layers, d_model %d, %.2fM parameters; %d rounds after "
             "round 0; %d threads", cfg->run_file, ad_norm_name(m->norm), ad_mlp_name(m->mlp),
             ad_pos_name(m->pos), m->n_layer, m->d_model, r.student.n_params / 1e6, cfg->rounds.count,
             ad_get_threads());
@@ -1460,7 +1444,7 @@ static AdStatus find_checkpoints(Run *r, const char *original, int rounds_done) 
     snprintf(alt_dir, sizeof alt_dir, "%s.ckpt", alt_run);
     if (strcmp(alt_run, run_file) != 0 && stat(alt_dir, &sb) == 0) {
         if (access(alt_run, F_OK) != 0) {
-            say(r, "%s was renamed from %s: its checkpoints are in %s/", run_file, obase, alt_dir);
+            ad_round_say(r, "%s was renamed from %s: its checkpoints are in %s/", run_file, obase, alt_dir);
             snprintf(r->ckpt_dir, sizeof r->ckpt_dir, "%s", alt_dir);
             return AD_OK;
         }
@@ -1507,9 +1491,9 @@ static AdStatus run_resume_locked(const char *run_file, const char *const *overr
     if (!st) {
         int done = r.log.rounds_complete;
         if (done >= cfg.rounds.count + 1) {
-            say(&r, "%s is complete (%d rounds); raise rounds.count with --set to continue it", run_file, done);
+            ad_round_say(&r, "%s is complete (%d rounds); raise rounds.count with --set to continue it", run_file, done);
         } else {
-            say(&r, "resuming %s after round %d", run_file, done - 1);
+            ad_round_say(&r, "resuming %s after round %d", run_file, done - 1);
             if (done > 0) st = load_round_state(&r, done - 1);
             if (!st) st = run_loop(&r, done);
         }
@@ -1575,12 +1559,22 @@ static void print_plan(const Run *r, FILE *f) {
             snprintf(what, sizeof what, "prompts at lengths %d..%d", lo, lo + c->rounds.length_span);
         else
             snprintf(what, sizeof what, "prompts");
+        char how[192];
+        if (!strcmp(c->objective, "preference"))
+            snprintf(how, sizeof how, "%s pairs; %s (beta %g) against %s, %d steps of %d pair(s)",
+                     c->preference.pairs, c->preference.loss, c->preference.beta,
+                     !strcmp(c->preference.loss, "simpo") ? "no reference"
+                     : !strcmp(c->preference.reference, "teacher") ? "the teacher"
+                     : "the previous round's model", c->train.steps,
+                     c->train.batch_size * c->train.grad_accum);
+        else
+            snprintf(how, sizeof how, "select %s%s; %s, %d steps (loss %s)", c->select.policy,
+                     filter ? " after the length filter" : "", c->objective, c->train.steps,
+                     c->train.loss);
         fprintf(f, "round %-4d %d %s, %d sample(s) of up to %d tokens at temperature %g by "
-                "teacher %s; select %s%s; retrain %d steps (%s, init %s)\n", k, c->rounds.prompts,
-                what, c->generate.samples, answer_budget(r, lo + c->rounds.length_span),
-                c->generate.temperature, c->rounds.teacher, c->select.policy,
-                filter ? " after the length filter" : "", c->train.steps, c->train.loss,
-                c->rounds.init);
+                "teacher %s; %s; init %s\n", k, c->rounds.prompts, what, c->generate.samples,
+                answer_budget(r, lo + c->rounds.length_span), c->generate.temperature,
+                c->rounds.teacher, how, c->rounds.init);
     }
 }
 

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
@@ -35,18 +36,21 @@ enum {
 /* The /summary columns, in AdRoundSummary's order. */
 static const char *const INT_COLS[] = {"round",          "length_lo",   "length_hi",
                                        "n_prompts",      "n_candidates", "n_selected",
-                                       "train_examples", "train_steps", "frontier_90"};
+                                       "train_examples", "train_steps", "frontier_90",
+                                       "n_pairs",        "pairs_dropped"};
 static const char *const FLOAT_COLS[] = {
     "acceptance", "label_accuracy", "candidate_accuracy", "train_loss",
     "time_generate", "time_score", "time_train", "time_eval", "time_total",
-    "gen_tokens_per_s", "train_tokens_per_s"};
+    "gen_tokens_per_s", "train_tokens_per_s", "pair_accuracy"};
 static const char *const EVAL_COLS[] = {"eval_accuracy", "eval_loss"}; /* (R, E) */
 enum {
     N_INT_COLS = sizeof INT_COLS / sizeof INT_COLS[0],
     N_FLOAT_COLS = sizeof FLOAT_COLS / sizeof FLOAT_COLS[0],
     N_EVAL_COLS = sizeof EVAL_COLS / sizeof EVAL_COLS[0],
     FIRST_TIME_COL = 4, /* FLOAT_COLS[4..8] are the timings, also round attributes */
-    N_TIME_COLS = 5
+    N_TIME_COLS = 5,
+    FIRST_LATER_INT = 9,   /* INT_COLS[9..]: columns added after format version 1 first */
+    FIRST_LATER_FLOAT = 11 /* shipped, which older run files lack (added on open) */
 };
 
 /* ================================================================ small helpers */
@@ -455,6 +459,74 @@ AdStatus ad_runlog_write_train_curve(AdRunLog *r, int round, const AdTrainRecord
     return ad_h5_close_after(g, s);
 }
 
+static AdStatus write_pair_sets(hid_t g, const AdPairLog *p) {
+    long n = p->n;
+    size_t nn = (size_t)(n > 0 ? n : 1);
+    int64_t *iv = ad_calloc(nn, sizeof *iv, "run file pairs");
+    hid_t pg = -1;
+    AdStatus s = iv ? ad_h5_group_create(g, "pairs", &pg) : AD_ERR_NOMEM;
+    if (s == AD_OK) s = ad_h5_write_strings(pg, "prompt", (size_t)n, p->prompt);
+    if (s == AD_OK) s = ad_h5_write_strings(pg, "chosen", (size_t)n, p->chosen);
+    if (s == AD_OK) s = ad_h5_write_strings(pg, "rejected", (size_t)n, p->rejected);
+    if (s == AD_OK) s = write_f64(pg, "chosen_score", n, p->chosen_score);
+    if (s == AD_OK) s = write_f64(pg, "rejected_score", n, p->rejected_score);
+    if (s == AD_OK) s = write_f64(pg, "ref_logp_chosen", n, p->ref_chosen);
+    if (s == AD_OK) s = write_f64(pg, "ref_logp_rejected", n, p->ref_rejected);
+    const char *names[4] = {"chosen_correct", "rejected_correct", "chosen_tokens", "rejected_tokens"};
+    const int *cols[4] = {p->chosen_correct, p->rejected_correct, p->chosen_tokens, p->rejected_tokens};
+    for (int c = 0; c < 4 && s == AD_OK; c++) {
+        for (long i = 0; i < n; i++) iv[i] = cols[c][i];
+        s = write_i64(pg, names[c], n, iv);
+    }
+    free(iv);
+    return pg >= 0 ? ad_h5_close_after(pg, s) : s;
+}
+
+/* preference/: the curve under TRL's metric names (rewards/chosen is the dataset chosen
+ * in the group rewards). */
+static AdStatus write_pref_curve(hid_t g, const AdPrefRecord *rec, long n) {
+    size_t nn = (size_t)(n > 0 ? n : 1);
+    int64_t *step = ad_calloc(nn, sizeof *step, "run file preference curve");
+    double *col = ad_calloc(nn, sizeof *col, "run file preference curve");
+    hid_t pg = -1, sub[2] = {-1, -1};
+    AdStatus s = step && col ? ad_h5_group_create(g, "preference", &pg) : AD_ERR_NOMEM;
+    if (s == AD_OK) s = ad_h5_group_create(pg, "rewards", &sub[0]);
+    if (s == AD_OK) s = ad_h5_group_create(pg, "logps", &sub[1]);
+    for (long i = 0; i < n; i++) step[i] = rec[i].step;
+    if (s == AD_OK) s = write_i64(pg, "step", n, step);
+    static const struct { int group; const char *name; size_t off; } cols[] = {
+        {-1, "loss", offsetof(AdPrefRecord, loss)},
+        {0, "chosen", offsetof(AdPrefRecord, rewards_chosen)},
+        {0, "rejected", offsetof(AdPrefRecord, rewards_rejected)},
+        {0, "margins", offsetof(AdPrefRecord, rewards_margins)},
+        {0, "accuracies", offsetof(AdPrefRecord, rewards_accuracies)},
+        {1, "chosen", offsetof(AdPrefRecord, logps_chosen)},
+        {1, "rejected", offsetof(AdPrefRecord, logps_rejected)}};
+    for (size_t c = 0; c < sizeof cols / sizeof cols[0] && s == AD_OK; c++) {
+        for (long i = 0; i < n; i++) memcpy(&col[i], (const char *)&rec[i] + cols[c].off, sizeof(double));
+        s = write_f64(cols[c].group < 0 ? pg : sub[cols[c].group], cols[c].name, n, col);
+    }
+    for (int k = 0; k < 2; k++)
+        if (sub[k] >= 0) s = ad_h5_close_after(sub[k], s);
+    if (pg >= 0) s = ad_h5_close_after(pg, s);
+    free(step);
+    free(col);
+    return s;
+}
+
+AdStatus ad_runlog_write_pairs(AdRunLog *r, int round, const AdPairLog *p,
+                               const AdPrefRecord *curve, long n_steps) {
+    AdStatus s = check_round(r, round, "preference pairs");
+    if (s != AD_OK) return s;
+    hid_t g;
+    s = round_group(r, round, &g);
+    if (s != AD_OK) return s;
+    s = refuse_rewrite(r, g, round, "pairs", "preference pairs");
+    if (s == AD_OK) s = write_pair_sets(g, p);
+    if (s == AD_OK) s = write_pref_curve(g, curve, n_steps);
+    return ad_h5_close_after(g, s);
+}
+
 /* Reads the evaluation grid of the file into lengths (r->n_eval values). */
 static AdStatus read_grid(const AdRunLog *r, int64_t *lengths) {
     hsize_t e = (hsize_t)r->n_eval;
@@ -558,11 +630,12 @@ static AdStatus truncate_summary(hid_t f, const char *path, int rows, int n_eval
 static AdStatus append_summary(hid_t f, const AdRoundSummary *s, int n_eval) {
     const int64_t ints[N_INT_COLS] = {s->round,          s->length_lo,   s->length_hi,
                                       s->n_prompts,      s->n_candidates, s->n_selected,
-                                      s->train_examples, s->train_steps, s->frontier_90};
+                                      s->train_examples, s->train_steps, s->frontier_90,
+                                      s->n_pairs,        s->pairs_dropped};
     const double floats[N_FLOAT_COLS] = {
         s->acceptance,    s->label_accuracy, s->candidate_accuracy, s->train_loss,
         s->time_generate, s->time_score,     s->time_train,         s->time_eval,
-        s->time_total,    s->gen_tokens_per_s, s->train_tokens_per_s};
+        s->time_total,    s->gen_tokens_per_s, s->train_tokens_per_s, s->pair_accuracy};
     double *row = ad_malloc((size_t)(n_eval > 0 ? n_eval : 1) * sizeof *row, "run file summary row");
     if (!row) return AD_ERR_NOMEM;
     hid_t g;
@@ -988,6 +1061,33 @@ static AdStatus drop_rounds_from(hid_t f, const char *path, int rounds) {
     return ad_h5_close_after(g, s);
 }
 
+/* A run file written before the preference columns existed gets them, with `rows` rows
+ * of 0 (counts) and NAN (pair accuracy): those rounds had no pairs. */
+static AdStatus add_later_columns(hid_t f, int rows) {
+    hid_t g;
+    AdStatus s = ad_h5_group_open(f, "summary", &g);
+    if (s != AD_OK) return AD_OK; /* check_consistency names what is missing */
+    size_t n = (size_t)(rows > 0 ? rows : 1);
+    int64_t *zeros = ad_calloc(n, sizeof *zeros, "run file columns");
+    double *nans = ad_calloc(n, sizeof *nans, "run file columns");
+    if (!zeros || !nans) s = AD_ERR_NOMEM;
+    for (size_t i = 0; nans && i < n; i++) nans[i] = NAN;
+    for (int i = FIRST_LATER_INT; i < N_INT_COLS + N_FLOAT_COLS && s == AD_OK; i++) {
+        if (i >= N_INT_COLS && i < N_INT_COLS + FIRST_LATER_FLOAT) continue;
+        int is_int = i < N_INT_COLS, has = 0;
+        const char *name = is_int ? INT_COLS[i] : FLOAT_COLS[i - N_INT_COLS];
+        s = ad_h5_exists(g, name, &has);
+        if (s != AD_OK || has) continue;
+        s = ad_h5_table_create(g, name, is_int ? AD_H5_I64 : AD_H5_F64, 0, SUMMARY_CHUNK_ROWS);
+        if (s == AD_OK && rows > 0)
+            s = ad_h5_table_append(g, name, is_int ? AD_H5_I64 : AD_H5_F64, (hsize_t)rows, 0,
+                                   is_int ? (const void *)zeros : (const void *)nans);
+    }
+    free(zeros);
+    free(nans);
+    return ad_h5_close_after(g, s);
+}
+
 AdStatus ad_runlog_open(AdRunLog *r, const char *path) {
     memset(r, 0, sizeof *r);
     r->file = -1;
@@ -1005,6 +1105,7 @@ AdStatus ad_runlog_open(AdRunLog *r, const char *path) {
     s = check_format(f, path);
     if (s == AD_OK) s = use_v110_formats(f, path);
     if (s == AD_OK) s = read_counts(f, path, &rounds, &n_eval);
+    if (s == AD_OK) s = add_later_columns(f, rounds);
     if (s == AD_OK) s = check_consistency(f, path, rounds, n_eval);
     if (s == AD_OK) s = truncate_summary(f, path, rounds, n_eval);
     if (s == AD_OK) s = drop_rounds_from(f, path, rounds);

@@ -255,6 +255,55 @@ else
     fail "plain table names a checkpoint teacher" "$ttxt"
 fi
 
+# ---- preference rounds: pairs/ and preference/ groups and the pair columns ----
+PREF="$TMP/pref.h5"
+cp "$RUN" "$PREF"
+"$PY" - "$PREF" <<'EOF'
+import sys, h5py, numpy as np
+S = h5py.string_dtype("utf-8")
+with h5py.File(sys.argv[1], "r+") as f:
+    s = f["summary"]
+    s.create_dataset("n_pairs", data=np.array([0, 3, 4], np.int64))
+    s.create_dataset("pairs_dropped", data=np.array([0, 1, 0], np.int64))
+    s.create_dataset("pair_accuracy", data=np.array([np.nan, 2 / 3, 1.0]))
+    for r, q in ((1, 3), (2, 4)):
+        g = f[f"rounds/{r:03d}"]
+        p = g.create_group("pairs")
+        for col in ("prompt", "chosen", "rejected"):
+            p.create_dataset(col, data=[f"{col} {i}" for i in range(q)], dtype=S)
+        for col in ("chosen_score", "rejected_score", "ref_logp_chosen", "ref_logp_rejected"):
+            p.create_dataset(col, data=-np.arange(q, dtype=np.float64))
+        for col in ("chosen_correct", "rejected_correct", "chosen_tokens", "rejected_tokens"):
+            p.create_dataset(col, data=np.ones(q, np.int64))
+        m = g.create_group("preference")
+        steps = np.arange(1, 21, dtype=np.int64)
+        m.create_dataset("step", data=steps)
+        m.create_dataset("loss", data=np.log(2) * np.exp(-steps / 10))
+        for col in ("rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies",
+                    "logps/chosen", "logps/rejected"):
+            m.create_dataset(col, data=np.linspace(0, 1, 20))
+EOF
+check "runfile.load reads the preference groups and pair columns" "$PY" - "$ANALYSIS" "$PREF" "$RUN" <<'EOF'
+import sys
+sys.path.insert(0, sys.argv[1])
+import runfile
+run = runfile.load(sys.argv[2])
+assert run.has_pairs() and list(run.summary["n_pairs"]) == [0, 3, 4]
+r1 = run.rounds[1]
+assert len(r1.preference["rewards/margins"]) == 20 and r1.pairs["chosen"][2] == "chosen 2"
+assert run.rounds[0].preference == {}
+old = runfile.load(sys.argv[3])
+assert not old.has_pairs() and "n_pairs" not in old.summary
+EOF
+if out=$("$PY" "$ANALYSIS/plot_run.py" "$PREF" -o "$TMP/pref_plots" 2>&1) \
+    && [ -s "$TMP/pref_plots/preference.png" ] && [ -s "$TMP/pref_plots/pairs.png" ]; then
+    ok "plot_run.py plots the preference curve and the pairs"
+else
+    fail "plot_run.py plots the preference curve and the pairs" "$out"
+fi
+[ ! -e "$OUT/preference.png" ] && ok "plot_run.py makes no preference plot without pairs" \
+    || fail "plot_run.py makes no preference plot without pairs"
+
 # ---- errors: clear message, non-zero exit ----
 "$PY" - "$TMP" <<'EOF'
 import sys, h5py, numpy as np

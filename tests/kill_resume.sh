@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# kill_resume.sh [KILLS] [SEED]: SIGKILLs a short multi-round run KILLS times (default 5) at
+# kill_resume.sh [KILLS] [SEED] [preference]: SIGKILLs a short multi-round run KILLS times (default 5) at
 # random moments (generation, scoring, training, evaluation, writing the run file and
 # checkpoints all happen in it), resuming it after each kill (starting it again while no run
 # file exists), then lets it finish and checks that the run file equals an uninterrupted
@@ -9,6 +9,9 @@ set -u
 BIN=${AD_BIN:?AD_BIN must name the autodidact binary}
 KILLS=${1:-5}
 SEED=${2:-$RANDOM}
+SETS=() # "preference": the same run with SPIN preference rounds (pairs, stored reference)
+[ "${3:-}" = preference ] && SETS=(--set train.objective=preference --set preference.pairs=spin \
+                                  --set train.batch_size=8)
 PY=/usr/bin/python3
 HERE=$(cd "$(dirname "$0")" && pwd)
 W=$(mktemp -d)
@@ -26,7 +29,7 @@ cat >kill.json <<'EOF'
  "score": {"self_judge": true}}
 EOF
 t0=$(date +%s.%N)
-"$BIN" run kill.json --quiet --set run_file=ref.h5 >/dev/null 2>&1 || { echo "kill_resume: the reference run failed"; exit 1; }
+"$BIN" run kill.json "${SETS[@]}" --quiet --set run_file=ref.h5 >/dev/null 2>&1 || { echo "kill_resume: the reference run failed"; exit 1; }
 t1=$(date +%s.%N)
 ref_ms=$($PY -c "print(int(($t1 - $t0) * 1000))")
 echo "kill_resume: reference run took ${ref_ms} ms; $KILLS kills, seed $SEED"
@@ -37,7 +40,7 @@ while [ $kills -lt "$KILLS" ]; do
   if [ -f killed.h5 ]; then
     "$BIN" resume killed.h5 --quiet >/dev/null 2>&1 &
   else
-    "$BIN" run kill.json --quiet --overwrite --set run_file=killed.h5 >/dev/null 2>&1 &
+    "$BIN" run kill.json "${SETS[@]}" --quiet --overwrite --set run_file=killed.h5 >/dev/null 2>&1 &
   fi
   pid=$!
   starts=$((starts + 1))
@@ -61,7 +64,7 @@ done
 if [ -f killed.h5 ]; then
   "$BIN" resume killed.h5 --quiet >/dev/null 2>&1 || { echo "kill_resume: the final resume failed"; exit 1; }
 else
-  "$BIN" run kill.json --quiet --overwrite --set run_file=killed.h5 >/dev/null 2>&1 || { echo "kill_resume: the final run failed"; exit 1; }
+  "$BIN" run kill.json "${SETS[@]}" --quiet --overwrite --set run_file=killed.h5 >/dev/null 2>&1 || { echo "kill_resume: the final run failed"; exit 1; }
 fi
 echo "kill_resume: $kills kills over $starts starts ($completed_early runs finished before their kill and were started over)"
 

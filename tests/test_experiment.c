@@ -679,7 +679,11 @@ START_TEST(test_print_keys) {
                                         "on_policy"};
     static const char *const rounds[] = {"count", "prompts", "length_start", "length_step",
                                          "length_span", "teacher", "teacher_path", "ema_decay",
-                                         "init", "keep_history", "replay_frac"};
+                                         "init", "keep_history", "replay_frac", "prompt_source"};
+    static const char *const train_only[] = {"objective"};
+    static const char *const preference[] = {"loss", "beta", "label_smoothing", "gamma",
+                                             "sft_alpha", "pairs", "scorer", "min_margin",
+                                             "reference"};
     static const char *const generate[] = {"samples", "temperature", "top_k", "top_p", "min_p",
                                            "max_new_tokens", "batch"};
     static const char *const score[] = {"length", "majority", "logprob", "self_judge",
@@ -689,8 +693,9 @@ START_TEST(test_print_keys) {
                                          "one_per_prompt"};
     struct { const char *group; const char *const *keys; int n; } groups[] = {
         {"", top, 4},          {"model.", model, 25},       {"task.", task, 10},
-        {"pretrain.", phase, 20}, {"train.", phase, 20},    {"rounds.", rounds, 11},
+        {"pretrain.", phase, 20}, {"train.", phase, 20},    {"rounds.", rounds, 12},
         {"generate.", generate, 7}, {"score.", score, 7},   {"select.", select, 9},
+        {"train.", train_only, 1}, {"preference.", preference, 9},
     };
     int total = 0;
     for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++) {

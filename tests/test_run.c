@@ -710,6 +710,24 @@ static void run_stories_config(const char *name, const char *teacher, int studen
     ck_assert_int_eq(mc.d_model, student_is_teacher ? 64 : c.model.d_model);
 }
 
+/* rounds.teacher "ema": round 0 trains before the EMA teacher exists (it starts from round
+ * 0's weights), so round 0's updates must not average into it. */
+START_TEST(test_ema_teacher_runs) {
+    char file[512], over[600];
+    snprintf(file, sizeof file, "%s/ema.h5", ad_test_tmpdir());
+    snprintf(over, sizeof over, "run_file=%s", file);
+    const char *ov[] = {over, "rounds.teacher=ema", "rounds.count=1", "score.ensemble=0"};
+    AdExperimentConfig c;
+    ck_assert_msg(ad_experiment_config_parse(&c, TINY, "tiny", ov, 4) == AD_OK, "%s", ad_errmsg());
+    AdRunOptions o = {1, 0};
+    AdStatus st = ad_run_start(&c, TINY, 1, &o);
+    ck_assert_msg(st == AD_OK, "%s", ad_errmsg());
+    hid_t f = open_run(file);
+    expect_rows(f, "summary/round", 1, 2, 0);
+    ad_h5_close_quietly(f);
+}
+END_TEST
+
 START_TEST(test_stories_configs) {
     const char *models = ad_test_models_dir();
     if (!models) {
@@ -773,6 +791,7 @@ int main(void) {
         {"dry run fails where the run would", test_dry_run_fails_where_the_run_would},
         {"prompts from jsonl", test_prompts_jsonl},
         {"stories260K configs", test_stories_configs},
+        {"ema teacher runs", test_ema_teacher_runs},
         {"renamed and copied run files", test_renamed_and_copied_run_files},
         {"resume with a changed model key", test_resume_with_changed_model_key},
     };

@@ -68,6 +68,8 @@ static AdRoundSummary make_summary(int round, double *acc, double *loss, long *n
     s.time_eval = 5.0 + round, s.time_total = 12.5 + 4 * round;
     s.gen_tokens_per_s = 1000.5 + round, s.train_tokens_per_s = 2000.25 + round;
     s.teacher = round ? "self" : NULL;
+    s.n_pairs = 7 * round, s.pairs_dropped = round;
+    s.pair_accuracy = round ? 0.75 : NAN;
     return s;
 }
 
@@ -339,41 +341,44 @@ static hsize_t n_links(hid_t loc, const char *group) {
 /* ---- checking a whole file -------------------------------------------------------------- */
 
 static void check_summary(hid_t f, int rounds) {
-    int64_t ints[9][64];
-    double floats[11][64], acc[64 * E], loss[64 * E];
+    int64_t ints[11][64];
+    double floats[12][64], acc[64 * E], loss[64 * E];
     for (int k = 0; k < rounds; k++) {
         double a[E], l[E];
         long n[E];
         AdRoundSummary s = make_summary(k, a, l, n);
-        const int64_t iv[9] = {s.round,          s.length_lo,   s.length_hi,
-                               s.n_prompts,      s.n_candidates, s.n_selected,
-                               s.train_examples, s.train_steps, s.frontier_90};
-        const double fv[11] = {s.acceptance,    s.label_accuracy, s.candidate_accuracy,
+        const int64_t iv[11] = {s.round,          s.length_lo,   s.length_hi,
+                                s.n_prompts,      s.n_candidates, s.n_selected,
+                                s.train_examples, s.train_steps, s.frontier_90,
+                                s.n_pairs,        s.pairs_dropped};
+        const double fv[12] = {s.acceptance,    s.label_accuracy, s.candidate_accuracy,
                                s.train_loss,    s.time_generate,  s.time_score,
                                s.time_train,    s.time_eval,      s.time_total,
-                               s.gen_tokens_per_s, s.train_tokens_per_s};
-        for (int i = 0; i < 9; i++) ints[i][k] = iv[i];
-        for (int i = 0; i < 11; i++) floats[i][k] = fv[i];
+                               s.gen_tokens_per_s, s.train_tokens_per_s, s.pair_accuracy};
+        for (int i = 0; i < 11; i++) ints[i][k] = iv[i];
+        for (int i = 0; i < 12; i++) floats[i][k] = fv[i];
         for (int e = 0; e < E; e++) acc[k * E + e] = a[e], loss[k * E + e] = l[e];
     }
-    const char *inames[9] = {"round",          "length_lo",   "length_hi",
-                             "n_prompts",      "n_candidates", "n_selected",
-                             "train_examples", "train_steps", "frontier_90"};
-    const char *fnames[11] = {"acceptance", "label_accuracy", "candidate_accuracy", "train_loss",
+    const char *inames[11] = {"round",          "length_lo",   "length_hi",
+                              "n_prompts",      "n_candidates", "n_selected",
+                              "train_examples", "train_steps", "frontier_90",
+                              "n_pairs",        "pairs_dropped"};
+    const char *fnames[12] = {"acceptance", "label_accuracy", "candidate_accuracy", "train_loss",
                               "time_generate", "time_score", "time_train", "time_eval",
-                              "time_total", "gen_tokens_per_s", "train_tokens_per_s"};
+                              "time_total", "gen_tokens_per_s", "train_tokens_per_s",
+                              "pair_accuracy"};
     char name[64];
-    for (int i = 0; i < 9; i++) {
+    for (int i = 0; i < 11; i++) {
         snprintf(name, sizeof name, "summary/%s", inames[i]);
         check_i64(f, name, (hsize_t)rounds, ints[i]);
     }
-    for (int i = 0; i < 11; i++) {
+    for (int i = 0; i < 12; i++) {
         snprintf(name, sizeof name, "summary/%s", fnames[i]);
         check_f64(f, name, 1, (hsize_t)rounds, 0, floats[i]);
     }
     check_f64(f, "summary/eval_accuracy", 2, (hsize_t)rounds, E, acc);
     check_f64(f, "summary/eval_loss", 2, (hsize_t)rounds, E, loss);
-    ck_assert_uint_eq(n_links(f, "summary"), 9 + 11 + 2);
+    ck_assert_uint_eq(n_links(f, "summary"), 11 + 12 + 2);
 }
 
 static void check_round_group(hid_t f, int k) {
@@ -598,6 +603,59 @@ START_TEST(test_resume) {
     write_round(&r, 3);
     ad_runlog_close(&r);
     check_file(path, 4);
+}
+END_TEST
+
+/* A file written before the preference columns existed: resume adds them, 0 pairs and NaN
+ * pair accuracy for its rounds, and the next round's row follows. */
+START_TEST(test_resume_adds_pair_columns) {
+    const char *path = make_run("old_format.h5", 2);
+    hid_t f;
+    assert_ok(ad_h5_open(path, 1, &f));
+    const char *later[] = {"summary/n_pairs", "summary/pairs_dropped", "summary/pair_accuracy"};
+    for (int i = 0; i < 3; i++) ck_assert_int_ge(H5Ldelete(f, later[i], H5P_DEFAULT), 0);
+    ad_h5_close_file(f);
+    AdRunLog r;
+    assert_ok(ad_runlog_open(&r, path));
+    write_round(&r, 2);
+    ad_runlog_close(&r);
+    assert_ok(ad_h5_open(path, 0, &f));
+    const int64_t np[3] = {0, 0, 14}, nd[3] = {0, 0, 2};
+    const double pa[3] = {NAN, NAN, 0.75};
+    check_i64(f, "summary/n_pairs", 3, np);
+    check_i64(f, "summary/pairs_dropped", 3, nd);
+    check_f64(f, "summary/pair_accuracy", 1, 3, 0, pa);
+    ad_h5_close_quietly(f);
+}
+END_TEST
+
+/* The pairs and the preference curve land under TRL's names, and once per round only. */
+START_TEST(test_pairs_layout) {
+    const char *path = make_run("pairs.h5", 1);
+    AdRunLog r;
+    assert_ok(ad_runlog_open(&r, path));
+    char *prompt[2] = {"1+2=", "3+4="}, *chosen[2] = {"3", "7"}, *rejected[2] = {"4", "8"};
+    const double sc[2] = {1, 0.5}, sr[2] = {0, 0.25}, rc[2] = {-1.5, -2}, rr[2] = {-3, -4};
+    const int cc[2] = {1, 1}, cr[2] = {0, -1}, tc[2] = {2, 2}, tr[2] = {2, 3};
+    AdPairLog p = {2, prompt, chosen, rejected, sc, sr, cc, cr, rc, rr, tc, tr};
+    AdPrefRecord curve[3];
+    for (int i = 0; i < 3; i++)
+        curve[i] = (AdPrefRecord){i + 1, 0.7 - 0.1 * i, 0.1 * i, -0.1 * i, 0.2 * i, 0.5, -1.0 - i, -2.0 - i};
+    assert_ok(ad_runlog_write_pairs(&r, 1, &p, curve, 3));
+    ck_assert_int_eq(ad_runlog_write_pairs(&r, 1, &p, curve, 3), AD_ERR_ARG);
+    write_round(&r, 1);
+    ad_runlog_close(&r);
+    hid_t f;
+    assert_ok(ad_h5_open(path, 0, &f));
+    const int64_t want_cr[2] = {0, -1}, want_tr[2] = {2, 3}, steps[3] = {1, 2, 3};
+    check_i64(f, "rounds/001/pairs/rejected_correct", 2, want_cr);
+    check_i64(f, "rounds/001/pairs/rejected_tokens", 2, want_tr);
+    check_f64(f, "rounds/001/pairs/ref_logp_rejected", 1, 2, 0, rr);
+    check_i64(f, "rounds/001/preference/step", 3, steps);
+    const double margins[3] = {0, 0.2, 0.4}, lr[3] = {-2, -3, -4};
+    check_f64(f, "rounds/001/preference/rewards/margins", 1, 3, 0, margins);
+    check_f64(f, "rounds/001/preference/logps/rejected", 1, 3, 0, lr);
+    ad_h5_close_quietly(f);
 }
 END_TEST
 
@@ -966,6 +1024,8 @@ static Suite *runlog_suite(void) {
     tcase_set_timeout(tc, TIMEOUT);
     tcase_add_test(tc, test_resume);
     tcase_add_test(tc, test_resume_drops_uncommitted);
+    tcase_add_test(tc, test_resume_adds_pair_columns);
+    tcase_add_test(tc, test_pairs_layout);
     tcase_add_test(tc, test_no_eval_grid);
     suite_add_tcase(s, tc);
     tc = tcase_create("errors");

@@ -73,6 +73,8 @@ typedef struct {
         int keep_history;         /* 1: train on every earlier round's selected data too */
         double replay_frac;       /* fraction of each training batch drawn from the ground-
                                      truth data of round 0 (-1: in proportion to its size) */
+        char prompt_source[16];   /* task (fresh prompts at the round's lengths) | seed (the
+                                     prompts of round 0's task.seed_examples) */
     } rounds;
 
     struct {
@@ -109,6 +111,20 @@ typedef struct {
     } select;
 
     AdPhaseConfig train;          /* retraining in each round */
+    char objective[16];           /* train.objective: what the rounds train on: sft (selected
+                                     sequences), distillation (the teacher's distributions),
+                                     preference (chosen/rejected pairs); "auto" resolves to sft
+                                     or distillation by train.loss */
+
+    struct {                      /* rounds with train.objective "preference" */
+        char loss[16];            /* dpo | ipo | simpo */
+        double beta, label_smoothing, gamma, sft_alpha;
+        char pairs[16];           /* best_worst (by scorer) | verifier (right vs wrong) |
+                                     spin (ground truth vs own sample) */
+        char scorer[32];          /* what best_worst ranks by */
+        double min_margin;        /* best_worst: best minus worst score must exceed this */
+        char reference[16];       /* previous (the student at the round's start) | teacher */
+    } preference;
 } AdExperimentConfig;
 
 void ad_experiment_config_defaults(AdExperimentConfig *c);

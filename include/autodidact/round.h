@@ -1,6 +1,7 @@
 /* round.h: the self-distillation loop of `autodidact run`. Round 0 trains the student on
  * ground truth; every later round draws prompts, lets the teacher generate candidates,
- * scores and selects them, retrains the student (SFT or a distillation loss), evaluates
+ * scores and selects them, retrains the student (train.objective: SFT on the selected
+ * sequences, a distillation loss, or a preference loss on chosen/rejected pairs), evaluates
  * exact-match accuracy by length, and commits the round to the run file and a checkpoint.
  * A killed run resumes from its last complete round with the same numbers. The math
  * lives in the other modules; this one only sequences them. */

@@ -33,7 +33,28 @@ typedef struct {
     double time_generate, time_score, time_train, time_eval, time_total;
     double gen_tokens_per_s, train_tokens_per_s;
     const char *teacher;
+    /* preference rounds (0, 0 and NAN otherwise) */
+    long n_pairs, pairs_dropped;  /* pairs trained on; prompts without a usable pair */
+    double pair_accuracy;         /* share of the pairs, among those the verifier can judge,
+                                     whose chosen answer is right and rejected one wrong */
 } AdRoundSummary;
+
+/* The pairs of a preference round, one entry per pair. */
+typedef struct {
+    long n;
+    char *const *prompt, *const *chosen, *const *rejected;  /* (n) UTF-8 */
+    const double *chosen_score, *rejected_score;  /* what the pair builder ranked by */
+    const int *chosen_correct, *rejected_correct; /* 1 right, 0 wrong, -1 unknown */
+    const double *ref_chosen, *ref_rejected;      /* reference log-prob sums of the answers */
+    const int *chosen_tokens, *rejected_tokens;   /* answer tokens (with <eos>) */
+} AdPairLog;
+
+/* One update of a preference round: TRL's DPOTrainer metrics (means over the pairs). */
+typedef struct {
+    long step;
+    double loss, rewards_chosen, rewards_rejected, rewards_margins, rewards_accuracies;
+    double logps_chosen, logps_rejected;
+} AdPrefRecord;
 
 /* Takes the run's lock: an exclusive flock on the file <path>.lock (holding its pid), held
  * until ad_runlog_unlock or the end of the process, however it ends, so a killed run never
@@ -74,6 +95,9 @@ AdStatus ad_runlog_write_candidates(AdRunLog *r, int round, const AdCandidates *
 AdStatus ad_runlog_write_train_curve(AdRunLog *r, int round, const AdTrainRecord *recs, long n);
 AdStatus ad_runlog_write_eval(AdRunLog *r, int round, const int *lengths, const double *accuracy,
                               const double *loss, const long *n, int n_eval);
+/* The pairs/ and preference/ groups of a preference round (layout: docs/RUNFILE.md). */
+AdStatus ad_runlog_write_pairs(AdRunLog *r, int round, const AdPairLog *p,
+                               const AdPrefRecord *curve, long n_steps);
 /* Appends the summary row, sets the round group's attributes and rounds_complete, and
  * writes the whole file atomically. On failure (e.g. disk full) the previous file on disk
  * is intact, the error names the path, and the same round may be committed again. */
