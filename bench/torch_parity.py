@@ -123,19 +123,6 @@ def load_model(path):
     return model, pairs, L
 
 
-def logits_of(model, idx):
-    """Model.forward up to the classifier (torch_train.Model returns the mean loss)."""
-    B, T = idx.shape
-    x = model.wte(idx)
-    if model.wpe is not None:
-        x = x + model.wpe.weight[:T]
-    rot = (model.rope_cos[:T], model.rope_sin[:T]) if model.rope else None
-    for blk in model.blocks:
-        x = blk(x, model.mask, rot)
-    x = model.normf(x)
-    return F.linear(x, model.wte.weight if model.lm_head is None else model.lm_head.weight)
-
-
 def replay(dump_dir, train_cfg, threads):
     """Trains in PyTorch on the dumped batches; returns the loss per step."""
     torch.set_num_threads(threads)
@@ -151,7 +138,7 @@ def replay(dump_dir, train_cfg, threads):
         opt.zero_grad(set_to_none=True)
         total = 0.0
         for tok, tg in micro:  # loss summed over the accumulated batch, divided by its targets
-            lg = logits_of(model, tok)
+            lg = model.logits(tok)
             loss = F.cross_entropy(lg.view(-1, lg.size(-1)), tg.reshape(-1), ignore_index=-1,
                                    reduction="sum") / count
             loss.backward()

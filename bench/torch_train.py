@@ -91,7 +91,7 @@ class Model(nn.Module):
             elif name.endswith("bias"):
                 nn.init.zeros_(p)
 
-    def forward(self, idx, targets):
+    def logits(self, idx):
         B, T = idx.shape
         x = self.wte(idx)
         if self.wpe is not None:
@@ -100,7 +100,10 @@ class Model(nn.Module):
         for blk in self.blocks:
             x = blk(x, self.mask, rot)
         x = self.normf(x)
-        logits = F.linear(x, self.wte.weight if self.lm_head is None else self.lm_head.weight)
+        return F.linear(x, self.wte.weight if self.lm_head is None else self.lm_head.weight)
+
+    def forward(self, idx, targets):
+        logits = self.logits(idx)
         return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1)
 
 
