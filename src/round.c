@@ -1118,6 +1118,8 @@ static const char *prompt_lengths(const Run *r, int lo, int hi, char *buf, size_
 
 static const char *label_accuracy(double label_acc, double cand_acc, char *buf, size_t cap) {
     if (isnan(label_acc) && isnan(cand_acc)) snprintf(buf, cap, " (no verifier)");
+    else if (isnan(label_acc)) /* nothing selected */
+        snprintf(buf, cap, " | label accuracy - (all candidates %.1f%%)", 100.0 * cand_acc);
     else snprintf(buf, cap, " | label accuracy %.1f%% (all candidates %.1f%%)", 100.0 * label_acc,
                   100.0 * cand_acc);
     return buf;
