@@ -24,8 +24,8 @@ SUMMARY_COLUMNS = (
     "acceptance", "label_accuracy", "candidate_accuracy", "train_examples", "train_steps",
     "train_loss", "eval_accuracy", "eval_loss", "frontier_90", "time_generate", "time_score",
     "time_train", "time_eval", "time_total", "gen_tokens_per_s", "train_tokens_per_s")
-# preference rounds: columns added after version 1 first shipped (absent from older files)
-PAIR_SUMMARY_COLUMNS = ("n_pairs", "pairs_dropped", "pair_accuracy")
+# columns added after version 1 first shipped (absent from older files): preference pairs, write time
+LATER_SUMMARY_COLUMNS = ("n_pairs", "pairs_dropped", "pair_accuracy", "time_write")
 # TRL DPOTrainer metric names, stored as paths under /rounds/NNN/preference/
 PREFERENCE_METRICS = ("step", "loss", "rewards/chosen", "rewards/rejected", "rewards/margins",
                       "rewards/accuracies", "logps/chosen", "logps/rejected")
@@ -203,7 +203,7 @@ def load(path, candidates=True):
                     raise RunFileError(f"{path}: /summary/{col} has {data.shape[0]} rows, "
                                        f"rounds_complete is {R}")
                 run.summary[col] = data[:R]
-            for col in PAIR_SUMMARY_COLUMNS:  # optional: files before preference rounds
+            for col in LATER_SUMMARY_COLUMNS:  # optional: absent from older files
                 if col in summary:
                     run.summary[col] = summary[col][:R]
             E = len(run.eval_lengths)

@@ -66,6 +66,18 @@ AdStatus ad_run_report(const char *run_file, FILE *f) {
         return AD_ERR_NOMEM;
     }
     for (int k = 0; k < NC && !st; k++) st = read_column(file, cols[k], rows, v + (size_t)k * rows);
+    /* seconds per phase (time_write is absent from files written before it existed) */
+    const char *tcols[] = {"summary/time_generate", "summary/time_score", "summary/time_train",
+                           "summary/time_eval", "summary/time_write", "summary/time_total"};
+    enum { NT = 6 };
+    double *tv = ad_calloc((size_t)NT * (rows ? rows : 1), sizeof(double), "report");
+    if (!tv) st = AD_ERR_NOMEM;
+    for (int k = 0; k < NT && !st; k++) {
+        int has = 1;
+        if (k == 4) st = ad_h5_exists(file, tcols[k], &has);
+        if (!st && has) st = read_column(file, tcols[k], rows, tv + (size_t)k * rows);
+        else for (hsize_t i = 0; i < rows; i++) tv[(size_t)k * rows + i] = NAN;
+    }
     /* accuracy by length */
     int rank = 0;
     hsize_t eshape[2] = {0, 0};
@@ -121,6 +133,17 @@ AdStatus ad_run_report(const char *run_file, FILE *f) {
                 fprintf(f, "%5llu %9.0f %9.0f %9s\n", (unsigned long long)i, pv[i], pv[rows + i], pa);
             }
         }
+        fprintf(f, "\nseconds per phase\n%5s %9s %9s %9s %9s %9s %9s\n", "round", "generate",
+                "score", "train", "evaluate", "write", "total");
+        for (hsize_t i = 0; i < rows; i++) {
+            fprintf(f, "%5llu", (unsigned long long)i);
+            for (int k = 0; k < NT; k++) {
+                double x = tv[(size_t)k * rows + i];
+                if (isnan(x)) fprintf(f, " %9s", "-");
+                else fprintf(f, " %9.1f", x);
+            }
+            fprintf(f, "\n");
+        }
         if (acc) {
             fprintf(f, "\nexact-match accuracy (%%) by round (rows) and length (columns)\n%5s", "");
             for (hsize_t e = 0; e < eshape[1]; e++) fprintf(f, " %4lld", (long long)elen[e]);
@@ -133,6 +156,7 @@ AdStatus ad_run_report(const char *run_file, FILE *f) {
         }
     }
     free(v);
+    free(tv);
     free(pv);
     free(acc);
     free(elen);

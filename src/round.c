@@ -1224,6 +1224,7 @@ static AdStatus restart_learner(Run *r) {
  * done), then prunes old checkpoints. */
 static AdStatus commit_round(Run *r, const RoundMethod *m, const RoundBatch *b, const RoundStats *s,
                              double t0) {
+    double t_write = ad_time_now();
     AdStatus st = ad_dist_agree(ad_dist_is_root() ? save_round_state(r, b->round) : AD_OK);
     if (!st && b->cand) st = ad_runlog_write_candidates(&r->log, b->round, b->cand);
     if (!st && m->log) st = m->log(r, b);
@@ -1238,14 +1239,14 @@ static AdStatus commit_round(Run *r, const RoundMethod *m, const RoundBatch *b, 
                           b->n_examples, (long)b->curve.n, b->loss, s->acc, s->eloss, s->en,
                           s->frontier, s->t_gen, s->t_score, s->t_train, s->t_eval,
                           ad_time_now() - t0, s->gen_tps, b->tps, r->cfg->rounds.teacher,
-                          b->n_pairs, b->pairs_dropped, b->pair_accuracy};
+                          b->n_pairs, b->pairs_dropped, b->pair_accuracy, ad_time_now() - t_write};
     if ((st = ad_runlog_commit_round(&r->log, &sum))) return st;
     if (ad_dist_is_root()) prune_round_state(r, b->round);
     char dur[32];
     ad_format_duration(sum.time_total, dur, sizeof dur);
-    ad_round_say(r, "round %d | done in %s (generate %.0fs, score %.0fs, train %.0fs, eval %.0fs); "
-                 "run file %s", b->round, dur, s->t_gen, s->t_score, s->t_train, s->t_eval,
-                 r->cfg->run_file);
+    ad_round_say(r, "round %d | done in %s (generate %.0fs, score %.0fs, train %.0fs, eval %.0fs, "
+                 "write %.1fs); run file %s", b->round, dur, s->t_gen, s->t_score, s->t_train,
+                 s->t_eval, sum.time_write, r->cfg->run_file);
     return AD_OK;
 }
 

@@ -41,7 +41,7 @@ static const char *const INT_COLS[] = {"round",          "length_lo",   "length_
 static const char *const FLOAT_COLS[] = {
     "acceptance", "label_accuracy", "candidate_accuracy", "train_loss",
     "time_generate", "time_score", "time_train", "time_eval", "time_total",
-    "gen_tokens_per_s", "train_tokens_per_s", "pair_accuracy"};
+    "gen_tokens_per_s", "train_tokens_per_s", "pair_accuracy", "time_write"};
 static const char *const EVAL_COLS[] = {"eval_accuracy", "eval_loss"}; /* (R, E) */
 enum {
     N_INT_COLS = sizeof INT_COLS / sizeof INT_COLS[0],
@@ -635,7 +635,8 @@ static AdStatus append_summary(hid_t f, const AdRoundSummary *s, int n_eval) {
     const double floats[N_FLOAT_COLS] = {
         s->acceptance,    s->label_accuracy, s->candidate_accuracy, s->train_loss,
         s->time_generate, s->time_score,     s->time_train,         s->time_eval,
-        s->time_total,    s->gen_tokens_per_s, s->train_tokens_per_s, s->pair_accuracy};
+        s->time_total,    s->gen_tokens_per_s, s->train_tokens_per_s, s->pair_accuracy,
+        s->time_write};
     double *row = ad_malloc((size_t)(n_eval > 0 ? n_eval : 1) * sizeof *row, "run file summary row");
     if (!row) return AD_ERR_NOMEM;
     hid_t g;
@@ -664,6 +665,7 @@ static AdStatus write_round_attrs(hid_t g, const AdRoundSummary *s) {
     if (st == AD_OK) st = ad_h5_attr_write_f64(g, "label_accuracy", s->label_accuracy);
     for (int i = 0; i < N_TIME_COLS && st == AD_OK; i++)
         st = ad_h5_attr_write_f64(g, FLOAT_COLS[FIRST_TIME_COL + i], times[i]);
+    if (st == AD_OK) st = ad_h5_attr_write_f64(g, "time_write", s->time_write);
     return st;
 }
 
@@ -973,6 +975,13 @@ static AdStatus check_round_group(hid_t f, const char *path, int round, int roun
     return ad_h5_close_after(g, s);
 }
 
+/* 1 if summary column i (INT_COLS, then FLOAT_COLS) was added after format version 1 first
+ * shipped, so that files written before it lack it. */
+static int is_later_column(int i) {
+    return (i >= FIRST_LATER_INT && i < N_INT_COLS) ||
+           (i >= N_INT_COLS + FIRST_LATER_FLOAT && i < N_INT_COLS + N_FLOAT_COLS);
+}
+
 /* Read-only consistency check of an open run file holding `rounds` committed rounds:
  * every summary column has at least that many rows (rank and width as documented), and
  * every round 0..rounds-1 has a complete group (check_round_group). The first missing or
@@ -988,6 +997,7 @@ static AdStatus check_consistency(hid_t f, const char *path, int rounds, int n_e
         int want_rank = i < N_INT_COLS + N_FLOAT_COLS ? 1 : 2, rank = 0, has = 0;
         hsize_t dims[AD_H5_MAX_RANK];
         s = ad_h5_exists(g, name, &has);
+        if (s == AD_OK && !has && is_later_column(i)) continue; /* an older file: open adds it */
         if (s == AD_OK && !has) s = ad_fail(AD_ERR_FORMAT, "%s: /summary/%s is missing", path, name);
         if (s == AD_OK) s = ad_h5_array_shape(g, name, AD_H5_MAX_RANK, &rank, dims);
         if (s == AD_OK && (rank != want_rank || (rank == 2 && dims[1] != (hsize_t)n_eval)))
@@ -1061,8 +1071,9 @@ static AdStatus drop_rounds_from(hid_t f, const char *path, int rounds) {
     return ad_h5_close_after(g, s);
 }
 
-/* A run file written before the preference columns existed gets them, with `rows` rows
- * of 0 (counts) and NAN (pair accuracy): those rounds had no pairs. */
+/* A run file written before the preference and write-time columns existed gets them, with
+ * `rows` rows of 0 (counts) and NAN (pair accuracy, write time): those rounds had no pairs,
+ * and their write time was not measured. */
 static AdStatus add_later_columns(hid_t f, int rows) {
     hid_t g;
     AdStatus s = ad_h5_group_open(f, "summary", &g);
@@ -1073,7 +1084,7 @@ static AdStatus add_later_columns(hid_t f, int rows) {
     if (!zeros || !nans) s = AD_ERR_NOMEM;
     for (size_t i = 0; nans && i < n; i++) nans[i] = NAN;
     for (int i = FIRST_LATER_INT; i < N_INT_COLS + N_FLOAT_COLS && s == AD_OK; i++) {
-        if (i >= N_INT_COLS && i < N_INT_COLS + FIRST_LATER_FLOAT) continue;
+        if (!is_later_column(i)) continue;
         int is_int = i < N_INT_COLS, has = 0;
         const char *name = is_int ? INT_COLS[i] : FLOAT_COLS[i - N_INT_COLS];
         s = ad_h5_exists(g, name, &has);

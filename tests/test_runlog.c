@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "../src/h5util.h" /* brings <hdf5.h> (see the note there on the 1.8 API default) */
+#include "autodidact/round.h"
 #include "autodidact/runlog.h"
 #include "autodidact/score.h"
 #include "autodidact/train.h"
@@ -70,6 +71,7 @@ static AdRoundSummary make_summary(int round, double *acc, double *loss, long *n
     s.teacher = round ? "self" : NULL;
     s.n_pairs = 7 * round, s.pairs_dropped = round;
     s.pair_accuracy = round ? 0.75 : NAN;
+    s.time_write = 0.125 + round;
     return s;
 }
 
@@ -342,7 +344,7 @@ static hsize_t n_links(hid_t loc, const char *group) {
 
 static void check_summary(hid_t f, int rounds) {
     int64_t ints[11][64];
-    double floats[12][64], acc[64 * E], loss[64 * E];
+    double floats[13][64], acc[64 * E], loss[64 * E];
     for (int k = 0; k < rounds; k++) {
         double a[E], l[E];
         long n[E];
@@ -351,34 +353,35 @@ static void check_summary(hid_t f, int rounds) {
                                 s.n_prompts,      s.n_candidates, s.n_selected,
                                 s.train_examples, s.train_steps, s.frontier_90,
                                 s.n_pairs,        s.pairs_dropped};
-        const double fv[12] = {s.acceptance,    s.label_accuracy, s.candidate_accuracy,
+        const double fv[13] = {s.acceptance,    s.label_accuracy, s.candidate_accuracy,
                                s.train_loss,    s.time_generate,  s.time_score,
                                s.time_train,    s.time_eval,      s.time_total,
-                               s.gen_tokens_per_s, s.train_tokens_per_s, s.pair_accuracy};
+                               s.gen_tokens_per_s, s.train_tokens_per_s, s.pair_accuracy,
+                               s.time_write};
         for (int i = 0; i < 11; i++) ints[i][k] = iv[i];
-        for (int i = 0; i < 12; i++) floats[i][k] = fv[i];
+        for (int i = 0; i < 13; i++) floats[i][k] = fv[i];
         for (int e = 0; e < E; e++) acc[k * E + e] = a[e], loss[k * E + e] = l[e];
     }
     const char *inames[11] = {"round",          "length_lo",   "length_hi",
                               "n_prompts",      "n_candidates", "n_selected",
                               "train_examples", "train_steps", "frontier_90",
                               "n_pairs",        "pairs_dropped"};
-    const char *fnames[12] = {"acceptance", "label_accuracy", "candidate_accuracy", "train_loss",
+    const char *fnames[13] = {"acceptance", "label_accuracy", "candidate_accuracy", "train_loss",
                               "time_generate", "time_score", "time_train", "time_eval",
                               "time_total", "gen_tokens_per_s", "train_tokens_per_s",
-                              "pair_accuracy"};
+                              "pair_accuracy", "time_write"};
     char name[64];
     for (int i = 0; i < 11; i++) {
         snprintf(name, sizeof name, "summary/%s", inames[i]);
         check_i64(f, name, (hsize_t)rounds, ints[i]);
     }
-    for (int i = 0; i < 12; i++) {
+    for (int i = 0; i < 13; i++) {
         snprintf(name, sizeof name, "summary/%s", fnames[i]);
         check_f64(f, name, 1, (hsize_t)rounds, 0, floats[i]);
     }
     check_f64(f, "summary/eval_accuracy", 2, (hsize_t)rounds, E, acc);
     check_f64(f, "summary/eval_loss", 2, (hsize_t)rounds, E, loss);
-    ck_assert_uint_eq(n_links(f, "summary"), 11 + 12 + 2);
+    ck_assert_uint_eq(n_links(f, "summary"), 11 + 13 + 2);
 }
 
 static void check_round_group(hid_t f, int k) {
@@ -404,6 +407,7 @@ static void check_round_group(hid_t f, int k) {
     ck_assert(attr_f64(g, "time_train") == s.time_train);
     ck_assert(attr_f64(g, "time_eval") == s.time_eval);
     ck_assert(attr_f64(g, "time_total") == s.time_total);
+    ck_assert(attr_f64(g, "time_write") == s.time_write);
     /* candidates */
     hsize_t p = k ? 2 : 0, c = k ? 6 : 0;
     check_strings(g, "prompts", p, PROMPTS);
@@ -606,15 +610,27 @@ START_TEST(test_resume) {
 }
 END_TEST
 
-/* A file written before the preference columns existed: resume adds them, 0 pairs and NaN
- * pair accuracy for its rounds, and the next round's row follows. */
+/* A file written before the preference and write-time columns existed: resume adds them, 0
+ * pairs and NaN pair accuracy and write time for its rounds, and the next round's row follows. */
 START_TEST(test_resume_adds_pair_columns) {
     const char *path = make_run("old_format.h5", 2);
     hid_t f;
     assert_ok(ad_h5_open(path, 1, &f));
-    const char *later[] = {"summary/n_pairs", "summary/pairs_dropped", "summary/pair_accuracy"};
-    for (int i = 0; i < 3; i++) ck_assert_int_ge(H5Ldelete(f, later[i], H5P_DEFAULT), 0);
+    const char *later[] = {"summary/n_pairs", "summary/pairs_dropped", "summary/pair_accuracy",
+                           "summary/time_write"};
+    for (int i = 0; i < 4; i++) ck_assert_int_ge(H5Ldelete(f, later[i], H5P_DEFAULT), 0);
     ad_h5_close_file(f);
+    /* read-only, such a file passes the check and reports (with "-" for the missing times) */
+    assert_ok(ad_runlog_check(path, NULL));
+    FILE *out = tmpfile();
+    ck_assert_ptr_nonnull(out);
+    assert_ok(ad_run_report(path, out));
+    long len = ftell(out);
+    char text[8192] = {0};
+    rewind(out);
+    ck_assert(fread(text, 1, sizeof text - 1, out) > 0 && len > 0);
+    fclose(out);
+    ck_assert_msg(strstr(text, "seconds per phase") && strstr(text, "        -"), "%s", text);
     AdRunLog r;
     assert_ok(ad_runlog_open(&r, path));
     write_round(&r, 2);
@@ -625,6 +641,8 @@ START_TEST(test_resume_adds_pair_columns) {
     check_i64(f, "summary/n_pairs", 3, np);
     check_i64(f, "summary/pairs_dropped", 3, nd);
     check_f64(f, "summary/pair_accuracy", 1, 3, 0, pa);
+    const double tw[3] = {NAN, NAN, 2.125};
+    check_f64(f, "summary/time_write", 1, 3, 0, tw);
     ad_h5_close_quietly(f);
 }
 END_TEST

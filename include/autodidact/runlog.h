@@ -37,6 +37,8 @@ typedef struct {
     long n_pairs, pairs_dropped;  /* pairs trained on; prompts without a usable pair */
     double pair_accuracy;         /* share of the pairs, among those the verifier can judge,
                                      whose chosen answer is right and rejected one wrong */
+    double time_write;            /* seconds writing the round's checkpoint and run-file
+                                     datasets before the commit */
 } AdRoundSummary;
 
 /* The pairs of a preference round, one entry per pair. */
