@@ -84,7 +84,7 @@ typedef struct {
 
 /* The rows of the table (method_*.c). ground_truth is round 0's. */
 extern const RoundMethod ad_method_ground_truth, ad_method_sft, ad_method_distillation,
-    ad_method_preference;
+    ad_method_preference, ad_method_grpo;
 
 /* The method of round `round` of the run configured by cfg. */
 const RoundMethod *ad_round_method(const AdExperimentConfig *cfg, int round);

@@ -527,6 +527,63 @@ AdStatus ad_runlog_write_pairs(AdRunLog *r, int round, const AdPairLog *p,
     return ad_h5_close_after(g, s);
 }
 
+/* rl/: the samples; grpo/: the round's generation metrics (one value each) and the curve
+ * under TRL's names (clip_ratio/low_mean is the dataset low_mean in the group clip_ratio). */
+static AdStatus write_rl_sets(hid_t g, const AdRlLog *p, const AdRlRound *sum,
+                              const AdRlRecord *rec, long n) {
+    size_t nn = (size_t)(p->n > n ? p->n : n > 0 ? n : 1);
+    int64_t *iv = ad_calloc(nn, sizeof *iv, "run file rl");
+    double *col = ad_calloc(nn, sizeof *col, "run file rl");
+    hid_t rg = -1, pg = -1, sub[2] = {-1, -1};
+    AdStatus s = iv && col ? ad_h5_group_create(g, "rl", &rg) : AD_ERR_NOMEM;
+    if (s == AD_OK) s = write_f64(rg, "reward", p->n, p->reward);
+    if (s == AD_OK) s = write_f64(rg, "advantage", p->n, p->advantage);
+    if (s == AD_OK) s = write_f64(rg, "old_logp", p->n, p->old_logp);
+    for (long i = 0; i < p->n; i++) iv[i] = p->tokens[i];
+    if (s == AD_OK) s = write_i64(rg, "tokens", p->n, iv);
+    if (s == AD_OK) s = ad_h5_group_create(g, "grpo", &pg);
+    if (s == AD_OK) s = ad_h5_group_create(pg, "clip_ratio", &sub[0]);
+    if (s == AD_OK) s = ad_h5_group_create(pg, "completions", &sub[1]);
+    if (s == AD_OK) s = write_f64(pg, "reward", 1, &sum->reward);
+    if (s == AD_OK) s = write_f64(pg, "reward_std", 1, &sum->reward_std);
+    if (s == AD_OK) s = write_f64(pg, "frac_reward_zero_std", 1, &sum->frac_reward_zero_std);
+    if (s == AD_OK) s = write_f64(pg, "accuracy", 1, &sum->accuracy);
+    if (s == AD_OK) s = write_f64(sub[1], "mean_length", 1, &sum->mean_length);
+    for (long i = 0; i < n; i++) iv[i] = rec[i].step;
+    if (s == AD_OK) s = write_i64(pg, "step", n, iv);
+    static const struct { int group; const char *name; size_t off; } cols[] = {
+        {-1, "loss", offsetof(AdRlRecord, loss)},
+        {-1, "kl", offsetof(AdRlRecord, kl)},
+        {-1, "entropy", offsetof(AdRlRecord, entropy)},
+        {-1, "ratio", offsetof(AdRlRecord, ratio)},
+        {0, "low_mean", offsetof(AdRlRecord, clip_low)},
+        {0, "high_mean", offsetof(AdRlRecord, clip_high)},
+        {0, "region_mean", offsetof(AdRlRecord, clip_region)}};
+    for (size_t c = 0; c < sizeof cols / sizeof cols[0] && s == AD_OK; c++) {
+        for (long i = 0; i < n; i++) memcpy(&col[i], (const char *)&rec[i] + cols[c].off, sizeof(double));
+        s = write_f64(cols[c].group < 0 ? pg : sub[cols[c].group], cols[c].name, n, col);
+    }
+    for (int k = 0; k < 2; k++)
+        if (sub[k] >= 0) s = ad_h5_close_after(sub[k], s);
+    if (pg >= 0) s = ad_h5_close_after(pg, s);
+    if (rg >= 0) s = ad_h5_close_after(rg, s);
+    free(iv);
+    free(col);
+    return s;
+}
+
+AdStatus ad_runlog_write_rl(AdRunLog *r, int round, const AdRlLog *p, const AdRlRound *sum,
+                            const AdRlRecord *curve, long n_steps) {
+    AdStatus s = check_round(r, round, "rl samples");
+    if (s != AD_OK) return s;
+    hid_t g;
+    s = round_group(r, round, &g);
+    if (s != AD_OK) return s;
+    s = refuse_rewrite(r, g, round, "rl", "rl samples");
+    if (s == AD_OK) s = write_rl_sets(g, p, sum, curve, n_steps);
+    return ad_h5_close_after(g, s);
+}
+
 /* Reads the evaluation grid of the file into lengths (r->n_eval values). */
 static AdStatus read_grid(const AdRunLog *r, int64_t *lengths) {
     hsize_t e = (hsize_t)r->n_eval;
