@@ -20,9 +20,10 @@ R0=runs/grpo_vs_ei_round0.h5
 mkdir -p runs
 timed() { # timed LABEL CMD...: runs CMD under nice, then prints its wall time
     local label=$1; shift
-    local t0=$(date +%s.%N)
-    nice -n 10 "$@"
+    local t0=$(date +%s.%N) rc=0
+    nice -n 10 "$@" || rc=$?
     echo "$label: $(/usr/bin/python3 -c "print(f'{$(date +%s.%N) - $t0:.0f}')") s wall"
+    return $rc
 }
 timed round0 "$BIN" run "$CFG" --quiet --overwrite --set run_file=$R0 --set rounds.count=0 "$@"
 FROM=(--set model.init_from=$R0.ckpt/round_000.h5 --set pretrain.steps=0)
