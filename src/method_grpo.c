@@ -233,18 +233,8 @@ static AdStatus grpo_train(Run *r, RoundBatch *b) {
                 ad_pref_token_dlogits(s.acts.dlogits, s.acts.logits, s.targets, s.d, nb, Tb, V);
                 ad_model_backward(&r->student, &s.acts, s.tokens, nb, Tb);
             }
-            if (!isfinite(m.loss)) {
-                st = ad_fail(AD_ERR_NAN, "round %d: rl update %ld: the loss is %g; stopping before "
-                             "the update", b->round, step + 1, m.loss);
-                break;
-            }
-            float gnorm = ad_grad_clip(&r->student, (float)p->grad_clip);
-            if (!isfinite(gnorm)) {
-                st = ad_fail(AD_ERR_NAN, "round %d: rl update %ld: the gradient norm is %g; "
-                             "stopping before the update", b->round, step + 1, gnorm);
-                break;
-            }
-            ad_adamw_step(opt, &r->student, lr);
+            float gnorm;
+            if ((st = ad_method_update(r, b->round, "rl", step, m.loss, lr, &gnorm))) break;
             double now = ad_time_now(), nt = m.tokens ? (double)m.tokens : 1.0;
             double tps = tokens_done / (now - t0 + 1e-12);
             tps_sum += tps;

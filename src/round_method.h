@@ -124,4 +124,13 @@ AdStatus ad_method_pool_build(Run *r, RoundBatch *b);
  * round's transient on-policy rows, then trains the ensemble models on the pool. */
 AdStatus ad_method_pool_train(Run *r, RoundBatch *b);
 
+/* ---- shared by the methods with a training loop of their own (method_dpo.c, method_grpo.c) */
+
+/* One update of the student from its accumulated gradient: AD_ERR_NAN (naming the round,
+ * `what` and 1-based step) if the loss or the gradient norm is not finite, else clips the
+ * gradient to train.grad_clip and applies AdamW (r->opt_state) at lr. *gnorm receives the
+ * norm before clipping. */
+AdStatus ad_method_update(Run *r, int round, const char *what, long step, double loss, float lr,
+                          float *gnorm);
+
 #endif

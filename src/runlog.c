@@ -482,6 +482,27 @@ static AdStatus write_pair_sets(hid_t g, const AdPairLog *p) {
     return pg >= 0 ? ad_h5_close_after(pg, s) : s;
 }
 
+/* One double field of a record type, written as the dataset `name` of sub-group `group`
+ * (-1: the curve's own group). */
+typedef struct {
+    int group;
+    const char *name;
+    size_t off;
+} RecordColumn;
+
+/* Writes the n_cols columns of n records (stride bytes apart) into g or sub[group], through
+ * the scratch col (n). */
+static AdStatus write_record_columns(hid_t g, const hid_t *sub, const void *rec, size_t stride,
+                                     long n, const RecordColumn *cols, size_t n_cols, double *col) {
+    AdStatus s = AD_OK;
+    for (size_t c = 0; c < n_cols && s == AD_OK; c++) {
+        for (long i = 0; i < n; i++)
+            memcpy(&col[i], (const char *)rec + (size_t)i * stride + cols[c].off, sizeof(double));
+        s = write_f64(cols[c].group < 0 ? g : sub[cols[c].group], cols[c].name, n, col);
+    }
+    return s;
+}
+
 /* preference/: the curve under TRL's metric names (rewards/chosen is the dataset chosen
  * in the group rewards). */
 static AdStatus write_pref_curve(hid_t g, const AdPrefRecord *rec, long n) {
@@ -494,7 +515,7 @@ static AdStatus write_pref_curve(hid_t g, const AdPrefRecord *rec, long n) {
     if (s == AD_OK) s = ad_h5_group_create(pg, "logps", &sub[1]);
     for (long i = 0; i < n; i++) step[i] = rec[i].step;
     if (s == AD_OK) s = write_i64(pg, "step", n, step);
-    static const struct { int group; const char *name; size_t off; } cols[] = {
+    static const RecordColumn cols[] = {
         {-1, "loss", offsetof(AdPrefRecord, loss)},
         {0, "chosen", offsetof(AdPrefRecord, rewards_chosen)},
         {0, "rejected", offsetof(AdPrefRecord, rewards_rejected)},
@@ -502,10 +523,8 @@ static AdStatus write_pref_curve(hid_t g, const AdPrefRecord *rec, long n) {
         {0, "accuracies", offsetof(AdPrefRecord, rewards_accuracies)},
         {1, "chosen", offsetof(AdPrefRecord, logps_chosen)},
         {1, "rejected", offsetof(AdPrefRecord, logps_rejected)}};
-    for (size_t c = 0; c < sizeof cols / sizeof cols[0] && s == AD_OK; c++) {
-        for (long i = 0; i < n; i++) memcpy(&col[i], (const char *)&rec[i] + cols[c].off, sizeof(double));
-        s = write_f64(cols[c].group < 0 ? pg : sub[cols[c].group], cols[c].name, n, col);
-    }
+    if (s == AD_OK)
+        s = write_record_columns(pg, sub, rec, sizeof *rec, n, cols, sizeof cols / sizeof cols[0], col);
     for (int k = 0; k < 2; k++)
         if (sub[k] >= 0) s = ad_h5_close_after(sub[k], s);
     if (pg >= 0) s = ad_h5_close_after(pg, s);
@@ -551,7 +570,7 @@ static AdStatus write_rl_sets(hid_t g, const AdRlLog *p, const AdRlRound *sum,
     if (s == AD_OK) s = write_f64(sub[1], "mean_length", 1, &sum->mean_length);
     for (long i = 0; i < n; i++) iv[i] = rec[i].step;
     if (s == AD_OK) s = write_i64(pg, "step", n, iv);
-    static const struct { int group; const char *name; size_t off; } cols[] = {
+    static const RecordColumn cols[] = {
         {-1, "loss", offsetof(AdRlRecord, loss)},
         {-1, "kl", offsetof(AdRlRecord, kl)},
         {-1, "entropy", offsetof(AdRlRecord, entropy)},
@@ -559,10 +578,8 @@ static AdStatus write_rl_sets(hid_t g, const AdRlLog *p, const AdRlRound *sum,
         {0, "low_mean", offsetof(AdRlRecord, clip_low)},
         {0, "high_mean", offsetof(AdRlRecord, clip_high)},
         {0, "region_mean", offsetof(AdRlRecord, clip_region)}};
-    for (size_t c = 0; c < sizeof cols / sizeof cols[0] && s == AD_OK; c++) {
-        for (long i = 0; i < n; i++) memcpy(&col[i], (const char *)&rec[i] + cols[c].off, sizeof(double));
-        s = write_f64(cols[c].group < 0 ? pg : sub[cols[c].group], cols[c].name, n, col);
-    }
+    if (s == AD_OK)
+        s = write_record_columns(pg, sub, rec, sizeof *rec, n, cols, sizeof cols / sizeof cols[0], col);
     for (int k = 0; k < 2; k++)
         if (sub[k] >= 0) s = ad_h5_close_after(sub[k], s);
     if (pg >= 0) s = ad_h5_close_after(pg, s);
