@@ -140,6 +140,27 @@ def preference(run, ax):
     ax.grid(alpha=0.3)
 
 
+def rl(run, ax):
+    """grpo rounds: TRL's kl (solid) and clip_ratio/region_mean (dashed) over the updates of
+    each round, one after another on a shared step axis; the legend gives each round's mean
+    reward and share of groups with zero advantage."""
+    offset = 0
+    for r, colour in zip(run.rounds, round_colours(run.rounds_complete)):
+        g = r.grpo
+        if not g or len(g["step"]) == 0:
+            continue
+        x = offset + g["step"]
+        ax.plot(x, g["kl"], color=colour, label=f"round {r.attrs['round']}: reward "
+                f"{g['reward']:.2f}, {100 * g['frac_reward_zero_std']:.0f}% flat groups")
+        ax.plot(x, g["clip_ratio/region_mean"], "--", color=colour, alpha=0.7)
+        offset = x[-1]
+    ax.set_xlabel("RL update (rounds one after another)")
+    ax.set_ylabel("kl (solid), clip_ratio/region_mean (dashed)")
+    ax.set_title(f"{run.name}: RL training")
+    legend_right(ax, run)
+    ax.grid(alpha=0.3)
+
+
 def pairs(run, ax):
     s, rounds = run.summary, run.summary["round"]
     ax.bar(rounds - 0.2, s["n_pairs"], width=0.4, label="pairs")
@@ -207,6 +228,8 @@ def main():
              ("frontier", frontier, (7, 4.5))]
     if run.has_pairs():
         plots += [("preference", preference, (8, 4.5)), ("pairs", pairs, (7, 4.5))]
+    if run.has_rl():
+        plots += [("rl", rl, (8, 4.5))]
     for name, draw, size in plots:
         fig, ax = plt.subplots(figsize=size, layout="constrained")
         draw(run, ax)

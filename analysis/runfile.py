@@ -29,6 +29,13 @@ LATER_SUMMARY_COLUMNS = ("n_pairs", "pairs_dropped", "pair_accuracy", "time_writ
 # TRL DPOTrainer metric names, stored as paths under /rounds/NNN/preference/
 PREFERENCE_METRICS = ("step", "loss", "rewards/chosen", "rewards/rejected", "rewards/margins",
                       "rewards/accuracies", "logps/chosen", "logps/rejected")
+# grpo rounds: TRL GRPOTrainer metric names under /rounds/NNN/grpo/ (curve: one value an
+# update; round: one value a round) and the samples under /rounds/NNN/rl/
+RL_CURVE_METRICS = ("step", "loss", "kl", "entropy", "ratio", "clip_ratio/low_mean",
+                    "clip_ratio/high_mean", "clip_ratio/region_mean")
+RL_ROUND_METRICS = ("reward", "reward_std", "frac_reward_zero_std", "accuracy",
+                    "completions/mean_length")
+RL_COLUMNS = ("reward", "advantage", "old_logp", "tokens")
 PAIR_COLUMNS = ("chosen_score", "rejected_score", "chosen_correct", "rejected_correct",
                 "ref_logp_chosen", "ref_logp_rejected", "chosen_tokens", "rejected_tokens")
 CANDIDATE_COLUMNS = ("prompt_length", "candidate_prompt", "candidate_sample",
@@ -55,6 +62,9 @@ class Round:
         self.train = {}          # step, loss, lr, grad_norm, tokens_per_s: (steps)
         self.eval = {}           # length, accuracy, loss, n: (E)
         self.preference = {}     # preference rounds: TRL metric name -> (steps); else empty
+        self.grpo = {}           # grpo rounds: RL_CURVE_METRICS -> (updates), RL_ROUND_METRICS
+                                 # -> float; else empty
+        self.rl = {}             # grpo rounds: RL_COLUMNS -> (n)
         self.pairs = {}          # preference rounds: PAIR_COLUMNS -> (q), and with
                                  # candidates=True "prompt", "chosen", "rejected" (q) str
 
@@ -80,6 +90,10 @@ class Run:
     def has_pairs(self):
         """True when some round trained on preference pairs."""
         return any(r.preference for r in self.rounds)
+
+    def has_rl(self):
+        """True when some round was a grpo round."""
+        return any(r.grpo for r in self.rounds)
 
     def flat_config(self):
         """The resolved config as {"dotted.key": value}."""
@@ -163,6 +177,11 @@ def _load_round(group, path, with_candidates):
     train, ev = _get(group, "train", path), _get(group, "eval", path)
     r.train = {col: _get(train, col, path)[()] for col in TRAIN_COLUMNS}
     r.eval = {col: _get(ev, col, path)[()] for col in EVAL_COLUMNS}
+    if "grpo" in group:
+        g, rl = group["grpo"], _get(group, "rl", path)
+        r.grpo = {col: _get(g, col, path)[()] for col in RL_CURVE_METRICS}
+        r.grpo.update({col: float(_get(g, col, path)[0]) for col in RL_ROUND_METRICS})
+        r.rl = {col: _get(rl, col, path)[()] for col in RL_COLUMNS}
     if "preference" in group:
         pref = group["preference"]
         r.preference = {col: _get(pref, col, path)[()] for col in PREFERENCE_METRICS}

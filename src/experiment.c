@@ -10,6 +10,7 @@
 #include "autodidact/losses.h"
 #include "autodidact/optim.h"
 #include "autodidact/preference.h"
+#include "autodidact/rl.h"
 #include "autodidact/score.h"
 #include "autodidact/tasks.h"
 
@@ -27,7 +28,10 @@ static const char *const source_names[] = {"task", "file", "bos", "jsonl", NULL}
 static const char *const teacher_names[] = {"self", "snapshot", "ema", "checkpoint", NULL};
 static const char *const init_names[] = {"continue", "restart", NULL};
 static const char *const prompt_source_names[] = {"task", "seed", NULL};
-static const char *const objective_names[] = {"auto", "sft", "distillation", "preference", NULL};
+static const char *const objective_names[] = {"auto", "sft", "distillation", "preference", "grpo",
+                                               NULL};
+static const char *const baseline_names[] = {"mean", "rloo", NULL};
+static const char *rl_norm_name(int k) { return ad_rl_norm_name((AdRlNorm)k); }
 static const char *const pair_names[] = {"best_worst", "verifier", "spin", NULL};
 static const char *const reference_names[] = {"previous", "teacher", NULL};
 static const char *pref_name(int k) { return ad_pref_name((AdPrefKind)k); }
@@ -221,7 +225,9 @@ static const AdSchemaRow experiment_rows[] = {
     CHOICE("train.objective", objective, objective_names, "auto",
            "what the rounds train on: sft (the selected sequences, cross-entropy), distillation "
            "(the teacher's distributions, train.loss), preference (chosen/rejected pairs, "
-           "preference.*); auto = distillation when train.loss is a divergence, else sft"),
+           "preference.*), grpo (online RL: G = generate.samples answers per prompt, "
+           "group-relative advantages of rl.reward, rl.*); auto = distillation when train.loss "
+           "is a divergence, else sft"),
 
     NAMED("preference.loss", preference.loss, ad_pref_parse, pref_name, AD_PREF_SIMPO + 1, "dpo",
           "dpo (sigmoid on summed log-prob ratios against the reference), ipo (squared, on "
@@ -248,6 +254,26 @@ static const AdSchemaRow experiment_rows[] = {
            "the frozen reference of dpo and ipo: previous (the student as the round starts, "
            "i.e. the previous round's model) or teacher (the round's teacher, e.g. a fixed "
            "rounds.teacher_path checkpoint)"),
+
+    CHOICE("rl.baseline", rl.baseline, baseline_names, "mean",
+           "grpo rounds: the advantage's baseline: mean (the group's mean reward: GRPO, Dr. GRPO) "
+           "or rloo (the mean of the other samples of the prompt)"),
+    BOOL("rl.scale_rewards", rl.scale_rewards, "true",
+         "divide advantages by the group's reward std (GRPO); false: Dr. GRPO"),
+    INT("rl.mu", rl.mu, 1, 1000, "1",
+        "optimisation passes over each round's samples (1: on-policy, ratio 1)"),
+    NUM("rl.beta", rl.beta, 0, 1000, 0, "0",
+        "weight of the k3 KL to the model as the round starts (0: no KL term)"),
+    NUM("rl.epsilon", rl.epsilon, 0, 1, AD_SCHEMA_MIN_OPEN, "0.2",
+        "lower clip of the importance ratio: 1 - epsilon"),
+    NUM("rl.epsilon_high", rl.epsilon_high, 0, 100, 0, "0",
+        "upper clip of the importance ratio: 1 + epsilon_high (0: epsilon)"),
+    NAMED("rl.norm", rl.norm, ad_rl_norm_parse, rl_norm_name, AD_RL_NORM_CONSTANT + 1, "sequence",
+          "loss normalisation: sequence (mean of per-answer token means: GRPO), token (over the "
+          "update's tokens: DAPO) or constant (over updates x row length: Dr. GRPO)"),
+    NAMED("rl.reward", rl.reward, ad_score_parse, ad_score_name, AD_SCORE_COUNT, "verifier",
+          "grpo rounds: the scorer whose value is each sample's reward (verifier: exact match; "
+          "majority: label-free agreement; must be computed by the score.* keys)"),
 };
 
 static const AdSchema experiment_schema = {
@@ -392,6 +418,27 @@ static AdStatus check_objective(const AdExperimentConfig *c, const char *src) {
     if (!strcmp(c->objective, "distillation") && !divergence)
         return ad_fail(AD_ERR_CONFIG, "%s: train.objective: \"distillation\" needs a divergence "
                        "in train.loss (fkl, rkl, jsd, tvd, skl, srkl), not \"sft\"", src);
+    if (!strcmp(c->objective, "grpo")) {
+        const char *needs;
+        if (divergence)
+            return ad_fail(AD_ERR_CONFIG, "%s: train.loss: \"%s\" is a distillation loss; grpo "
+                           "rounds use the clipped RL objective: leave train.loss \"sft\"", src,
+                           c->train.loss);
+        if (strcmp(c->rounds.teacher, "self") != 0)
+            return ad_fail(AD_ERR_CONFIG, "%s: rounds.teacher: grpo rounds sample from the policy "
+                           "they train (on-policy): use \"self\", not \"%s\"", src,
+                           c->rounds.teacher);
+        if (c->generate.samples < 2)
+            return ad_fail(AD_ERR_CONFIG, "%s: generate.samples: grpo compares the samples of a "
+                           "prompt and needs a group of >= 2 (it is %d)", src, c->generate.samples);
+        if (!scorer_enabled(c, c->rl.reward, &needs))
+            return ad_fail(AD_ERR_CONFIG, "%s: rl.reward: \"%s\" is not computed; it needs %s",
+                           src, c->rl.reward, needs);
+        if (!strcmp(c->rl.reward, "verifier") && strcmp(c->task.source, "task") != 0)
+            return ad_fail(AD_ERR_CONFIG, "%s: rl.reward: \"verifier\" needs a task (task.source "
+                           "\"task\", not \"%s\")", src, c->task.source);
+        return AD_OK;
+    }
     if (strcmp(c->objective, "preference") != 0) return AD_OK;
     if (divergence)
         return ad_fail(AD_ERR_CONFIG, "%s: train.loss: \"%s\" is a distillation loss; preference "

@@ -96,19 +96,55 @@ void ad_pref_seq_logps(double *logp, int *count, const float *logits, const int 
     }
 }
 
-void ad_pref_seq_dlogits(float *dlogits, const float *logits, const int *targets,
-                         const double *d_seq, int B, int T, int V) {
+/* dlogits (B, T, V) = g_i (onehot(target) - softmax) at unmasked positions i, with
+ * g_i = d[i / T] (per_token 0) or d[i] (per_token 1); zero elsewhere. */
+static void dlogits_of(float *dlogits, const float *logits, const int *targets, const double *d,
+                       int per_token, int B, int T, int V) {
 #pragma omp parallel for schedule(static) if ((long)B * T * V >= AD_PAR_MIN)
     for (long i = 0; i < (long)B * T; i++) {
-        float *d = dlogits + i * V;
+        float *dl = dlogits + i * V;
         int y = targets[i];
         if (y < 0) {
-            memset(d, 0, sizeof(float) * V);
+            memset(dl, 0, sizeof(float) * V);
             continue;
         }
         const float *x = logits + i * V;
-        float lse = row_lse(x, V), g = (float)d_seq[i / T];
-        for (int j = 0; j < V; j++) d[j] = -g * ad_expf(x[j] - lse);
-        d[y] += g;
+        float lse = row_lse(x, V), g = (float)d[per_token ? i : i / T];
+        for (int j = 0; j < V; j++) dl[j] = -g * ad_expf(x[j] - lse);
+        dl[y] += g;
+    }
+}
+
+void ad_pref_seq_dlogits(float *dlogits, const float *logits, const int *targets,
+                         const double *d_seq, int B, int T, int V) {
+    dlogits_of(dlogits, logits, targets, d_seq, 0, B, T, V);
+}
+
+void ad_pref_token_dlogits(float *dlogits, const float *logits, const int *targets,
+                           const double *d_tok, int B, int T, int V) {
+    dlogits_of(dlogits, logits, targets, d_tok, 1, B, T, V);
+}
+
+void ad_pref_token_logps(double *logp, double *entropy, const float *logits, const int *targets,
+                         int B, int T, int V) {
+#pragma omp parallel for schedule(static) if ((long)B * T * V >= AD_PAR_MIN)
+    for (long i = 0; i < (long)B * T; i++) {
+        int y = targets[i];
+        if (y < 0) {
+            logp[i] = 0.0;
+            if (entropy) entropy[i] = 0.0;
+            continue;
+        }
+        const float *x = logits + i * V;
+        float lse = row_lse(x, V);
+        logp[i] = (double)(x[y] - lse);
+        if (entropy) {
+            double h = 0.0;
+            for (int j = 0; j < V; j++) {
+                double lq = (double)(x[j] - lse);
+                h -= exp(lq) * lq;
+            }
+            entropy[i] = h;
+        }
     }
 }

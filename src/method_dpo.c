@@ -260,18 +260,8 @@ static AdStatus pref_train(Run *r, RoundBatch *b) {
             ad_pref_seq_dlogits(s.acts.dlogits, s.acts.logits, tg, s.dseq, 2 * B, s.Tb[a], V);
             ad_model_backward(&r->student, &s.acts, tk, 2 * B, s.Tb[a]);
         }
-        if (!isfinite(m.loss)) {
-            st = ad_fail(AD_ERR_NAN, "round %d: preference step %ld: the loss is %g; stopping before "
-                         "the update", b->round, step + 1, m.loss);
-            break;
-        }
-        float gnorm = ad_grad_clip(&r->student, (float)p->grad_clip);
-        if (!isfinite(gnorm)) {
-            st = ad_fail(AD_ERR_NAN, "round %d: preference step %ld: the gradient norm is %g; "
-                         "stopping before the update", b->round, step + 1, gnorm);
-            break;
-        }
-        ad_adamw_step(opt, &r->student, lr);
+        float gnorm;
+        if ((st = ad_method_update(r, b->round, "preference", step, m.loss, lr, &gnorm))) break;
         double now = ad_time_now(), n = (double)m.n, tps = tokens_done / (now - t0 + 1e-12);
         tps_sum += tps;
         AdPrefRecord *pr = &P->curve[P->n_curve++];

@@ -1133,7 +1133,7 @@ int ad_round_answer_was_cut(const Run *r, const AdCandidates *c, long i) {
 
 /* The method table: a round method is a file (method_*.c) and a row here. */
 static const RoundMethod *const round_methods[] = {&ad_method_sft, &ad_method_distillation,
-                                                   &ad_method_preference};
+                                                   &ad_method_preference, &ad_method_grpo};
 
 const RoundMethod *ad_round_method(const AdExperimentConfig *cfg, int round) {
     if (round == 0) return &ad_method_ground_truth;
@@ -1562,7 +1562,7 @@ static void print_plan(const Run *r, FILE *f) {
             snprintf(what, sizeof what, "prompts at lengths %d..%d", lo, lo + c->rounds.length_span);
         else
             snprintf(what, sizeof what, "prompts");
-        char how[192];
+        char how[256];
         if (!strcmp(c->objective, "preference"))
             snprintf(how, sizeof how, "%s pairs; %s (beta %g) against %s, %d steps of %d pair(s)",
                      c->preference.pairs, c->preference.loss, c->preference.beta,
@@ -1570,6 +1570,13 @@ static void print_plan(const Run *r, FILE *f) {
                      : !strcmp(c->preference.reference, "teacher") ? "the teacher"
                      : "the previous round's model", c->train.steps,
                      c->train.batch_size * c->train.grad_accum);
+        else if (!strcmp(c->objective, "grpo"))
+            snprintf(how, sizeof how, "grpo: groups of G = %d, B = %d prompts, rl.reward %s, "
+                     "baseline %s%s, mu %d pass(es) of batch %d, beta %g, epsilon %g, norm %s",
+                     c->generate.samples, c->rounds.prompts, c->rl.reward, c->rl.baseline,
+                     c->rl.scale_rewards ? " / std" : "", c->rl.mu,
+                     c->train.batch_size * c->train.grad_accum, c->rl.beta, c->rl.epsilon,
+                     c->rl.norm);
         else
             snprintf(how, sizeof how, "select %s%s; %s, %d steps (loss %s)", c->select.policy,
                      filter ? " after the length filter" : "", c->objective, c->train.steps,

@@ -84,7 +84,7 @@ typedef struct {
 
 /* The rows of the table (method_*.c). ground_truth is round 0's. */
 extern const RoundMethod ad_method_ground_truth, ad_method_sft, ad_method_distillation,
-    ad_method_preference;
+    ad_method_preference, ad_method_grpo;
 
 /* The method of round `round` of the run configured by cfg. */
 const RoundMethod *ad_round_method(const AdExperimentConfig *cfg, int round);
@@ -123,5 +123,14 @@ AdStatus ad_method_pool_build(Run *r, RoundBatch *b);
 /* Trains the student on the pool (replay of fresh ground truth for a task), drops the
  * round's transient on-policy rows, then trains the ensemble models on the pool. */
 AdStatus ad_method_pool_train(Run *r, RoundBatch *b);
+
+/* ---- shared by the methods with a training loop of their own (method_dpo.c, method_grpo.c) */
+
+/* One update of the student from its accumulated gradient: AD_ERR_NAN (naming the round,
+ * `what` and 1-based step) if the loss or the gradient norm is not finite, else clips the
+ * gradient to train.grad_clip and applies AdamW (r->opt_state) at lr. *gnorm receives the
+ * norm before clipping. */
+AdStatus ad_method_update(Run *r, int round, const char *what, long step, double loss, float lr,
+                          float *gnorm);
 
 #endif

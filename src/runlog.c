@@ -482,6 +482,27 @@ static AdStatus write_pair_sets(hid_t g, const AdPairLog *p) {
     return pg >= 0 ? ad_h5_close_after(pg, s) : s;
 }
 
+/* One double field of a record type, written as the dataset `name` of sub-group `group`
+ * (-1: the curve's own group). */
+typedef struct {
+    int group;
+    const char *name;
+    size_t off;
+} RecordColumn;
+
+/* Writes the n_cols columns of n records (stride bytes apart) into g or sub[group], through
+ * the scratch col (n). */
+static AdStatus write_record_columns(hid_t g, const hid_t *sub, const void *rec, size_t stride,
+                                     long n, const RecordColumn *cols, size_t n_cols, double *col) {
+    AdStatus s = AD_OK;
+    for (size_t c = 0; c < n_cols && s == AD_OK; c++) {
+        for (long i = 0; i < n; i++)
+            memcpy(&col[i], (const char *)rec + (size_t)i * stride + cols[c].off, sizeof(double));
+        s = write_f64(cols[c].group < 0 ? g : sub[cols[c].group], cols[c].name, n, col);
+    }
+    return s;
+}
+
 /* preference/: the curve under TRL's metric names (rewards/chosen is the dataset chosen
  * in the group rewards). */
 static AdStatus write_pref_curve(hid_t g, const AdPrefRecord *rec, long n) {
@@ -494,7 +515,7 @@ static AdStatus write_pref_curve(hid_t g, const AdPrefRecord *rec, long n) {
     if (s == AD_OK) s = ad_h5_group_create(pg, "logps", &sub[1]);
     for (long i = 0; i < n; i++) step[i] = rec[i].step;
     if (s == AD_OK) s = write_i64(pg, "step", n, step);
-    static const struct { int group; const char *name; size_t off; } cols[] = {
+    static const RecordColumn cols[] = {
         {-1, "loss", offsetof(AdPrefRecord, loss)},
         {0, "chosen", offsetof(AdPrefRecord, rewards_chosen)},
         {0, "rejected", offsetof(AdPrefRecord, rewards_rejected)},
@@ -502,10 +523,8 @@ static AdStatus write_pref_curve(hid_t g, const AdPrefRecord *rec, long n) {
         {0, "accuracies", offsetof(AdPrefRecord, rewards_accuracies)},
         {1, "chosen", offsetof(AdPrefRecord, logps_chosen)},
         {1, "rejected", offsetof(AdPrefRecord, logps_rejected)}};
-    for (size_t c = 0; c < sizeof cols / sizeof cols[0] && s == AD_OK; c++) {
-        for (long i = 0; i < n; i++) memcpy(&col[i], (const char *)&rec[i] + cols[c].off, sizeof(double));
-        s = write_f64(cols[c].group < 0 ? pg : sub[cols[c].group], cols[c].name, n, col);
-    }
+    if (s == AD_OK)
+        s = write_record_columns(pg, sub, rec, sizeof *rec, n, cols, sizeof cols / sizeof cols[0], col);
     for (int k = 0; k < 2; k++)
         if (sub[k] >= 0) s = ad_h5_close_after(sub[k], s);
     if (pg >= 0) s = ad_h5_close_after(pg, s);
@@ -524,6 +543,61 @@ AdStatus ad_runlog_write_pairs(AdRunLog *r, int round, const AdPairLog *p,
     s = refuse_rewrite(r, g, round, "pairs", "preference pairs");
     if (s == AD_OK) s = write_pair_sets(g, p);
     if (s == AD_OK) s = write_pref_curve(g, curve, n_steps);
+    return ad_h5_close_after(g, s);
+}
+
+/* rl/: the samples; grpo/: the round's generation metrics (one value each) and the curve
+ * under TRL's names (clip_ratio/low_mean is the dataset low_mean in the group clip_ratio). */
+static AdStatus write_rl_sets(hid_t g, const AdRlLog *p, const AdRlRound *sum,
+                              const AdRlRecord *rec, long n) {
+    size_t nn = (size_t)(p->n > n ? p->n : n > 0 ? n : 1);
+    int64_t *iv = ad_calloc(nn, sizeof *iv, "run file rl");
+    double *col = ad_calloc(nn, sizeof *col, "run file rl");
+    hid_t rg = -1, pg = -1, sub[2] = {-1, -1};
+    AdStatus s = iv && col ? ad_h5_group_create(g, "rl", &rg) : AD_ERR_NOMEM;
+    if (s == AD_OK) s = write_f64(rg, "reward", p->n, p->reward);
+    if (s == AD_OK) s = write_f64(rg, "advantage", p->n, p->advantage);
+    if (s == AD_OK) s = write_f64(rg, "old_logp", p->n, p->old_logp);
+    for (long i = 0; i < p->n; i++) iv[i] = p->tokens[i];
+    if (s == AD_OK) s = write_i64(rg, "tokens", p->n, iv);
+    if (s == AD_OK) s = ad_h5_group_create(g, "grpo", &pg);
+    if (s == AD_OK) s = ad_h5_group_create(pg, "clip_ratio", &sub[0]);
+    if (s == AD_OK) s = ad_h5_group_create(pg, "completions", &sub[1]);
+    if (s == AD_OK) s = write_f64(pg, "reward", 1, &sum->reward);
+    if (s == AD_OK) s = write_f64(pg, "reward_std", 1, &sum->reward_std);
+    if (s == AD_OK) s = write_f64(pg, "frac_reward_zero_std", 1, &sum->frac_reward_zero_std);
+    if (s == AD_OK) s = write_f64(pg, "accuracy", 1, &sum->accuracy);
+    if (s == AD_OK) s = write_f64(sub[1], "mean_length", 1, &sum->mean_length);
+    for (long i = 0; i < n; i++) iv[i] = rec[i].step;
+    if (s == AD_OK) s = write_i64(pg, "step", n, iv);
+    static const RecordColumn cols[] = {
+        {-1, "loss", offsetof(AdRlRecord, loss)},
+        {-1, "kl", offsetof(AdRlRecord, kl)},
+        {-1, "entropy", offsetof(AdRlRecord, entropy)},
+        {-1, "ratio", offsetof(AdRlRecord, ratio)},
+        {0, "low_mean", offsetof(AdRlRecord, clip_low)},
+        {0, "high_mean", offsetof(AdRlRecord, clip_high)},
+        {0, "region_mean", offsetof(AdRlRecord, clip_region)}};
+    if (s == AD_OK)
+        s = write_record_columns(pg, sub, rec, sizeof *rec, n, cols, sizeof cols / sizeof cols[0], col);
+    for (int k = 0; k < 2; k++)
+        if (sub[k] >= 0) s = ad_h5_close_after(sub[k], s);
+    if (pg >= 0) s = ad_h5_close_after(pg, s);
+    if (rg >= 0) s = ad_h5_close_after(rg, s);
+    free(iv);
+    free(col);
+    return s;
+}
+
+AdStatus ad_runlog_write_rl(AdRunLog *r, int round, const AdRlLog *p, const AdRlRound *sum,
+                            const AdRlRecord *curve, long n_steps) {
+    AdStatus s = check_round(r, round, "rl samples");
+    if (s != AD_OK) return s;
+    hid_t g;
+    s = round_group(r, round, &g);
+    if (s != AD_OK) return s;
+    s = refuse_rewrite(r, g, round, "rl", "rl samples");
+    if (s == AD_OK) s = write_rl_sets(g, p, sum, curve, n_steps);
     return ad_h5_close_after(g, s);
 }
 

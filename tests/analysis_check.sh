@@ -304,6 +304,49 @@ fi
 [ ! -e "$OUT/preference.png" ] && ok "plot_run.py makes no preference plot without pairs" \
     || fail "plot_run.py makes no preference plot without pairs"
 
+# ---- grpo rounds: rl/ and grpo/ groups ----
+GRPO="$TMP/grpo.h5"
+cp "$RUN" "$GRPO"
+"$PY" - "$GRPO" <<'EOF'
+import sys, h5py, numpy as np
+with h5py.File(sys.argv[1], "r+") as f:
+    for r in (1, 2):
+        g = f[f"rounds/{r:03d}"]
+        n = len(g["candidate_prompt"])
+        rl = g.create_group("rl")
+        for col in ("reward", "advantage", "old_logp"):
+            rl.create_dataset(col, data=np.linspace(-1, 1, n))
+        rl.create_dataset("tokens", data=np.ones(n, np.int64))
+        m = g.create_group("grpo")
+        steps = np.arange(1, 11, dtype=np.int64)
+        m.create_dataset("step", data=steps)
+        for col in ("loss", "kl", "entropy", "ratio", "clip_ratio/low_mean", "clip_ratio/high_mean",
+                    "clip_ratio/region_mean"):
+            m.create_dataset(col, data=np.linspace(0, 0.1 * r, 10))
+        for col, v in (("reward", 0.25 * r), ("reward_std", 0.4), ("frac_reward_zero_std", 0.5),
+                       ("accuracy", 0.25 * r), ("completions/mean_length", 6.0)):
+            m.create_dataset(col, data=np.array([v]))
+EOF
+check "runfile.load reads the grpo and rl groups" "$PY" - "$ANALYSIS" "$GRPO" "$RUN" <<'EOF'
+import sys
+sys.path.insert(0, sys.argv[1])
+import runfile
+run = runfile.load(sys.argv[2])
+assert run.has_rl() and run.rounds[0].grpo == {}
+r2 = run.rounds[2]
+assert len(r2.grpo["clip_ratio/region_mean"]) == 10 and r2.grpo["reward"] == 0.5
+assert len(r2.rl["advantage"]) == len(r2.candidate_prompt)
+assert not runfile.load(sys.argv[3]).has_rl()
+EOF
+if out=$("$PY" "$ANALYSIS/plot_run.py" "$GRPO" -o "$TMP/grpo_plots" 2>&1) \
+    && [ -s "$TMP/grpo_plots/rl.png" ]; then
+    ok "plot_run.py plots the grpo curve"
+else
+    fail "plot_run.py plots the grpo curve" "$out"
+fi
+[ ! -e "$OUT/rl.png" ] && ok "plot_run.py makes no rl plot without grpo rounds" \
+    || fail "plot_run.py makes no rl plot without grpo rounds"
+
 # ---- errors: clear message, non-zero exit ----
 "$PY" - "$TMP" <<'EOF'
 import sys, h5py, numpy as np

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# kill_resume.sh [KILLS] [SEED] [preference]: SIGKILLs a short multi-round run KILLS times (default 5) at
+# kill_resume.sh [KILLS] [SEED] [preference|grpo]: SIGKILLs a short multi-round run KILLS times (default 5) at
 # random moments (generation, scoring, training, evaluation, writing the run file and
 # checkpoints all happen in it), resuming it after each kill (starting it again while no run
 # file exists), then lets it finish and checks that the run file equals an uninterrupted
@@ -12,6 +12,10 @@ SEED=${2:-$RANDOM}
 SETS=() # "preference": the same run with SPIN preference rounds (pairs, stored reference)
 [ "${3:-}" = preference ] && SETS=(--set train.objective=preference --set preference.pairs=spin \
                                   --set train.batch_size=8)
+# "grpo": RL rounds (groups of 4, two passes, KL term) on the label-free majority reward
+[ "${3:-}" = grpo ] && SETS=(--set train.objective=grpo --set generate.samples=4 --set rl.mu=2 \
+                            --set rl.beta=0.04 --set rl.reward=majority --set score.majority=true \
+                            --set train.batch_size=8)
 PY=/usr/bin/python3
 HERE=$(cd "$(dirname "$0")" && pwd)
 W=$(mktemp -d)

@@ -684,6 +684,8 @@ START_TEST(test_print_keys) {
     static const char *const preference[] = {"loss", "beta", "label_smoothing", "gamma",
                                              "sft_alpha", "pairs", "scorer", "min_margin",
                                              "reference"};
+    static const char *const rl[] = {"baseline", "scale_rewards", "mu", "beta", "epsilon",
+                                     "epsilon_high", "norm", "reward"};
     static const char *const generate[] = {"samples", "temperature", "top_k", "top_p", "min_p",
                                            "max_new_tokens", "batch"};
     static const char *const score[] = {"length", "majority", "logprob", "self_judge",
@@ -695,7 +697,7 @@ START_TEST(test_print_keys) {
         {"", top, 4},          {"model.", model, 25},       {"task.", task, 10},
         {"pretrain.", phase, 20}, {"train.", phase, 20},    {"rounds.", rounds, 12},
         {"generate.", generate, 7}, {"score.", score, 7},   {"select.", select, 9},
-        {"train.", train_only, 1}, {"preference.", preference, 9},
+        {"train.", train_only, 1}, {"preference.", preference, 9}, {"rl.", rl, 8},
     };
     int total = 0;
     for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++) {

@@ -113,7 +113,8 @@ typedef struct {
     AdPhaseConfig train;          /* retraining in each round */
     char objective[16];           /* train.objective: what the rounds train on: sft (selected
                                      sequences), distillation (the teacher's distributions),
-                                     preference (chosen/rejected pairs); "auto" resolves to sft
+                                     preference (chosen/rejected pairs), grpo (online RL on
+                                     rl.reward); "auto" resolves to sft
                                      or distillation by train.loss */
 
     struct {                      /* rounds with train.objective "preference" */
@@ -125,6 +126,16 @@ typedef struct {
         double min_margin;        /* best_worst: best minus worst score must exceed this */
         char reference[16];       /* previous (the student at the round's start) | teacher */
     } preference;
+
+    struct {                      /* rounds with train.objective "grpo" */
+        char baseline[8];         /* mean (GRPO, Dr. GRPO) | rloo (leave-one-out) */
+        int scale_rewards;        /* divide advantages by the group's std (GRPO; Dr. GRPO: no) */
+        int mu;                   /* optimisation passes over each round's samples */
+        double beta;              /* k3 KL weight to the round-start model (0: none) */
+        double epsilon, epsilon_high; /* ratio clip [1 - epsilon, 1 + epsilon_high] */
+        char norm[16];            /* sequence | token | constant */
+        char reward[32];          /* the scorer whose value is the reward */
+    } rl;
 } AdExperimentConfig;
 
 void ad_experiment_config_defaults(AdExperimentConfig *c);

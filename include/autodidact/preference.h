@@ -58,4 +58,12 @@ void ad_pref_seq_logps(double *logp, int *count, const float *logits, const int 
  * unmasked positions, zero elsewhere. */
 void ad_pref_seq_dlogits(float *dlogits, const float *logits, const int *targets,
                          const double *d_seq, int B, int T, int V);
+/* Per-token bridges (the RL objective, rl.h): logp (B, T) = log p(target) at unmasked
+ * positions, 0 elsewhere; entropy (B, T; may be NULL) the softmax's entropy there, 0
+ * elsewhere. dlogits (B, T, V) = d_tok[b, t] (onehot(target) - softmax) at unmasked
+ * positions, zero elsewhere. */
+void ad_pref_token_logps(double *logp, double *entropy, const float *logits, const int *targets,
+                         int B, int T, int V);
+void ad_pref_token_dlogits(float *dlogits, const float *logits, const int *targets,
+                           const double *d_tok, int B, int T, int V);
 #endif

@@ -58,6 +58,28 @@ typedef struct {
     double logps_chosen, logps_rejected;
 } AdPrefRecord;
 
+/* The samples of an RL (grpo) round, one entry per sample (prompt i / G's group). */
+typedef struct {
+    long n;
+    const double *reward, *advantage;
+    const double *old_logp;       /* the sampling policy's log-prob sum of the answer */
+    const int *tokens;            /* answer tokens (with <eos>) */
+} AdRlLog;
+
+/* What an RL round's generation measured (TRL's GRPOTrainer names, one value per round). */
+typedef struct {
+    double reward, reward_std;    /* mean and (unbiased) std of all samples' rewards */
+    double frac_reward_zero_std;  /* share of groups whose rewards are all equal */
+    double accuracy;              /* share of samples right, where a verifier knows (else NAN) */
+    double mean_length;           /* completions/mean_length: answer tokens with <eos> */
+} AdRlRound;
+
+/* One update of an RL round: TRL's GRPOTrainer metrics (token means over the update). */
+typedef struct {
+    long step;
+    double loss, kl, entropy, clip_low, clip_high, clip_region, ratio;
+} AdRlRecord;
+
 /* Takes the run's lock: an exclusive flock on the file <path>.lock (holding its pid), held
  * until ad_runlog_unlock or the end of the process, however it ends, so a killed run never
  * leaves a stale lock (only, at worst, the file, which the next holder reuses). A second
@@ -100,6 +122,9 @@ AdStatus ad_runlog_write_eval(AdRunLog *r, int round, const int *lengths, const 
 /* The pairs/ and preference/ groups of a preference round (layout: docs/RUNFILE.md). */
 AdStatus ad_runlog_write_pairs(AdRunLog *r, int round, const AdPairLog *p,
                                const AdPrefRecord *curve, long n_steps);
+/* The rl/ and grpo/ groups of an RL round (layout: docs/RUNFILE.md). */
+AdStatus ad_runlog_write_rl(AdRunLog *r, int round, const AdRlLog *p, const AdRlRound *sum,
+                            const AdRlRecord *curve, long n_steps);
 /* Appends the summary row, sets the round group's attributes and rounds_complete, and
  * writes the whole file atomically. On failure (e.g. disk full) the previous file on disk
  * is intact, the error names the path, and the same round may be committed again. */
