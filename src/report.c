@@ -73,8 +73,8 @@ AdStatus ad_run_report(const char *run_file, FILE *f) {
     double *tv = ad_calloc((size_t)NT * (rows ? rows : 1), sizeof(double), "report");
     if (!tv) st = AD_ERR_NOMEM;
     for (int k = 0; k < NT && !st; k++) {
-        int has = 1;
-        if (k == 4) st = ad_h5_exists(file, tcols[k], &has);
+        int has = 0;
+        st = ad_h5_exists(file, tcols[k], &has);
         if (!st && has) st = read_column(file, tcols[k], rows, tv + (size_t)k * rows);
         else for (hsize_t i = 0; i < rows; i++) tv[(size_t)k * rows + i] = NAN;
     }
